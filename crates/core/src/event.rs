@@ -1,0 +1,143 @@
+//! The change event model: one `ChangeEvent` per row change, with the row images as ordered
+//! column/value pairs in DESIGN.md's native JSON encoding, and where it came from (`SourceInfo`).
+//! Also `SourceRecord`, what a source hands to the pipeline: changes and transaction boundaries.
+
+use crate::position::Position;
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// What happened to the row: `c` insert, `u` update, `d` delete, `r` snapshot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    #[serde(rename = "c")]
+    Insert,
+    #[serde(rename = "u")]
+    Update,
+    #[serde(rename = "d")]
+    Delete,
+    #[serde(rename = "r")]
+    Read,
+}
+
+/// A row image: column names (shared between rows of one table map) and their JSON values, in table
+/// order. Serialized as a JSON object that keeps that order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Row {
+    pub columns: Arc<[Arc<str>]>,
+    pub values: Vec<serde_json::Value>,
+}
+
+impl Row {
+    /// The value of the named column, if the row has it.
+    pub fn get(&self, column: &str) -> Option<&serde_json::Value> {
+        let index = self.columns.iter().position(|c| &**c == column)?;
+        self.values.get(index)
+    }
+
+    /// A rough count of the bytes this row holds in memory, for byte-bounded queues.
+    pub fn approx_size(&self) -> usize {
+        self.values.iter().map(approx_value_size).sum::<usize>() + 16 * self.values.len()
+    }
+}
+
+fn approx_value_size(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::String(s) => s.len() + 24,
+        serde_json::Value::Array(a) => a.iter().map(approx_value_size).sum::<usize>() + 24,
+        serde_json::Value::Object(o) => {
+            o.iter()
+                .map(|(k, v)| k.len() + approx_value_size(v))
+                .sum::<usize>()
+                + 48
+        }
+        _ => 16,
+    }
+}
+
+impl Serialize for Row {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.values.len()))?;
+        for (name, value) in self.columns.iter().zip(&self.values) {
+            map.serialize_entry(&**name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Where a change was read: enough to find it again in the binlog and to order it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceInfo {
+    /// The name of the configured source (`[sources.NAME]`).
+    pub name: Arc<str>,
+    /// The `server_id` of the server that wrote the event.
+    pub server_id: u32,
+    /// The binlog file and the offset where the rows event starts.
+    pub file: Arc<str>,
+    pub pos: u64,
+    /// The transaction's GTID (MySQL `uuid:n`, MariaDB `domain-server-seq`), when the server has them.
+    pub gtid: Option<Arc<str>>,
+    /// The transaction: its GTID, or `file:pos` of its first event when there is none.
+    pub txn: Arc<str>,
+    /// When the server wrote the event, in ms since the epoch (second precision in the binlog).
+    pub ts_ms: u64,
+    /// The row's index within its rows event.
+    pub row: u32,
+    pub snapshot: bool,
+}
+
+/// One row change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeEvent {
+    pub op: Op,
+    pub db: Arc<str>,
+    pub table: Arc<str>,
+    /// Primary-key columns and their values (empty when the table has no primary key or the
+    /// binlog does not say which columns form it).
+    pub key: Row,
+    pub before: Option<Row>,
+    pub after: Option<Row>,
+    pub source: SourceInfo,
+    /// When rowbus read the event, in ms since the epoch.
+    pub read_ts_ms: u64,
+}
+
+impl ChangeEvent {
+    /// A rough count of the bytes this event holds in memory, for byte-bounded queues.
+    pub fn approx_size(&self) -> usize {
+        let image = |r: &Option<Row>| r.as_ref().map_or(0, Row::approx_size);
+        256 + self.key.approx_size() + image(&self.before) + image(&self.after)
+    }
+
+    /// `db.table`, as table filters and sinks name tables.
+    pub fn qualified_table(&self) -> String {
+        format!("{}.{}", self.db, self.table)
+    }
+}
+
+/// What a source hands to the pipeline, in binlog order.
+#[derive(Debug, Clone)]
+pub enum SourceRecord {
+    /// A row change inside a transaction.
+    Change(Arc<ChangeEvent>),
+    /// A transaction boundary or an idle heartbeat: everything before it is complete, and a reader
+    /// restarted at `Position` neither misses nor repeats anything.
+    Boundary(Position),
+}
+
+impl SourceRecord {
+    pub fn approx_size(&self) -> usize {
+        match self {
+            SourceRecord::Change(event) => event.approx_size(),
+            SourceRecord::Boundary(_) => 64,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

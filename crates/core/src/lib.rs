@@ -1,0 +1,17 @@
+//! rowbus-core: the pieces every source and sink shares and that touch no network: the change event
+//! model, binlog positions, byte-bounded queues, the ack tracker (the one place that decides the
+//! checkpoint), the checkpoint store, table filters, the sink contract and the pipeline runtime that
+//! wires a source to its sinks.
+
+pub mod ack;
+pub mod checkpoint;
+pub mod event;
+pub mod pipeline;
+pub mod position;
+pub mod queue;
+pub mod secret;
+pub mod sink;
+pub mod table_filter;
+
+pub use event::{ChangeEvent, Op, Row, SourceInfo};
+pub use position::Position;

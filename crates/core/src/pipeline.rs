@@ -1,0 +1,283 @@
+//! The pipeline runtime: takes the records a source emits, routes each change to the sinks whose
+//! `tables` select it (each sink with its own bounded queue and worker task), acknowledges delivered
+//! batches to the ack tracker, and saves the tracker's checkpoint periodically and at the end.
+//!
+//! Shutdown is cooperative: the source stops at a transaction boundary and closes its queue; the
+//! router and then each sink drain what is in flight; the last checkpoint is saved. A sink's
+//! permanent error or a failing checkpoint save stops the pipeline through the shared `Stop`.
+
+use crate::ack::{AckTracker, Seq};
+use crate::checkpoint::{CheckpointError, CheckpointStore};
+use crate::event::{ChangeEvent, SourceRecord};
+use crate::position::Position;
+use crate::queue::{bounded, QueueLimits, QueueReceiver, QueueSender, Queued};
+use crate::sink::{Sink, SinkError};
+use crate::table_filter::TableFilter;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// A stop request shared by the source, the pipeline and the signal handler.
+#[derive(Clone)]
+pub struct Stop {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop {
+            tx: Arc::new(watch::channel(false).0),
+        }
+    }
+}
+
+impl Stop {
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    /// Resolves once a stop was requested.
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// One configured sink, ready to run.
+pub struct SinkSpec {
+    pub name: String,
+    pub sink: Box<dyn Sink>,
+    pub tables: TableFilter,
+    pub batch_max_events: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The source's name, under which its checkpoint is saved.
+    pub source: String,
+    pub queue: QueueLimits,
+    pub checkpoint_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("sink `{sink}` failed: {source}")]
+    Sink {
+        sink: String,
+        #[source]
+        source: SinkError,
+    },
+    #[error("cannot save the checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What a finished pipeline reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineReport {
+    pub checkpoint: Option<Position>,
+    pub records: u64,
+}
+
+type Tracker = Arc<Mutex<AckTracker>>;
+type SinkItem = (Seq, Arc<ChangeEvent>);
+
+/// Runs until the source closes `records` (or a failure stops it), then saves the final checkpoint.
+pub async fn run(
+    config: PipelineConfig,
+    records: QueueReceiver<SourceRecord>,
+    sinks: Vec<SinkSpec>,
+    store: Arc<CheckpointStore>,
+    start: Option<Position>,
+    stop: Stop,
+) -> Result<PipelineReport, PipelineError> {
+    let tracker: Tracker = Arc::new(Mutex::new(AckTracker::new(start)));
+    let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
+    let mut routes = Vec::new();
+    for spec in sinks {
+        let (tx, rx) = bounded::<SinkItem>(config.queue);
+        routes.push((spec.tables.clone(), tx));
+        tasks.spawn(sink_worker(spec, rx, tracker.clone(), stop.clone()));
+    }
+    let router = tokio::spawn(route(records, routes, tracker.clone()));
+    let flusher = tokio::spawn(flush_periodically(
+        config.clone(),
+        store.clone(),
+        tracker.clone(),
+        stop.clone(),
+    ));
+
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.unwrap_or_else(|e| Err(PipelineError::Internal(e.to_string())));
+        if let Err(e) = result {
+            stop.trigger();
+            first_error.get_or_insert(e);
+        }
+    }
+    let records_seen = router.await.unwrap_or(0);
+    flusher.abort();
+    let _ = flusher
+        .await
+        .map(|r| r.map_err(|e| first_error.get_or_insert(e)));
+    let checkpoint = save_now(&config, &store, &tracker).await;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(PipelineReport {
+        checkpoint: checkpoint?,
+        records: records_seen,
+    })
+}
+
+async fn route(
+    mut records: QueueReceiver<SourceRecord>,
+    routes: Vec<(TableFilter, QueueSender<SinkItem>)>,
+    tracker: Tracker,
+) -> u64 {
+    let mut count = 0;
+    let mut targets = Vec::with_capacity(routes.len());
+    while let Some(Queued { item, .. }) = records.recv().await {
+        count += 1;
+        let event = match item {
+            SourceRecord::Boundary(position) => {
+                lock(&tracker).register(0, Some(position));
+                continue;
+            }
+            SourceRecord::Change(event) => event,
+        };
+        targets.clear();
+        targets.extend(
+            routes
+                .iter()
+                .enumerate()
+                .filter(|(_, (tables, _))| tables.matches(&event.db, &event.table))
+                .map(|(i, _)| i),
+        );
+        let seq = lock(&tracker).register(targets.len() as u32, None);
+        let size = event.approx_size();
+        for &i in &targets {
+            if routes[i].1.send((seq, event.clone()), size).await.is_err() {
+                return count; // the sink stopped; the pipeline is ending
+            }
+        }
+    }
+    count
+}
+
+async fn sink_worker(
+    mut spec: SinkSpec,
+    mut rx: QueueReceiver<SinkItem>,
+    tracker: Tracker,
+    stop: Stop,
+) -> Result<(), PipelineError> {
+    let mut queued = Vec::new();
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut queued, spec.batch_max_events).await > 0 {
+        batch.extend(queued.iter().map(|q| q.item.1.clone()));
+        write_with_retry(&mut spec, &batch, &stop).await?;
+        let mut tracker = lock(&tracker);
+        for q in &queued {
+            tracker
+                .ack(q.item.0)
+                .map_err(|e| PipelineError::Internal(e.to_string()))?;
+        }
+        drop(tracker);
+        queued.clear();
+        batch.clear();
+    }
+    spec.sink
+        .close()
+        .await
+        .map_err(|source| PipelineError::Sink {
+            sink: spec.name.clone(),
+            source,
+        })
+}
+
+/// Retries retriable failures with exponential backoff (100 ms doubling to 30 s) until they pass or
+/// a stop is requested; a permanent failure ends the sink.
+async fn write_with_retry(
+    spec: &mut SinkSpec,
+    batch: &[Arc<ChangeEvent>],
+    stop: &Stop,
+) -> Result<(), PipelineError> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1u32;
+    loop {
+        let source = match spec.sink.write(batch).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.retriable && !stop.is_triggered() => e,
+            Err(source) => {
+                return Err(PipelineError::Sink {
+                    sink: spec.name.clone(),
+                    source,
+                })
+            }
+        };
+        tracing::warn!(sink = %spec.name, attempt, error = %source, retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait() => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+        attempt += 1;
+    }
+}
+
+async fn flush_periodically(
+    config: PipelineConfig,
+    store: Arc<CheckpointStore>,
+    tracker: Tracker,
+    stop: Stop,
+) -> Result<(), PipelineError> {
+    let mut saved_version = lock(&tracker).version();
+    loop {
+        tokio::time::sleep(config.checkpoint_interval).await;
+        let version = lock(&tracker).version();
+        if version == saved_version {
+            continue;
+        }
+        if let Err(e) = save_now(&config, &store, &tracker).await {
+            tracing::error!(error = %e, "cannot save the checkpoint; stopping");
+            stop.trigger();
+            return Err(e);
+        }
+        saved_version = version;
+    }
+}
+
+async fn save_now(
+    config: &PipelineConfig,
+    store: &Arc<CheckpointStore>,
+    tracker: &Tracker,
+) -> Result<Option<Position>, PipelineError> {
+    let Some(position) = lock(tracker).checkpoint().cloned() else {
+        return Ok(None);
+    };
+    let (store, source, to_save) = (store.clone(), config.source.clone(), position.clone());
+    tokio::task::spawn_blocking(move || store.save(&source, &to_save))
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    tracing::debug!(%position, "checkpoint saved");
+    Ok(Some(position))
+}
+
+fn lock(tracker: &Tracker) -> std::sync::MutexGuard<'_, AckTracker> {
+    tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Creates the source's queue with the pipeline's limits.
+pub fn source_queue(
+    limits: QueueLimits,
+) -> (QueueSender<SourceRecord>, QueueReceiver<SourceRecord>) {
+    bounded(limits)
+}

@@ -1,0 +1,145 @@
+//! Queues bounded by count and by bytes (DESIGN.md invariant 4). A sender waits while either bound
+//! is reached, so a slow consumer slows the producer instead of growing memory. The byte budget is
+//! held by each queued item and given back when the consumer drops it, that is after processing.
+
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+/// Limits of one queue.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub max_items: usize,
+    pub max_bytes: usize,
+}
+
+/// An item taken from a queue; its bytes count against the queue until it is dropped.
+#[derive(Debug)]
+pub struct Queued<T> {
+    pub item: T,
+    _budget: OwnedSemaphorePermit,
+}
+
+pub struct QueueSender<T> {
+    tx: mpsc::Sender<Queued<T>>,
+    budget: Arc<Semaphore>,
+    max_bytes: usize,
+}
+
+impl<T> Clone for QueueSender<T> {
+    fn clone(&self) -> Self {
+        QueueSender {
+            tx: self.tx.clone(),
+            budget: self.budget.clone(),
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+pub struct QueueReceiver<T> {
+    rx: mpsc::Receiver<Queued<T>>,
+}
+
+/// The receiving side is gone; the item is handed back.
+#[derive(Debug)]
+pub struct QueueClosed<T>(pub T);
+
+pub fn bounded<T>(limits: QueueLimits) -> (QueueSender<T>, QueueReceiver<T>) {
+    let max_bytes = limits.max_bytes.clamp(1, Semaphore::MAX_PERMITS);
+    let (tx, rx) = mpsc::channel(limits.max_items.max(1));
+    let budget = Arc::new(Semaphore::new(max_bytes));
+    (
+        QueueSender {
+            tx,
+            budget,
+            max_bytes,
+        },
+        QueueReceiver { rx },
+    )
+}
+
+impl<T> QueueSender<T> {
+    /// Waits until the queue has room for `bytes` more (an item larger than the whole budget waits
+    /// for an empty queue), then enqueues.
+    pub async fn send(&self, item: T, bytes: usize) -> Result<(), QueueClosed<T>> {
+        let want = bytes.clamp(1, self.max_bytes) as u32;
+        let permit = match self.budget.clone().acquire_many_owned(want).await {
+            Ok(permit) => permit,
+            Err(_) => return Err(QueueClosed(item)),
+        };
+        let queued = Queued {
+            item,
+            _budget: permit,
+        };
+        self.tx
+            .send(queued)
+            .await
+            .map_err(|e| QueueClosed(e.0.item))
+    }
+
+    /// Bytes currently held by queued (or in-process) items.
+    pub fn bytes_in_use(&self) -> usize {
+        self.max_bytes - self.budget.available_permits()
+    }
+}
+
+impl<T> QueueReceiver<T> {
+    pub async fn recv(&mut self) -> Option<Queued<T>> {
+        self.rx.recv().await
+    }
+
+    /// Waits for at least one item, then takes up to `limit` that are ready. Returns 0 when the
+    /// queue is closed and empty.
+    pub async fn recv_many(&mut self, into: &mut Vec<Queued<T>>, limit: usize) -> usize {
+        self.rx.recv_many(into, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn sender_waits_for_bytes() {
+        let (tx, mut rx) = bounded::<u32>(QueueLimits {
+            max_items: 100,
+            max_bytes: 10,
+        });
+        tx.send(1, 6).await.unwrap();
+        let blocked = tokio::time::timeout(Duration::from_millis(50), tx.send(2, 6)).await;
+        assert!(
+            blocked.is_err(),
+            "second item must wait for the byte budget"
+        );
+        assert_eq!(tx.bytes_in_use(), 6);
+        let first = rx.recv().await.unwrap();
+        assert_eq!(first.item, 1);
+        drop(first);
+        tx.send(3, 6).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().item, 3);
+    }
+
+    #[tokio::test]
+    async fn oversized_item_passes_alone() {
+        let (tx, mut rx) = bounded::<u32>(QueueLimits {
+            max_items: 100,
+            max_bytes: 10,
+        });
+        tx.send(1, 1000).await.unwrap();
+        assert_eq!(tx.bytes_in_use(), 10);
+        assert_eq!(rx.recv().await.unwrap().item, 1);
+        assert_eq!(tx.bytes_in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn sender_waits_for_count() {
+        let (tx, mut rx) = bounded::<u32>(QueueLimits {
+            max_items: 1,
+            max_bytes: 1000,
+        });
+        tx.send(1, 1).await.unwrap();
+        let blocked = tokio::time::timeout(Duration::from_millis(50), tx.send(2, 1)).await;
+        assert!(blocked.is_err(), "second item must wait for a free slot");
+        assert_eq!(rx.recv().await.unwrap().item, 1);
+    }
+}

@@ -1,0 +1,115 @@
+//! Table selection by `db.table` globs (`*` any run of characters, `?` one character): a table is
+//! selected when it matches an `include` pattern (or there are none) and no `exclude` pattern.
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableFilter {
+    include: Vec<String>,
+    exclude: Vec<String>,
+}
+
+/// Why a pattern is not a `db.table` glob.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("`{pattern}` is not a db.table pattern (expected e.g. \"shop.*\" or \"*.orders\")")]
+pub struct BadPattern {
+    pub pattern: String,
+}
+
+impl TableFilter {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, BadPattern> {
+        for pattern in include.iter().chain(exclude) {
+            validate(pattern)?;
+        }
+        Ok(TableFilter {
+            include: include.to_vec(),
+            exclude: exclude.to_vec(),
+        })
+    }
+
+    /// Selects everything.
+    pub fn all() -> Self {
+        TableFilter::default()
+    }
+
+    pub fn matches(&self, db: &str, table: &str) -> bool {
+        let name = format!("{db}.{table}");
+        let included = self.include.is_empty() || self.include.iter().any(|p| glob(p, &name));
+        included && !self.exclude.iter().any(|p| glob(p, &name))
+    }
+}
+
+/// Checks that a pattern has the `db.table` shape.
+pub fn validate(pattern: &str) -> Result<(), BadPattern> {
+    let ok =
+        matches!(pattern.split_once('.'), Some((db, table)) if !db.is_empty() && !table.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(BadPattern {
+            pattern: pattern.to_string(),
+        })
+    }
+}
+
+/// Glob match with `*` and `?`, iterative with one backtrack point.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(include: &[&str], exclude: &[&str]) -> TableFilter {
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        TableFilter::new(&own(include), &own(exclude)).unwrap()
+    }
+
+    #[test]
+    fn include_and_exclude() {
+        let f = filter(&["shop.*"], &["shop.audit_*"]);
+        assert!(f.matches("shop", "orders"));
+        assert!(!f.matches("shop", "audit_log"));
+        assert!(!f.matches("other", "orders"));
+    }
+
+    #[test]
+    fn empty_include_selects_all() {
+        let f = filter(&[], &["*.tmp?"]);
+        assert!(f.matches("a", "b"));
+        assert!(!f.matches("a", "tmp1"));
+        assert!(f.matches("a", "tmp12"));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", ""));
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(!glob("a*b*c", "axxbyy"));
+        assert!(glob("s?op.*", "shop.x"));
+        assert!(!glob("shop.o", "shop.orders"));
+    }
+
+    #[test]
+    fn rejects_patterns_without_a_dot() {
+        assert!(TableFilter::new(&["shop".into()], &[]).is_err());
+        assert!(TableFilter::new(&[".x".into()], &[]).is_err());
+    }
+}

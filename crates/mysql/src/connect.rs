@@ -1,0 +1,123 @@
+//! Opening connections to the source server and checking, before streaming, that it can serve
+//! row-based CDC: binary log on, `binlog_format=ROW`, `binlog_row_image=FULL`, and no other replica
+//! using our `server_id`. Each failed check says exactly what to change.
+
+use crate::config::MysqlSourceConfig;
+use crate::error::SourceError;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder};
+
+/// What the server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub version: String,
+    pub mariadb: bool,
+}
+
+pub fn opts(config: &MysqlSourceConfig) -> OptsBuilder {
+    OptsBuilder::default()
+        .ip_or_hostname(config.host.clone())
+        .tcp_port(config.port)
+        .user(Some(config.user.clone()))
+        .pass(config.password.as_ref().map(|p| p.expose().to_string()))
+        .prefer_socket(false)
+        .wait_timeout(Some(28_800))
+}
+
+pub async fn connect(config: &MysqlSourceConfig) -> Result<Conn, SourceError> {
+    let attempt = Conn::new(opts(config));
+    match tokio::time::timeout(config.connect_timeout, attempt).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(SourceError::from_mysql(
+            e,
+            &config.addr(),
+            &config.user,
+            "connecting",
+        )),
+        Err(_) => Err(SourceError::retry(format!(
+            "cannot connect to {}: no answer within {:?}",
+            config.addr(),
+            config.connect_timeout
+        ))),
+    }
+}
+
+/// Runs a query, classifying its failure.
+pub async fn query<T: mysql_async::prelude::FromRow + Send + 'static>(
+    conn: &mut Conn,
+    config: &MysqlSourceConfig,
+    sql: &str,
+) -> Result<Vec<T>, SourceError> {
+    conn.query(sql).await.map_err(|e| {
+        SourceError::from_mysql(e, &config.addr(), &config.user, &format!("running `{sql}`"))
+    })
+}
+
+/// Checks the server's binlog settings; returns what the server is.
+pub async fn preflight(
+    conn: &mut Conn,
+    config: &MysqlSourceConfig,
+) -> Result<ServerInfo, SourceError> {
+    let addr = config.addr();
+    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = query(
+        conn,
+        config,
+        "SELECT VERSION(), @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image",
+    )
+    .await?;
+    let Some((version, log_bin, format, image)) = rows.into_iter().next() else {
+        return Err(SourceError::halt(format!(
+            "{addr} returned no server settings"
+        )));
+    };
+    let info = ServerInfo {
+        mariadb: version.to_ascii_lowercase().contains("mariadb"),
+        version,
+    };
+    let log_bin = log_bin.unwrap_or_default();
+    if log_bin != "1" && !log_bin.eq_ignore_ascii_case("ON") {
+        return Err(SourceError::halt(format!(
+            "binary logging is off on {addr}: start the server with log_bin (e.g. log-bin=mysql-bin), \
+             binlog_format=ROW and binlog_row_image=FULL, then restart rowbus"
+        )));
+    }
+    let format = format.unwrap_or_default();
+    if !format.eq_ignore_ascii_case("ROW") {
+        return Err(SourceError::halt(format!(
+            "binlog_format is {format} on {addr}; rowbus needs ROW: run SET GLOBAL binlog_format='ROW' \
+             and set binlog_format=ROW in the server's configuration"
+        )));
+    }
+    let image = image.unwrap_or_default();
+    if !image.eq_ignore_ascii_case("FULL") {
+        return Err(SourceError::halt(format!(
+            "binlog_row_image is {image} on {addr}; rowbus needs FULL row images: run SET GLOBAL \
+             binlog_row_image='FULL' and set binlog_row_image=FULL in the server's configuration"
+        )));
+    }
+    check_server_id(conn, config).await?;
+    Ok(info)
+}
+
+/// Refuses to start when another replica is registered with our `server_id`: the server would
+/// disconnect one of the two, and they would take turns losing the stream.
+async fn check_server_id(conn: &mut Conn, config: &MysqlSourceConfig) -> Result<(), SourceError> {
+    // SHOW SLAVE HOSTS needs an extra privilege on some versions; without it, skip the check.
+    let Ok(hosts) = conn.query::<mysql_async::Row, _>("SHOW SLAVE HOSTS").await else {
+        return Ok(());
+    };
+    for host in hosts {
+        let id: Option<u32> = host.get(0);
+        if id == Some(config.server_id) {
+            let name: Option<String> = host.get(1);
+            return Err(SourceError::halt(format!(
+                "server_id {} is already used by another replica of {} (host {}); give this source \
+                 a server_id that no other replica uses",
+                config.server_id,
+                config.addr(),
+                name.filter(|n| !n.is_empty()).unwrap_or_else(|| "unnamed".into())
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! The decoder: turns binlog events, in stream order, into `SourceRecord`s: one `ChangeEvent` per
+//! row of an included table, and a `Boundary` after every transaction (XID, COMMIT, a standalone
+//! statement such as DDL), every rotation to a new file, and every idle heartbeat.
+//!
+//! It tracks the binlog file, the open transaction and the GTID state, so each boundary carries a
+//! position a reader can resume at. After a reconnect in the middle of a transaction the stream is
+//! re-read from the last boundary, and the decoder skips the rows events it already emitted, so a
+//! reconnect neither loses nor repeats a change.
+
+use crate::error::SourceError;
+use crate::mariadb::{self, GtidState};
+use crate::table::TableInfo;
+use crate::value::to_json;
+use mysql_async::binlog::events::{Event, EventData, RowsEventData};
+use mysql_async::binlog::row::BinlogRow;
+use mysql_async::binlog::EventType;
+use rowbus_core::event::{now_ms, ChangeEvent, Op, Row, SourceInfo, SourceRecord};
+use rowbus_core::table_filter::TableFilter;
+use rowbus_core::Position;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The transaction being read.
+#[derive(Debug)]
+struct Txn {
+    gtid: Option<Arc<str>>,
+    mariadb_gtid: Option<mariadb::Gtid>,
+    id: Arc<str>,
+    standalone: bool,
+    /// Whether BEGIN was seen (a transaction announced by a GTID may not have begun yet).
+    begun: bool,
+}
+
+pub struct Decoder {
+    source: Arc<str>,
+    filter: TableFilter,
+    tables: HashMap<u64, Arc<TableInfo>>,
+    file: Arc<str>,
+    gtid_state: GtidState,
+    txn: Option<Txn>,
+    last_boundary: Position,
+    /// The end of the last rows event whose rows were emitted.
+    emitted_upto: Option<(Arc<str>, u64)>,
+    /// After a reconnect mid-transaction: rows events up to here were emitted already.
+    skip_until: Option<(Arc<str>, u64)>,
+}
+
+impl Decoder {
+    /// A decoder that starts reading at `start`.
+    pub fn new(source: &str, filter: TableFilter, start: Position) -> Self {
+        let gtid_state = start
+            .gtid
+            .as_deref()
+            .and_then(GtidState::parse)
+            .unwrap_or_default();
+        Decoder {
+            source: Arc::from(source),
+            filter,
+            tables: HashMap::new(),
+            file: Arc::from(start.file.as_str()),
+            gtid_state,
+            txn: None,
+            last_boundary: start,
+            emitted_upto: None,
+            skip_until: None,
+        }
+    }
+
+    /// Where a new connection must resume: the last transaction boundary. Call before reconnecting;
+    /// rows already emitted from the open transaction will be skipped when they come again.
+    pub fn prepare_resume(&mut self) -> Position {
+        if self.txn.take().is_some() {
+            self.skip_until = self.emitted_upto.clone();
+        }
+        self.last_boundary.clone()
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    pub fn last_boundary(&self) -> &Position {
+        &self.last_boundary
+    }
+
+    /// Decodes one event, appending what it yields to `out`.
+    pub fn decode(
+        &mut self,
+        event: &Event,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<(), SourceError> {
+        let header = event.header();
+        let end = header.log_pos() as u64;
+        match header.event_type_raw() {
+            mariadb::GTID_EVENT => {
+                let gtid = mariadb::parse_gtid_event(event.data(), header.server_id())
+                    .ok_or_else(|| self.corrupt(end, "truncated MariaDB GTID event"))?;
+                let text: Arc<str> = Arc::from(gtid.gtid.to_string());
+                self.txn = Some(Txn {
+                    gtid: Some(text.clone()),
+                    mariadb_gtid: Some(gtid.gtid),
+                    id: text,
+                    standalone: gtid.standalone,
+                    begun: false,
+                });
+                return Ok(());
+            }
+            mariadb::GTID_LIST_EVENT => {
+                let list = mariadb::parse_gtid_list(event.data())
+                    .ok_or_else(|| self.corrupt(end, "truncated MariaDB GTID list event"))?;
+                self.gtid_state.merge(&list);
+                return Ok(());
+            }
+            t if (mariadb::FIRST_COMPRESSED_EVENT..=mariadb::LAST_COMPRESSED_EVENT)
+                .contains(&t) =>
+            {
+                return Err(SourceError::halt(format!(
+                    "compressed binlog event (type {t}) at {}:{end}: rowbus does not read \
+                     log_bin_compress=ON binlogs yet; turn log_bin_compress off on the server",
+                    self.file
+                )));
+            }
+            t if t == EventType::HEARTBEAT_EVENT as u8 => {
+                self.heartbeat(event, end, out);
+                return Ok(());
+            }
+            _ => {}
+        }
+        let data = event
+            .read_data()
+            .map_err(|e| self.corrupt(end, &format!("undecodable event: {e}")))?;
+        match data {
+            Some(EventData::RotateEvent(rotate)) => {
+                self.file = Arc::from(rotate.name().as_ref());
+                if self.txn.is_none() && end != 0 {
+                    self.boundary(rotate.position(), out);
+                }
+            }
+            Some(EventData::QueryEvent(query)) => self.query(&query.query(), header.log_pos(), out),
+            Some(EventData::XidEvent(_)) => self.commit(end, out),
+            Some(EventData::GtidEvent(gtid)) => {
+                let text: Arc<str> =
+                    Arc::from(format!("{}:{}", uuid_text(&gtid.sid()), gtid.gno()));
+                self.txn = Some(Txn {
+                    gtid: Some(text.clone()),
+                    mariadb_gtid: None,
+                    id: text,
+                    standalone: false,
+                    begun: false,
+                });
+            }
+            Some(EventData::TableMapEvent(map)) => {
+                let included = self.filter.matches(&map.database_name(), &map.table_name());
+                let table_id = map.table_id();
+                let info = TableInfo::from_map(map.into_owned(), included)
+                    .map_err(|e| self.corrupt(end, &format!("bad table map: {e}")))?;
+                self.tables.insert(table_id, Arc::new(info));
+            }
+            Some(EventData::RowsEvent(rows)) => self.rows(event, &rows, out)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, end: u64, what: &str) -> SourceError {
+        SourceError::halt(format!(
+            "{what} in binlog {} (event ending at {end}); the binlog may be corrupt",
+            self.file
+        ))
+    }
+
+    fn heartbeat(&mut self, event: &Event, end: u64, out: &mut Vec<SourceRecord>) {
+        if let Ok(name) = std::str::from_utf8(event.data()) {
+            let name = name.trim_end_matches('\0');
+            if !name.is_empty() && *name != *self.file {
+                self.file = Arc::from(name);
+            }
+        }
+        if self.txn.is_none() && end != 0 {
+            // Idle: the source is alive and at this position.
+            self.boundary(end, out);
+        }
+    }
+
+    fn query(&mut self, sql: &str, end: u32, out: &mut Vec<SourceRecord>) {
+        let statement = sql.trim().trim_end_matches(';').to_ascii_uppercase();
+        match statement.as_str() {
+            "BEGIN" | "START TRANSACTION" | "XA START" => {
+                let begin_id: Arc<str> = Arc::from(format!("{}:{}", self.file, end));
+                let txn = self.txn.get_or_insert_with(|| Txn {
+                    gtid: None,
+                    mariadb_gtid: None,
+                    id: begin_id,
+                    standalone: false,
+                    begun: false,
+                });
+                txn.begun = true;
+            }
+            "COMMIT" | "ROLLBACK" => self.commit(end as u64, out),
+            _ => {
+                // A statement outside BEGIN..COMMIT (DDL, or a standalone GTID transaction) ends here.
+                let inside = self.txn.as_ref().is_some_and(|t| t.begun && !t.standalone);
+                if !inside {
+                    self.commit(end as u64, out);
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, end: u64, out: &mut Vec<SourceRecord>) {
+        if let Some(txn) = self.txn.take() {
+            if let Some(gtid) = txn.mariadb_gtid {
+                self.gtid_state.apply(gtid);
+            }
+        }
+        self.skip_until = None;
+        self.boundary(end, out);
+    }
+
+    fn boundary(&mut self, pos: u64, out: &mut Vec<SourceRecord>) {
+        let gtid = (!self.gtid_state.is_empty()).then(|| self.gtid_state.to_string());
+        let position = Position {
+            file: self.file.to_string(),
+            pos,
+            gtid,
+        };
+        self.last_boundary = position.clone();
+        out.push(SourceRecord::Boundary(position));
+    }
+
+    fn rows(
+        &mut self,
+        event: &Event,
+        rows: &RowsEventData<'_>,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<(), SourceError> {
+        let header = event.header();
+        let end = header.log_pos() as u64;
+        let Some(table) = self.tables.get(&rows.table_id()).cloned() else {
+            return Err(self.corrupt(
+                end,
+                &format!("rows event for unknown table id {}", rows.table_id()),
+            ));
+        };
+        if !table.included || self.already_emitted(end) {
+            return Ok(());
+        }
+        let op = match rows {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Insert,
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
+            _ => Op::Update,
+        };
+        let start = end.saturating_sub(header.event_size() as u64);
+        let (gtid, txn) = match &self.txn {
+            Some(t) => (t.gtid.clone(), t.id.clone()),
+            None => (None, Arc::from(format!("{}:{start}", self.file))),
+        };
+        let read_ts_ms = now_ms();
+        for (index, row) in rows.rows(&table.map).enumerate() {
+            let fail = |e: String| {
+                SourceError::halt(format!(
+                    "cannot decode row {index} of the rows event at {}:{start} for {}.{}: {e}",
+                    self.file, table.db, table.table
+                ))
+            };
+            let (before, after) = row.map_err(|e| fail(e.to_string()))?;
+            let before = before
+                .map(|r| to_row(r, &table))
+                .transpose()
+                .map_err(fail)?;
+            let after = after.map(|r| to_row(r, &table)).transpose().map_err(fail)?;
+            let key_source = if op == Op::Delete { &before } else { &after };
+            let key = key_of(key_source.as_ref(), &table);
+            out.push(SourceRecord::Change(Arc::new(ChangeEvent {
+                op,
+                db: table.db.clone(),
+                table: table.table.clone(),
+                key,
+                before,
+                after,
+                source: SourceInfo {
+                    name: self.source.clone(),
+                    server_id: header.server_id(),
+                    file: self.file.clone(),
+                    pos: start,
+                    gtid: gtid.clone(),
+                    txn: txn.clone(),
+                    ts_ms: header.timestamp() as u64 * 1000,
+                    row: index as u32,
+                    snapshot: false,
+                },
+                read_ts_ms,
+            })));
+        }
+        self.emitted_upto = Some((self.file.clone(), end));
+        Ok(())
+    }
+
+    fn already_emitted(&mut self, end: u64) -> bool {
+        match &self.skip_until {
+            Some((file, upto)) if **file == *self.file && end <= *upto => true,
+            Some(_) => {
+                self.skip_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+fn to_row(row: BinlogRow, table: &TableInfo) -> Result<Row, String> {
+    if row.len() != table.columns.len() {
+        return Err(format!(
+            "the row image has {} of the table's {} columns; rowbus needs binlog_row_image=FULL",
+            row.len(),
+            table.columns.len()
+        ));
+    }
+    let values = row
+        .unwrap()
+        .into_iter()
+        .zip(&table.columns)
+        .map(|(value, column)| to_json(value, column).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Row {
+        columns: table.names.clone(),
+        values,
+    })
+}
+
+fn key_of(image: Option<&Row>, table: &TableInfo) -> Row {
+    let values = match image {
+        Some(row) => table
+            .primary_key
+            .iter()
+            .map(|&i| row.values[i].clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    Row {
+        columns: table.key_names.clone(),
+        values,
+    }
+}
+
+fn uuid_text(sid: &[u8; 16]) -> String {
+    let hex: String = sid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}

@@ -1,0 +1,18 @@
+//! rowbus-mysql: the MySQL/MariaDB source. It connects as a replica (`connect`), checks that the
+//! server can serve row-based CDC, finds where to start (`start`), streams the binlog, decodes each
+//! event into change events and transaction boundaries (`decode`, `table`, `value`, `mariadb`), and
+//! keeps doing so across lost connections (`source`).
+
+pub mod config;
+pub mod connect;
+pub mod decode;
+pub mod error;
+pub mod mariadb;
+pub mod source;
+pub mod start;
+pub mod table;
+pub mod value;
+
+pub use config::{MysqlSourceConfig, StartFrom};
+pub use error::SourceError;
+pub use source::run_source;

@@ -1,0 +1,215 @@
+//! The source loop: connect, check, find the start, stream and decode the binlog into the pipeline's
+//! queue; on a lost or silent connection, reconnect with exponential backoff and resume at the last
+//! transaction boundary. On a stop request it ends at a transaction boundary, so that the saved
+//! checkpoint covers exactly what was delivered.
+
+use crate::config::MysqlSourceConfig;
+use crate::connect::{connect, preflight, ServerInfo};
+use crate::decode::Decoder;
+use crate::error::SourceError;
+use crate::start;
+use futures_util::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::BinlogStream;
+use mysql_async::BinlogStreamRequest;
+use rowbus_core::event::SourceRecord;
+use rowbus_core::pipeline::Stop;
+use rowbus_core::queue::QueueSender;
+use rowbus_core::Position;
+use std::time::Duration;
+
+/// Why a stream session ended without an error.
+enum Ended {
+    Stopped,
+    PipelineClosed,
+}
+
+/// Runs the source until `stop` is triggered (returns Ok) or a halting error occurs.
+pub async fn run_source(
+    config: MysqlSourceConfig,
+    checkpoint: Option<Position>,
+    out: QueueSender<SourceRecord>,
+    stop: Stop,
+) -> Result<(), SourceError> {
+    let mut backoff = Backoff::new(config.max_backoff);
+    let mut decoder: Option<Decoder> = None;
+    loop {
+        if stop.is_triggered() {
+            return Ok(());
+        }
+        let resume = decoder
+            .as_mut()
+            .map(Decoder::prepare_resume)
+            .or_else(|| checkpoint.clone());
+        let session = open_stream(&config, resume).await;
+        let (stream, start) = match session {
+            Ok(opened) => opened,
+            Err(e) if e.is_retriable() => {
+                backoff.wait(&config, &e, &stop).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let decoder = decoder.get_or_insert_with(|| {
+            tracing::info!(source = %config.name, position = %start, "starting to read the binlog");
+            Decoder::new(&config.name, config.tables.clone(), start)
+        });
+        match pump(&config, stream, decoder, &out, &stop, &mut backoff).await {
+            Ok(Ended::Stopped) => {
+                tracing::info!(source = %config.name, position = %decoder.last_boundary(), "source stopped at a transaction boundary");
+                return Ok(());
+            }
+            Ok(Ended::PipelineClosed) => return Ok(()),
+            Err(e) if e.is_retriable() => backoff.wait(&config, &e, &stop).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Connects, checks the server, and requests the binlog from `resume` (or the configured start).
+async fn open_stream(
+    config: &MysqlSourceConfig,
+    resume: Option<Position>,
+) -> Result<(BinlogStream, Position), SourceError> {
+    let mut conn = connect(config).await?;
+    let server = preflight(&mut conn, config).await?;
+    let position = match resume {
+        Some(position) => position,
+        None => start::resolve(&mut conn, config, &server).await?,
+    };
+    let setup = session_settings(config, &server, &position);
+    for sql in &setup {
+        conn.query_drop(sql.as_str()).await.map_err(|e| {
+            SourceError::from_mysql(
+                e,
+                &config.addr(),
+                &config.user,
+                "preparing the binlog stream",
+            )
+        })?;
+    }
+    let use_gtid = server.mariadb && position.gtid.is_some();
+    let file = if use_gtid {
+        Vec::new()
+    } else {
+        position.file.clone().into_bytes()
+    };
+    let request = BinlogStreamRequest::new(config.server_id)
+        .with_filename(&file)
+        .with_pos(if use_gtid { 4 } else { position.pos });
+    let stream = conn.get_binlog_stream(request).await.map_err(|e| {
+        SourceError::from_mysql(
+            e,
+            &config.addr(),
+            &config.user,
+            "requesting the binlog stream",
+        )
+    })?;
+    tracing::debug!(source = %config.name, %position, use_gtid, "binlog stream requested");
+    Ok((stream, position))
+}
+
+/// Session variables a replica sets before requesting the binlog.
+fn session_settings(
+    config: &MysqlSourceConfig,
+    server: &ServerInfo,
+    position: &Position,
+) -> Vec<String> {
+    let mut setup = vec![format!(
+        "SET @master_heartbeat_period = {}",
+        config.heartbeat.as_nanos().max(1_000_000)
+    )];
+    if server.mariadb {
+        setup.push("SET @mariadb_slave_capability = 4".into());
+        if let Some(gtid) = &position.gtid {
+            setup.push(format!(
+                "SET @slave_connect_state = '{}'",
+                gtid.replace('\'', "")
+            ));
+            setup.push("SET @slave_gtid_strict_mode = 0".into());
+            setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
+        }
+    }
+    setup
+}
+
+async fn pump(
+    config: &MysqlSourceConfig,
+    mut stream: BinlogStream,
+    decoder: &mut Decoder,
+    out: &QueueSender<SourceRecord>,
+    stop: &Stop,
+    backoff: &mut Backoff,
+) -> Result<Ended, SourceError> {
+    let silence = config.heartbeat * 3 + Duration::from_secs(1);
+    let mut records = Vec::new();
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = stop.wait(), if !decoder.in_transaction() => return Ok(Ended::Stopped),
+            next = tokio::time::timeout(silence, stream.next()) => next,
+        };
+        let event = match next {
+            Err(_) => {
+                return Err(SourceError::retry(format!(
+                    "no event or heartbeat from {} for {:?}: the server or the network stopped answering",
+                    config.addr(),
+                    silence
+                )))
+            }
+            Ok(None) => return Err(SourceError::retry(format!("{} closed the binlog stream", config.addr()))),
+            Ok(Some(Err(e))) => {
+                return Err(SourceError::from_mysql(e, &config.addr(), &config.user, "reading the binlog"))
+            }
+            Ok(Some(Ok(event))) => event,
+        };
+        backoff.reset();
+        decoder.decode(&event, &mut records)?;
+        for record in records.drain(..) {
+            let size = record.approx_size();
+            if out.send(record, size).await.is_err() {
+                return Ok(Ended::PipelineClosed);
+            }
+        }
+        if stop.is_triggered() && !decoder.in_transaction() {
+            return Ok(Ended::Stopped);
+        }
+    }
+}
+
+/// Exponential backoff between reconnection attempts: 500 ms doubling up to the configured maximum.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    fn new(max: Duration) -> Self {
+        Backoff {
+            next: Duration::from_millis(500),
+            max,
+            attempt: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::from_millis(500);
+        self.attempt = 0;
+    }
+
+    async fn wait(&mut self, config: &MysqlSourceConfig, error: &SourceError, stop: &Stop) {
+        self.attempt += 1;
+        tracing::warn!(
+            source = %config.name,
+            attempt = self.attempt,
+            retry_in_ms = self.next.as_millis() as u64,
+            "{error}; retrying with backoff"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(self.next) => {}
+            _ = stop.wait() => {}
+        }
+        self.next = (self.next * 2).min(self.max);
+    }
+}

@@ -1,0 +1,65 @@
+//! Resolving where to start reading when there is no checkpoint: the oldest binlog the server has,
+//! its current end, an explicit `file:pos`, or a GTID set/list; and filling in the GTID state of a
+//! file position (MariaDB's `BINLOG_GTID_POS`) so that later resumes can use GTIDs.
+
+use crate::config::{MysqlSourceConfig, StartFrom};
+use crate::connect::{query, ServerInfo};
+use crate::error::SourceError;
+use mysql_async::Conn;
+use rowbus_core::Position;
+
+pub async fn resolve(
+    conn: &mut Conn,
+    config: &MysqlSourceConfig,
+    server: &ServerInfo,
+) -> Result<Position, SourceError> {
+    let mut position = match &config.start {
+        StartFrom::Earliest => {
+            let logs: Vec<mysql_async::Row> = query(conn, config, "SHOW BINARY LOGS").await?;
+            let first: Option<String> = logs.first().and_then(|row| row.get(0));
+            let file = first.ok_or_else(|| {
+                SourceError::halt(format!(
+                    "{} lists no binary logs (SHOW BINARY LOGS is empty)",
+                    config.addr()
+                ))
+            })?;
+            Position::new(file, 4)
+        }
+        StartFrom::Latest => {
+            let status: Vec<mysql_async::Row> = query(conn, config, "SHOW MASTER STATUS").await?;
+            let row = status.into_iter().next().ok_or_else(|| {
+                SourceError::halt(format!(
+                    "{} reports no binlog position (SHOW MASTER STATUS is empty)",
+                    config.addr()
+                ))
+            })?;
+            let file: Option<String> = row.get(0);
+            let pos: Option<u64> = row.get(1);
+            Position::new(file.unwrap_or_default(), pos.unwrap_or(4))
+        }
+        StartFrom::Position(position) => position.clone(),
+        StartFrom::Gtid(gtid) => {
+            return Ok(Position {
+                file: String::new(),
+                pos: 4,
+                gtid: Some(gtid.clone()),
+            })
+        }
+    };
+    if server.mariadb {
+        position.gtid = gtid_at(conn, config, &position).await?;
+    }
+    Ok(position)
+}
+
+/// The MariaDB GTID state at a file position; `None` when the server has no GTIDs there.
+async fn gtid_at(
+    conn: &mut Conn,
+    config: &MysqlSourceConfig,
+    position: &Position,
+) -> Result<Option<String>, SourceError> {
+    let file = position.file.replace('\'', "''");
+    let sql = format!("SELECT BINLOG_GTID_POS('{file}', {})", position.pos);
+    let rows: Vec<Option<String>> = query(conn, config, &sql).await?;
+    Ok(rows.into_iter().next().flatten().filter(|g| !g.is_empty()))
+}

@@ -1,0 +1,249 @@
+//! What the decoder knows about a table from its TABLE_MAP event: names, column types and
+//! metadata, signedness, charsets, ENUM/SET labels and primary-key columns, computed once per table
+//! map so that decoding each row needs no further lookups.
+
+use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
+use mysql_async::consts::ColumnType;
+use std::sync::Arc;
+
+/// Binary collation id: values of such columns are bytes, not text.
+pub const BINARY_CHARSET: u16 = 63;
+
+#[derive(Debug, Clone)]
+pub struct ColumnInfo {
+    pub column_type: ColumnType,
+    pub meta: Vec<u8>,
+    pub unsigned: bool,
+    /// Collation id for character, ENUM and SET columns (0 when the binlog does not say).
+    pub charset: u16,
+    pub enum_values: Option<Arc<[String]>>,
+    pub set_values: Option<Arc<[String]>>,
+}
+
+#[derive(Debug)]
+pub struct TableInfo {
+    pub db: Arc<str>,
+    pub table: Arc<str>,
+    /// Names from the table map's optional metadata, else positional `@1`, `@2`, ...
+    pub names: Arc<[Arc<str>]>,
+    pub columns: Vec<ColumnInfo>,
+    /// Indexes of the primary-key columns, in key order.
+    pub primary_key: Vec<usize>,
+    /// Names of the primary-key columns, in key order.
+    pub key_names: Arc<[Arc<str>]>,
+    /// The table map itself, which the row parser needs.
+    pub map: TableMapEvent<'static>,
+    /// Whether the source's table filter selects this table.
+    pub included: bool,
+}
+
+impl TableInfo {
+    pub fn from_map(map: TableMapEvent<'static>, included: bool) -> std::io::Result<Self> {
+        let count = map.columns_count() as usize;
+        let mut columns = Vec::with_capacity(count);
+        for i in 0..count {
+            let column_type = map
+                .get_column_type(i)
+                .map_err(|e| invalid(format!("column {}: {e}", i + 1)))?
+                .ok_or_else(|| invalid(format!("column {} has no type", i + 1)))?;
+            columns.push(ColumnInfo {
+                column_type,
+                meta: map.get_column_metadata(i).unwrap_or(&[]).to_vec(),
+                unsigned: false,
+                charset: 0,
+                enum_values: None,
+                set_values: None,
+            });
+        }
+        let mut names: Vec<Arc<str>> = (1..=count).map(|i| Arc::from(format!("@{i}"))).collect();
+        let mut primary_key = Vec::new();
+        apply_optional_metadata(&map, &mut columns, &mut names, &mut primary_key)?;
+        let key_names = primary_key.iter().map(|&i| names[i].clone()).collect();
+        Ok(TableInfo {
+            key_names,
+            db: Arc::from(map.database_name().as_ref()),
+            table: Arc::from(map.table_name().as_ref()),
+            names: names.into(),
+            columns,
+            primary_key,
+            map,
+            included,
+        })
+    }
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+fn is_numeric(t: ColumnType) -> bool {
+    use ColumnType::*;
+    matches!(
+        t,
+        MYSQL_TYPE_TINY
+            | MYSQL_TYPE_SHORT
+            | MYSQL_TYPE_INT24
+            | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_LONGLONG
+            | MYSQL_TYPE_FLOAT
+            | MYSQL_TYPE_DOUBLE
+            | MYSQL_TYPE_NEWDECIMAL
+            | MYSQL_TYPE_DECIMAL
+    )
+}
+
+/// The real type of a column: ENUM and SET are logged as STRING with the real type in meta[0].
+pub fn real_type(column: &ColumnInfo) -> ColumnType {
+    if column.column_type == ColumnType::MYSQL_TYPE_STRING {
+        match column.meta.first() {
+            Some(&0xf7) => return ColumnType::MYSQL_TYPE_ENUM,
+            Some(&0xf8) => return ColumnType::MYSQL_TYPE_SET,
+            _ => {}
+        }
+    }
+    column.column_type
+}
+
+fn is_enum(c: &ColumnInfo) -> bool {
+    real_type(c) == ColumnType::MYSQL_TYPE_ENUM
+}
+
+fn is_set(c: &ColumnInfo) -> bool {
+    real_type(c) == ColumnType::MYSQL_TYPE_SET
+}
+
+fn is_character(c: &ColumnInfo) -> bool {
+    use ColumnType::*;
+    !is_enum(c)
+        && !is_set(c)
+        && matches!(
+            c.column_type,
+            MYSQL_TYPE_STRING
+                | MYSQL_TYPE_VAR_STRING
+                | MYSQL_TYPE_VARCHAR
+                | MYSQL_TYPE_BLOB
+                | MYSQL_TYPE_TINY_BLOB
+                | MYSQL_TYPE_MEDIUM_BLOB
+                | MYSQL_TYPE_LONG_BLOB
+        )
+}
+
+/// Assigns `values` in order to the columns selected by `pick`.
+fn assign<T>(
+    columns: &mut [ColumnInfo],
+    pick: fn(&ColumnInfo) -> bool,
+    values: impl IntoIterator<Item = T>,
+    mut set: impl FnMut(&mut ColumnInfo, T),
+) {
+    let mut values = values.into_iter();
+    for column in columns.iter_mut().filter(|c| pick(c)) {
+        match values.next() {
+            Some(value) => set(column, value),
+            None => break,
+        }
+    }
+}
+
+fn apply_optional_metadata(
+    map: &TableMapEvent<'static>,
+    columns: &mut [ColumnInfo],
+    names: &mut [Arc<str>],
+    primary_key: &mut Vec<usize>,
+) -> std::io::Result<()> {
+    let mut default_charset = None;
+    let mut enum_set_default = None;
+    for field in map.iter_optional_meta() {
+        match field? {
+            OptionalMetadataField::Signedness(bits) => {
+                let flags: Vec<bool> = bits.iter().by_vals().collect();
+                assign(
+                    columns,
+                    |c| is_numeric(c.column_type),
+                    flags,
+                    |c, u| c.unsigned = u,
+                );
+            }
+            OptionalMetadataField::DefaultCharset(d) => {
+                default_charset = Some(d.default_charset());
+                for entry in d.iter_non_default() {
+                    let entry = entry?;
+                    let index = entry.column_index() as usize;
+                    if let Some(c) = columns.iter_mut().filter(|c| is_character(c)).nth(index) {
+                        c.charset = entry.charset();
+                    }
+                }
+            }
+            OptionalMetadataField::ColumnCharset(list) => {
+                let charsets = list.iter_charsets().collect::<Result<Vec<_>, _>>()?;
+                assign(columns, is_character, charsets, |c, cs| c.charset = cs);
+            }
+            OptionalMetadataField::EnumAndSetDefaultCharset(d) => {
+                enum_set_default = Some(d.default_charset());
+            }
+            OptionalMetadataField::EnumAndSetColumnCharset(list) => {
+                let charsets = list.iter_charsets().collect::<Result<Vec<_>, _>>()?;
+                assign(
+                    columns,
+                    |c| is_enum(c) || is_set(c),
+                    charsets,
+                    |c, cs| c.charset = cs,
+                );
+            }
+            OptionalMetadataField::ColumnName(list) => {
+                for (slot, name) in names.iter_mut().zip(list.iter_names()) {
+                    *slot = Arc::from(name?.name().as_ref());
+                }
+            }
+            OptionalMetadataField::EnumStrValue(list) => {
+                let mut labels = Vec::new();
+                for values in list.iter_values() {
+                    let values = values?;
+                    labels.push(
+                        values
+                            .values()
+                            .iter()
+                            .map(|v| v.value().into_owned())
+                            .collect::<Arc<[String]>>(),
+                    );
+                }
+                assign(columns, is_enum, labels, |c, l| c.enum_values = Some(l));
+            }
+            OptionalMetadataField::SetStrValue(list) => {
+                let mut labels = Vec::new();
+                for values in list.iter_values() {
+                    let values = values?;
+                    labels.push(
+                        values
+                            .values()
+                            .iter()
+                            .map(|v| v.value().into_owned())
+                            .collect::<Arc<[String]>>(),
+                    );
+                }
+                assign(columns, is_set, labels, |c, l| c.set_values = Some(l));
+            }
+            OptionalMetadataField::SimplePrimaryKey(pk) => {
+                for index in pk.iter_indexes() {
+                    primary_key.push(index? as usize);
+                }
+            }
+            OptionalMetadataField::PrimaryKeyWithPrefix(pk) => {
+                for key in pk.iter_keys() {
+                    primary_key.push(key?.column_index() as usize);
+                }
+            }
+            _ => {}
+        }
+    }
+    let fill = |c: &mut ColumnInfo, default: Option<u16>, pick: fn(&ColumnInfo) -> bool| {
+        if c.charset == 0 && pick(c) {
+            c.charset = default.unwrap_or(0);
+        }
+    };
+    for c in columns.iter_mut() {
+        fill(c, default_charset, is_character);
+        fill(c, enum_set_default, |c| is_enum(c) || is_set(c));
+    }
+    primary_key.retain(|&i| i < columns.len());
+    Ok(())
+}

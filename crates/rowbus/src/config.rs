@@ -1,0 +1,231 @@
+//! Loading and validating the TOML configuration. Every field is checked, unknown fields are
+//! rejected, and each error names the exact field path (`sources.shop.server_id`). Errors are
+//! collected over the whole file, so `rowbus check` reports all of them at once. Passwords are only
+//! read from an environment variable or a file, never from the file itself.
+
+mod duration;
+mod sections;
+
+use rowbus_core::queue::QueueLimits;
+use rowbus_core::table_filter::TableFilter;
+use rowbus_mysql::MysqlSourceConfig;
+use rowbus_sinks::file::FileSinkConfig;
+use sections::{FileSection, MysqlSection, PipelineSection, StdoutSection};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration that passed every check.
+#[derive(Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub queue: QueueLimits,
+    pub checkpoint_interval: Duration,
+    pub source: MysqlSourceConfig,
+    pub sinks: Vec<SinkConfig>,
+}
+
+#[derive(Debug)]
+pub struct SinkConfig {
+    pub name: String,
+    pub tables: TableFilter,
+    pub batch_max_events: usize,
+    pub kind: SinkKind,
+}
+
+#[derive(Debug)]
+pub enum SinkKind {
+    File(FileSinkConfig),
+    Stdout,
+}
+
+/// One problem in the configuration, at a field path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a configuration file.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} has {} error(s):",
+            self.file.display(),
+            self.errors.len()
+        )?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects errors while sections are checked.
+#[derive(Default)]
+pub(crate) struct Errors(Vec<FieldError>);
+
+impl Errors {
+    pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let fail = |message: String| ConfigErrors {
+        file: path.to_path_buf(),
+        errors: vec![FieldError {
+            path: String::new(),
+            message,
+        }],
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    parse(&text).map_err(|errors| ConfigErrors {
+        file: path.to_path_buf(),
+        errors,
+    })
+}
+
+pub fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
+    let root: toml::Table = toml::from_str(text).map_err(|e| {
+        vec![FieldError {
+            path: String::new(),
+            message: format!("not valid TOML: {}", e.to_string().trim()),
+        }]
+    })?;
+    let mut errors = Errors::default();
+    let config = check_root(root, &mut errors);
+    match config {
+        Some(config) if errors.0.is_empty() => Ok(config),
+        _ => Err(errors.0),
+    }
+}
+
+const ROOT_FIELDS: [&str; 4] = ["data_dir", "pipeline", "sources", "sinks"];
+
+fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
+    for key in root.keys() {
+        if !ROOT_FIELDS.contains(&key.as_str()) {
+            errors.add(
+                key.clone(),
+                format!("unknown field, expected one of {}", ROOT_FIELDS.join(", ")),
+            );
+        }
+    }
+    let data_dir = match root.remove("data_dir") {
+        None => PathBuf::from("./rowbus-data"),
+        Some(toml::Value::String(s)) if !s.is_empty() => PathBuf::from(s),
+        Some(other) => {
+            errors.add(
+                "data_dir",
+                format!(
+                    "expected a directory path string, found {}",
+                    other.type_str()
+                ),
+            );
+            PathBuf::new()
+        }
+    };
+    let pipeline: Option<PipelineSection> =
+        sections::typed(root.remove("pipeline"), "pipeline", errors);
+    let sources = sections::named_tables(root.remove("sources"), "sources", errors);
+    let sinks = sections::named_tables(root.remove("sinks"), "sinks", errors);
+
+    let source = check_sources(sources, errors);
+    let sinks = check_sinks(sinks, errors);
+    let pipeline = pipeline?;
+    let checkpoint_interval = pipeline.checkpoint_interval(errors);
+    Some(Config {
+        data_dir,
+        queue: QueueLimits {
+            max_items: pipeline.queue_max_events,
+            max_bytes: pipeline.queue_max_bytes,
+        },
+        checkpoint_interval: checkpoint_interval?,
+        source: source?,
+        sinks: sinks?,
+    })
+}
+
+fn check_sources(
+    sources: BTreeMap<String, toml::Table>,
+    errors: &mut Errors,
+) -> Option<MysqlSourceConfig> {
+    if sources.is_empty() {
+        errors.add(
+            "sources",
+            "at least one source is required, e.g. [sources.shop] with type = \"mysql\"",
+        );
+        return None;
+    }
+    if sources.len() > 1 {
+        errors.add(
+            "sources",
+            "this version runs one source per process; run one rowbus per source",
+        );
+    }
+    let mut first = None;
+    for (name, table) in sources {
+        let path = format!("sources.{name}");
+        let source = match sections::type_of(&table, &path, &["mysql"], errors) {
+            Some("mysql") => sections::typed::<MysqlSection>(Some(table.into()), &path, errors)
+                .and_then(|s| s.check(&name, &path, errors)),
+            _ => None,
+        };
+        first = first.or(source);
+    }
+    first
+}
+
+fn check_sinks(
+    sinks: BTreeMap<String, toml::Table>,
+    errors: &mut Errors,
+) -> Option<Vec<SinkConfig>> {
+    if sinks.is_empty() {
+        errors.add(
+            "sinks",
+            "at least one sink is required, e.g. [sinks.out] with type = \"stdout\"",
+        );
+        return None;
+    }
+    let mut checked = Vec::new();
+    for (name, table) in sinks {
+        let path = format!("sinks.{name}");
+        let sink = match sections::type_of(&table, &path, &["file", "stdout"], errors) {
+            Some("file") => sections::typed::<FileSection>(Some(table.into()), &path, errors)
+                .and_then(|s| s.check(&name, &path, errors)),
+            Some("stdout") => sections::typed::<StdoutSection>(Some(table.into()), &path, errors)
+                .and_then(|s| s.check(&name, &path, errors)),
+            _ => None,
+        };
+        checked.extend(sink);
+    }
+    Some(checked)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,436 @@
+//! The sections of the configuration file as serde structs (unknown fields rejected), and their
+//! checks beyond types: URLs, passwords from env or file, globs, start positions, durations.
+
+use super::{duration, Errors, SinkConfig, SinkKind};
+use rowbus_core::secret::Secret;
+use rowbus_core::table_filter::TableFilter;
+use rowbus_mysql::{MysqlSourceConfig, StartFrom};
+use rowbus_sinks::file::{FileSinkConfig, Fsync};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Deserializes `value` into `T`, recording an error at the exact field path on failure.
+pub(super) fn typed<T: DeserializeOwned + Default>(
+    value: Option<toml::Value>,
+    path: &str,
+    errors: &mut Errors,
+) -> Option<T> {
+    let Some(value) = value else {
+        return Some(T::default());
+    };
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(section) => Some(section),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let mut full = if inner == "." || inner.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{inner}")
+            };
+            let mut message = e.into_inner().to_string().trim().to_string();
+            // Point a missing field's error at the field itself.
+            if let Some(field) = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.strip_suffix('`'))
+            {
+                full = format!("{full}.{field}");
+                message = "missing required field".into();
+            }
+            errors.add(full, message);
+            None
+        }
+    }
+}
+
+/// `[sources.NAME]` / `[sinks.NAME]`: a table of named tables.
+pub(super) fn named_tables(
+    value: Option<toml::Value>,
+    path: &str,
+    errors: &mut Errors,
+) -> BTreeMap<String, toml::Table> {
+    let mut out = BTreeMap::new();
+    match value {
+        None => {}
+        Some(toml::Value::Table(table)) => {
+            for (name, section) in table {
+                match section {
+                    toml::Value::Table(t) => {
+                        out.insert(name, t);
+                    }
+                    other => errors.add(
+                        format!("{path}.{name}"),
+                        format!("expected a table, found {}", other.type_str()),
+                    ),
+                }
+            }
+        }
+        Some(other) => errors.add(
+            path,
+            format!(
+                "expected a table of named sections, found {}",
+                other.type_str()
+            ),
+        ),
+    }
+    out
+}
+
+/// The section's `type`, if it is one of `known`.
+pub(super) fn type_of<'a>(
+    table: &toml::Table,
+    path: &str,
+    known: &[&'a str],
+    errors: &mut Errors,
+) -> Option<&'a str> {
+    match table.get("type") {
+        None => errors.add(
+            format!("{path}.type"),
+            format!("missing field, expected one of: {}", known.join(", ")),
+        ),
+        Some(toml::Value::String(t)) => match known.iter().find(|k| **k == t) {
+            Some(k) => return Some(*k),
+            None => errors.add(
+                format!("{path}.type"),
+                format!("unknown type `{t}`, expected one of: {}", known.join(", ")),
+            ),
+        },
+        Some(other) => errors.add(
+            format!("{path}.type"),
+            format!("expected a string, found {}", other.type_str()),
+        ),
+    }
+    None
+}
+
+fn check_duration(text: &str, path: &str, errors: &mut Errors) -> Option<Duration> {
+    let parsed = duration::parse(text).filter(|d| !d.is_zero());
+    if parsed.is_none() {
+        errors.add(
+            path,
+            format!("`{text}` is not a duration; write e.g. \"500ms\", \"5s\" or \"1m\""),
+        );
+    }
+    parsed
+}
+
+fn check_tables(
+    include: &[String],
+    exclude: &[String],
+    path: &str,
+    include_name: &str,
+    errors: &mut Errors,
+) -> Option<TableFilter> {
+    for (field, patterns) in [(include_name, include), ("exclude", exclude)] {
+        for (i, pattern) in patterns.iter().enumerate() {
+            if let Err(e) = rowbus_core::table_filter::validate(pattern) {
+                errors.add(format!("{path}.{field}[{i}]"), e.to_string());
+            }
+        }
+    }
+    TableFilter::new(include, exclude).ok()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PipelineSection {
+    #[serde(default = "default_queue_events")]
+    pub queue_max_events: usize,
+    #[serde(default = "default_queue_bytes")]
+    pub queue_max_bytes: usize,
+    #[serde(default = "default_checkpoint_interval")]
+    checkpoint_interval: String,
+}
+
+fn default_queue_events() -> usize {
+    10_000
+}
+fn default_queue_bytes() -> usize {
+    64 << 20
+}
+fn default_checkpoint_interval() -> String {
+    "1s".into()
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        PipelineSection {
+            queue_max_events: default_queue_events(),
+            queue_max_bytes: default_queue_bytes(),
+            checkpoint_interval: default_checkpoint_interval(),
+        }
+    }
+}
+
+impl PipelineSection {
+    pub fn checkpoint_interval(&self, errors: &mut Errors) -> Option<Duration> {
+        if self.queue_max_events == 0 {
+            errors.add("pipeline.queue_max_events", "must be at least 1");
+        }
+        if self.queue_max_bytes < 4096 {
+            errors.add("pipeline.queue_max_bytes", "must be at least 4096");
+        }
+        check_duration(
+            &self.checkpoint_interval,
+            "pipeline.checkpoint_interval",
+            errors,
+        )
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MysqlSection {
+    #[serde(rename = "type")]
+    _kind: String,
+    url: String,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    server_id: u32,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default = "default_start")]
+    start: String,
+    #[serde(default = "default_snapshot")]
+    snapshot: String,
+    #[serde(default = "default_heartbeat")]
+    heartbeat: String,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout: String,
+    #[serde(default = "default_max_backoff")]
+    max_backoff: String,
+}
+
+fn default_start() -> String {
+    "earliest".into()
+}
+fn default_snapshot() -> String {
+    "never".into()
+}
+fn default_heartbeat() -> String {
+    "5s".into()
+}
+fn default_connect_timeout() -> String {
+    "10s".into()
+}
+fn default_max_backoff() -> String {
+    "30s".into()
+}
+
+/// `mysql://user@host:port`, split; a password in the URL is refused.
+struct MysqlUrl {
+    user: String,
+    host: String,
+    port: u16,
+}
+
+fn parse_mysql_url(url: &str, path: &str, errors: &mut Errors) -> Option<MysqlUrl> {
+    let path = format!("{path}.url");
+    let Some(rest) = url
+        .strip_prefix("mysql://")
+        .or_else(|| url.strip_prefix("mariadb://"))
+    else {
+        errors.add(path, "expected mysql://USER@HOST:PORT");
+        return None;
+    };
+    let rest = rest.trim_end_matches('/');
+    let (user, hostport) = rest.rsplit_once('@').unwrap_or(("root", rest));
+    if user.contains(':') {
+        errors.add(
+            path,
+            "contains a password; remove it from the URL and set password_env or password_file",
+        );
+        return None;
+    }
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().ok()),
+        None => (hostport, Some(3306)),
+    };
+    match port {
+        Some(port) if !host.is_empty() && !user.is_empty() && !host.contains('/') => {
+            Some(MysqlUrl {
+                user: user.into(),
+                host: host.into(),
+                port,
+            })
+        }
+        _ => {
+            errors.add(
+                path,
+                format!("`{url}` is not of the form mysql://USER@HOST:PORT"),
+            );
+            None
+        }
+    }
+}
+
+fn read_password(
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    path: &str,
+    errors: &mut Errors,
+) -> Option<Option<Secret>> {
+    match (env, file) {
+        (Some(_), Some(_)) => {
+            errors.add(
+                format!("{path}.password_env"),
+                "set password_env or password_file, not both",
+            );
+            None
+        }
+        (Some(var), None) => match std::env::var(var) {
+            Ok(value) => Some(Some(Secret::new(value))),
+            Err(_) => {
+                errors.add(
+                    format!("{path}.password_env"),
+                    format!("environment variable {var} is not set"),
+                );
+                None
+            }
+        },
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(text) => Some(Some(Secret::new(text.trim_end_matches(['\n', '\r'])))),
+            Err(e) => {
+                errors.add(
+                    format!("{path}.password_file"),
+                    format!("cannot read {}: {e}", file.display()),
+                );
+                None
+            }
+        },
+        (None, None) => Some(None),
+    }
+}
+
+impl MysqlSection {
+    pub fn check(self, name: &str, path: &str, errors: &mut Errors) -> Option<MysqlSourceConfig> {
+        let url = parse_mysql_url(&self.url, path, errors);
+        let password = read_password(&self.password_env, &self.password_file, path, errors);
+        if self.server_id == 0 {
+            errors.add(
+                format!("{path}.server_id"),
+                "must be between 1 and 4294967295, unique among the server's replicas",
+            );
+        }
+        let tables = check_tables(&self.include, &self.exclude, path, "include", errors);
+        let start = StartFrom::parse(&self.start);
+        if start.is_none() {
+            errors.add(
+                format!("{path}.start"),
+                format!(
+                    "`{}` is not earliest, latest, FILE:POS or a GTID set/list",
+                    self.start
+                ),
+            );
+        }
+        if self.snapshot != "never" {
+            let known = ["initial", "when_needed"].contains(&self.snapshot.as_str());
+            let message = if known {
+                format!(
+                    "snapshot = \"{}\" is not available in this version; use \"never\"",
+                    self.snapshot
+                )
+            } else {
+                format!(
+                    "unknown value `{}`, expected never, initial or when_needed",
+                    self.snapshot
+                )
+            };
+            errors.add(format!("{path}.snapshot"), message);
+        }
+        let heartbeat = check_duration(&self.heartbeat, &format!("{path}.heartbeat"), errors);
+        let connect_timeout = check_duration(
+            &self.connect_timeout,
+            &format!("{path}.connect_timeout"),
+            errors,
+        );
+        let max_backoff = check_duration(&self.max_backoff, &format!("{path}.max_backoff"), errors);
+        let url = url?;
+        Some(MysqlSourceConfig {
+            name: name.to_string(),
+            host: url.host,
+            port: url.port,
+            user: url.user,
+            password: password?,
+            server_id: self.server_id,
+            tables: tables?,
+            start: start?,
+            heartbeat: heartbeat?,
+            connect_timeout: connect_timeout?,
+            max_backoff: max_backoff?,
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileSection {
+    #[serde(rename = "type")]
+    _kind: String,
+    path: PathBuf,
+    #[serde(default)]
+    fsync: Fsync,
+    #[serde(default)]
+    tables: Vec<String>,
+    #[serde(default = "default_batch")]
+    batch_max_events: usize,
+}
+
+fn default_batch() -> usize {
+    1000
+}
+
+impl FileSection {
+    pub fn check(self, name: &str, path: &str, errors: &mut Errors) -> Option<SinkConfig> {
+        if self.path.as_os_str().is_empty() {
+            errors.add(format!("{path}.path"), "must not be empty");
+        }
+        let tables = check_tables(&self.tables, &[], path, "tables", errors)?;
+        let batch_max_events = check_batch(self.batch_max_events, path, errors)?;
+        Some(SinkConfig {
+            name: name.to_string(),
+            tables,
+            batch_max_events,
+            kind: SinkKind::File(FileSinkConfig {
+                path: self.path,
+                fsync: self.fsync,
+            }),
+        })
+    }
+}
+
+fn check_batch(batch: usize, path: &str, errors: &mut Errors) -> Option<usize> {
+    if batch == 0 {
+        errors.add(format!("{path}.batch_max_events"), "must be at least 1");
+        return None;
+    }
+    Some(batch)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StdoutSection {
+    #[serde(rename = "type")]
+    _kind: String,
+    #[serde(default)]
+    tables: Vec<String>,
+    #[serde(default = "default_batch")]
+    batch_max_events: usize,
+}
+
+impl StdoutSection {
+    pub fn check(self, name: &str, path: &str, errors: &mut Errors) -> Option<SinkConfig> {
+        let tables = check_tables(&self.tables, &[], path, "tables", errors)?;
+        let batch_max_events = check_batch(self.batch_max_events, path, errors)?;
+        Some(SinkConfig {
+            name: name.to_string(),
+            tables,
+            batch_max_events,
+            kind: SinkKind::Stdout,
+        })
+    }
+}

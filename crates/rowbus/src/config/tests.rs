@@ -1,0 +1,144 @@
+use super::*;
+
+const GOOD: &str = r#"
+data_dir = "/tmp/rowbus-test"
+
+[sources.shop]
+type = "mysql"
+url = "mysql://repl@127.0.0.1:3307"
+server_id = 4242
+include = ["shop.*"]
+exclude = ["shop.audit_*"]
+start = "mysql-bin.000002:4"
+
+[sinks.archive]
+type = "file"
+path = "./changes.jsonl"
+fsync = "never"
+
+[sinks.screen]
+type = "stdout"
+"#;
+
+fn errors_of(text: &str) -> Vec<String> {
+    parse(text)
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn accepts_a_full_config() {
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.source.name, "shop");
+    assert_eq!(config.source.port, 3307);
+    assert_eq!(config.source.user, "repl");
+    assert_eq!(config.source.server_id, 4242);
+    assert!(config.source.tables.matches("shop", "orders"));
+    assert!(!config.source.tables.matches("shop", "audit_x"));
+    assert_eq!(config.sinks.len(), 2);
+    assert_eq!(config.checkpoint_interval, Duration::from_secs(1));
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let text = GOOD.replace("server_id = 4242", "server_id = \"x\"");
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("sources.shop.server_id: invalid type: string"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn unknown_field_names_the_field() {
+    let text = GOOD.replace("fsync = \"never\"", "fsync = \"never\"\ncolour = \"red\"");
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("sinks.archive.colour: unknown field `colour`"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn missing_required_field_names_it() {
+    let text = GOOD.replace("server_id = 4242\n", "");
+    let errors = errors_of(&text);
+    assert_eq!(
+        errors,
+        vec!["sources.shop.server_id: missing required field".to_string()]
+    );
+}
+
+#[test]
+fn reports_every_error_at_once() {
+    let text = GOOD
+        .replace("start = \"mysql-bin.000002:4\"", "start = \"tomorrow\"")
+        .replace(
+            "fsync = \"never\"",
+            "fsync = \"never\"\ntables = [\"nodot\"]",
+        )
+        .replace("type = \"stdout\"", "type = \"carrier-pigeon\"");
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors[0].starts_with("sources.shop.start: `tomorrow`"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("sinks.archive.tables[0]: `nodot`"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2].starts_with("sinks.screen.type: unknown type `carrier-pigeon`"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn password_in_url_is_refused() {
+    let text = GOOD.replace("repl@", "repl:secret@");
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("sources.shop.url: contains a password"),
+        "{errors:?}"
+    );
+    assert!(
+        !errors[0].contains("secret"),
+        "the password must not be echoed: {errors:?}"
+    );
+}
+
+#[test]
+fn password_env_must_be_set() {
+    let text = GOOD.replace(
+        "server_id = 4242",
+        "server_id = 4242\npassword_env = \"ROWBUS_TEST_UNSET_VAR\"",
+    );
+    let errors = errors_of(&text);
+    assert_eq!(
+        errors,
+        vec![
+            "sources.shop.password_env: environment variable ROWBUS_TEST_UNSET_VAR is not set"
+                .to_string()
+        ]
+    );
+}
+
+#[test]
+fn unknown_top_level_field() {
+    let errors = errors_of(&format!("colour = 1\n{GOOD}"));
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].starts_with("colour: unknown field"), "{errors:?}");
+}
+
+#[test]
+fn bad_duration_and_toml_syntax() {
+    let text = GOOD.replace("server_id = 4242", "server_id = 4242\nheartbeat = \"soon\"");
+    assert!(errors_of(&text)[0].starts_with("sources.shop.heartbeat: `soon` is not a duration"));
+    assert!(errors_of("[sources")[0].starts_with("not valid TOML"));
+}
