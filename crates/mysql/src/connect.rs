@@ -12,6 +12,8 @@ use mysql_async::{Conn, OptsBuilder};
 pub struct ServerInfo {
     pub version: String,
     pub mariadb: bool,
+    /// Whether the server checksums binlog events (`binlog_checksum` is not NONE).
+    pub checksum: bool,
 }
 
 pub fn opts(config: &MysqlSourceConfig) -> OptsBuilder {
@@ -59,13 +61,21 @@ pub async fn preflight(
     config: &MysqlSourceConfig,
 ) -> Result<ServerInfo, SourceError> {
     let addr = config.addr();
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = query(
+    type Settings = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Settings> = query(
         conn,
         config,
-        "SELECT VERSION(), @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image",
+        "SELECT VERSION(), @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image, \
+         @@GLOBAL.binlog_checksum",
     )
     .await?;
-    let Some((version, log_bin, format, image)) = rows.into_iter().next() else {
+    let Some((version, log_bin, format, image, checksum)) = rows.into_iter().next() else {
         return Err(SourceError::halt(format!(
             "{addr} returned no server settings"
         )));
@@ -73,6 +83,7 @@ pub async fn preflight(
     let info = ServerInfo {
         mariadb: version.to_ascii_lowercase().contains("mariadb"),
         version,
+        checksum: !checksum.unwrap_or_default().eq_ignore_ascii_case("NONE"),
     };
     let log_bin = log_bin.unwrap_or_default();
     if log_bin != "1" && !log_bin.eq_ignore_ascii_case("ON") {

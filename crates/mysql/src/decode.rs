@@ -43,6 +43,10 @@ pub struct Decoder {
     emitted_upto: Option<(Arc<str>, u64)>,
     /// After a reconnect mid-transaction: rows events up to here were emitted already.
     skip_until: Option<(Arc<str>, u64)>,
+    /// Whether this session's events carry a CRC32 checksum. The fake ROTATE that opens a session
+    /// arrives before the FORMAT_DESCRIPTION that tells the parser so, and keeps its 4 checksum
+    /// bytes at the end of the file name.
+    fake_rotate_has_checksum: bool,
 }
 
 impl Decoder {
@@ -63,7 +67,13 @@ impl Decoder {
             last_boundary: start,
             emitted_upto: None,
             skip_until: None,
+            fake_rotate_has_checksum: false,
         }
+    }
+
+    /// Call when a new binlog session (connection) begins.
+    pub fn begin_session(&mut self, checksum: bool) {
+        self.fake_rotate_has_checksum = checksum;
     }
 
     /// Where a new connection must resume: the last transaction boundary. Call before reconnecting;
@@ -131,7 +141,11 @@ impl Decoder {
             .map_err(|e| self.corrupt(end, &format!("undecodable event: {e}")))?;
         match data {
             Some(EventData::RotateEvent(rotate)) => {
-                self.file = Arc::from(rotate.name().as_ref());
+                let mut name = rotate.name_raw();
+                if end == 0 && self.fake_rotate_has_checksum {
+                    name = &name[..name.len().saturating_sub(4)];
+                }
+                self.file = Arc::from(String::from_utf8_lossy(name).as_ref());
                 if self.txn.is_none() && end != 0 {
                     self.boundary(rotate.position(), out);
                 }
@@ -185,12 +199,12 @@ impl Decoder {
     fn query(&mut self, sql: &str, end: u32, out: &mut Vec<SourceRecord>) {
         let statement = sql.trim().trim_end_matches(';').to_ascii_uppercase();
         match statement.as_str() {
-            "BEGIN" | "START TRANSACTION" | "XA START" => {
-                let begin_id: Arc<str> = Arc::from(format!("{}:{}", self.file, end));
+            "BEGIN" | "START TRANSACTION" => {
+                let file = &self.file;
                 let txn = self.txn.get_or_insert_with(|| Txn {
                     gtid: None,
                     mariadb_gtid: None,
-                    id: begin_id,
+                    id: Arc::from(format!("{file}:{end}")),
                     standalone: false,
                     begun: false,
                 });

@@ -4,6 +4,9 @@
 
 use mysql_async::Error as MyError;
 
+/// What the source is doing when it requests the binlog, for error classification.
+pub const REQUESTING_BINLOG: &str = "requesting the binlog stream";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
     Retry,
@@ -52,6 +55,12 @@ impl SourceError {
 
 fn from_server_error(code: u16, message: &str, addr: &str, user: &str, doing: &str) -> SourceError {
     match code {
+        // After a successful login, MariaDB answers COM_REGISTER_SLAVE / COM_BINLOG_DUMP without
+        // the REPLICATION SLAVE grant with "access denied" too.
+        1045 | 1227 if doing == REQUESTING_BINLOG => SourceError::halt(format!(
+            "user '{user}' lacks the REPLICATION SLAVE privilege on {addr} ({message}). Grant what \
+             rowbus needs with: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{user}'@'%'"
+        )),
         1045 => SourceError::halt(format!(
             "{addr} refused user '{user}': access denied (wrong password, or no such user for this \
              host). Check the source's password_env / password_file and the user's host part"

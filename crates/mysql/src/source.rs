@@ -42,7 +42,7 @@ pub async fn run_source(
             .map(Decoder::prepare_resume)
             .or_else(|| checkpoint.clone());
         let session = open_stream(&config, resume).await;
-        let (stream, start) = match session {
+        let (stream, start, server) = match session {
             Ok(opened) => opened,
             Err(e) if e.is_retriable() => {
                 backoff.wait(&config, &e, &stop).await;
@@ -54,6 +54,7 @@ pub async fn run_source(
             tracing::info!(source = %config.name, position = %start, "starting to read the binlog");
             Decoder::new(&config.name, config.tables.clone(), start)
         });
+        decoder.begin_session(server.checksum);
         match pump(&config, stream, decoder, &out, &stop, &mut backoff).await {
             Ok(Ended::Stopped) => {
                 tracing::info!(source = %config.name, position = %decoder.last_boundary(), "source stopped at a transaction boundary");
@@ -70,7 +71,7 @@ pub async fn run_source(
 async fn open_stream(
     config: &MysqlSourceConfig,
     resume: Option<Position>,
-) -> Result<(BinlogStream, Position), SourceError> {
+) -> Result<(BinlogStream, Position, ServerInfo), SourceError> {
     let mut conn = connect(config).await?;
     let server = preflight(&mut conn, config).await?;
     let position = match resume {
@@ -102,11 +103,11 @@ async fn open_stream(
             e,
             &config.addr(),
             &config.user,
-            "requesting the binlog stream",
+            crate::error::REQUESTING_BINLOG,
         )
     })?;
     tracing::debug!(source = %config.name, %position, use_gtid, "binlog stream requested");
-    Ok((stream, position))
+    Ok((stream, position, server))
 }
 
 /// Session variables a replica sets before requesting the binlog.

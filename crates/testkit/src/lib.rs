@@ -1,1 +1,10 @@
-//! placeholder
+//! rowbus-testkit: throwaway real servers for tests. `MariaDb` starts a MariaDB with a binlog in a
+//! temp directory on a free loopback port, from a data-directory template made once per machine,
+//! and stops and deletes it when dropped, when the test process exits, or (if the process was
+//! killed) when the next test process starts. `wait_for` polls a condition with a deadline.
+
+mod mariadb;
+mod wait;
+
+pub use mariadb::{MariaDb, MariaDbOptions, RowMetadata};
+pub use wait::{wait_for, wait_for_async};

@@ -27,6 +27,7 @@ impl FileSink {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(&config.path)
             .map_err(|e| {
                 SinkError::permanent(format!(
@@ -34,6 +35,12 @@ impl FileSink {
                     config.path.display()
                 ))
             })?;
+        cut_torn_tail(&file).map_err(|e| {
+            SinkError::permanent(format!(
+                "cannot repair the end of {}: {e}",
+                config.path.display()
+            ))
+        })?;
         Ok(FileSink {
             config,
             file: Some(file),
@@ -74,12 +81,75 @@ impl FileSink {
     }
 }
 
+/// A crash can leave a partly written last line; cut it so that new lines start on a fresh line.
+/// The cut line was never acknowledged, so it is delivered again after the restart.
+fn cut_torn_tail(file: &File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    let mut reader = file;
+    let mut keep = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while keep > 0 {
+        let start = keep.saturating_sub(chunk.len() as u64);
+        let window = &mut chunk[..(keep - start) as usize];
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(window)?;
+        if let Some(newline) = window.iter().rposition(|&b| b == b'\n') {
+            keep = start + newline as u64 + 1;
+            break;
+        }
+        keep = start;
+    }
+    if keep < len {
+        tracing::warn!(
+            cut_bytes = len - keep,
+            "file sink: cutting a partly written last line left by a crash"
+        );
+        file.set_len(keep)?;
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
 impl Sink for FileSink {
     fn write<'a>(
         &'a mut self,
         batch: &'a [Arc<ChangeEvent>],
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(self.append(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reopen(path: &std::path::Path) {
+        drop(
+            FileSink::open(FileSinkConfig {
+                path: path.to_path_buf(),
+                fsync: Fsync::Always,
+            })
+            .unwrap(),
+        );
+    }
+
+    #[test]
+    fn torn_last_line_is_cut() {
+        let path = std::env::temp_dir().join(format!("rowbus-torn-{}.jsonl", std::process::id()));
+        std::fs::write(&path, b"{\"a\":1}\n{\"a\":2}\n{\"a\"").unwrap();
+        reopen(&path);
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}\n{\"a\":2}\n");
+        reopen(&path);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"{\"a\":1}\n{\"a\":2}\n",
+            "whole lines stay"
+        );
+        std::fs::write(&path, b"no newline at all").unwrap();
+        reopen(&path);
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        std::fs::remove_file(&path).unwrap();
     }
 }
 

@@ -1,0 +1,10 @@
+//! End-to-end tests of the `rowbus` binary against real MariaDB servers (rowbus-testkit). One test
+//! binary; the shared server is started once, and each test uses its own database and server_id.
+
+mod support;
+
+mod config_errors;
+mod delivery;
+mod reconnect;
+mod restart;
+mod server_errors;

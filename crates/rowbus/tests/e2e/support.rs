@@ -1,0 +1,261 @@
+//! Helpers for driving the rowbus binary: write a config, start `rowbus run`, stop it with a
+//! signal, read the JSON lines it delivered, and wait on conditions with deadlines.
+
+use mysql_async::prelude::Queryable;
+use rowbus_testkit::{wait_for, MariaDb};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A temp directory for one test, removed on drop.
+pub struct TestDir(pub PathBuf);
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("rowbus-e2e-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TestDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A unique replica server_id for each rowbus the tests start.
+pub fn server_id() -> u32 {
+    5000 + NEXT_ID.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The file:pos at the end of the server's binlog now.
+pub async fn binlog_end(server: &MariaDb) -> String {
+    let mut conn = server.conn().await;
+    let row: mysql_async::Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .unwrap()
+        .unwrap();
+    let file: String = row.get(0).unwrap();
+    let pos: u64 = row.get(1).unwrap();
+    format!("{file}:{pos}")
+}
+
+/// A config with one MySQL source and one file sink; `extra_source` lines go into the source.
+pub fn write_config(
+    dir: &TestDir,
+    port: u16,
+    db: &str,
+    start: &str,
+    server_id: u32,
+    extra_source: &str,
+) -> PathBuf {
+    let text = format!(
+        r#"data_dir = "{data}"
+
+[pipeline]
+checkpoint_interval = "200ms"
+
+[sources.src]
+type = "mysql"
+url = "mysql://root@127.0.0.1:{port}"
+server_id = {server_id}
+include = ["{db}.*"]
+start = "{start}"
+heartbeat = "1s"
+max_backoff = "2s"
+{extra_source}
+
+[sinks.out]
+type = "file"
+path = "{out}"
+"#,
+        data = dir.path("data").display(),
+        out = dir.path("out.jsonl").display(),
+    );
+    let path = dir.path("rowbus.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub struct Rowbus {
+    child: Child,
+    pub stderr: PathBuf,
+}
+
+impl Rowbus {
+    pub fn start(config: &Path) -> Rowbus {
+        Rowbus::start_with_env(config, &[])
+    }
+
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Rowbus {
+        let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        let stderr = config.with_file_name(format!("rowbus-{n}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_rowbus"))
+            .args(["run", "-c"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Rowbus { child, stderr }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait()
+    }
+
+    /// SIGTERM, and assert a clean exit (showing rowbus's log if not).
+    pub fn stop_cleanly(self) {
+        self.wait_started();
+        let stderr = self.stderr.clone();
+        let status = self.terminate();
+        let log = std::fs::read_to_string(stderr).unwrap_or_default();
+        assert!(
+            status.success(),
+            "rowbus exited with {status} on SIGTERM:\n{log}"
+        );
+    }
+
+    /// Waits until rowbus reads the binlog (its signal handlers are installed by then).
+    pub fn wait_started(&self) {
+        wait_for("rowbus to start reading", DEADLINE, || {
+            self.log()
+                .contains("starting to read the binlog")
+                .then_some(())
+        });
+    }
+
+    /// SIGKILL: no chance to drain or save anything.
+    pub fn kill(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        let child = &mut self.child;
+        wait_for("rowbus to exit", DEADLINE, || child.try_wait().unwrap())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Rowbus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every complete JSON line of the file sink's output (a torn last line after SIGKILL is skipped).
+pub fn read_events(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Waits until the file holds at least `count` events, and returns them.
+pub fn wait_for_events(path: &Path, count: usize) -> Vec<Value> {
+    wait_for(
+        &format!("{count} events in {}", path.display()),
+        DEADLINE,
+        || {
+            let events = read_events(path);
+            (events.len() >= count).then_some(events)
+        },
+    )
+}
+
+/// The saved checkpoint of source `src`.
+pub fn checkpoint(dir: &TestDir) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.path("data/checkpoints/src.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// (op, table, id) of each event, for comparing sequences.
+pub fn summary(events: &[Value]) -> Vec<(String, String, i64)> {
+    events
+        .iter()
+        .map(|e| {
+            let image = if e["op"] == "d" {
+                &e["before"]
+            } else {
+                &e["after"]
+            };
+            (
+                e["op"].as_str().unwrap().to_string(),
+                e["table"].as_str().unwrap().to_string(),
+                image["id"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Identity of an event in the binlog: (file, pos, row).
+pub fn identity(e: &Value) -> (String, u64, u64) {
+    let s = &e["source"];
+    (
+        s["file"].as_str().unwrap().to_string(),
+        s["pos"].as_u64().unwrap(),
+        s["row"].as_u64().unwrap(),
+    )
+}
+
+/// Runs `count` small transactions, each inserting into `t` and updating/deleting older rows;
+/// returns the expected (op, table, id) sequence.
+pub async fn write_transactions(
+    server: &MariaDb,
+    db: &str,
+    from: i64,
+    count: i64,
+) -> Vec<(String, String, i64)> {
+    let mut conn = server.conn().await;
+    let mut expected = Vec::new();
+    for i in from..from + count {
+        conn.query_drop(format!(
+            "BEGIN; INSERT INTO `{db}`.t (id, v) VALUES ({i}, 'v{i}'); UPDATE `{db}`.t SET v = 'u{i}' WHERE id = {i}; COMMIT"
+        ))
+        .await
+        .unwrap();
+        expected.push(("c".into(), "t".into(), i));
+        expected.push(("u".into(), "t".into(), i));
+    }
+    conn.disconnect().await.ok();
+    expected
+}
+
+pub async fn create_table_t(server: &MariaDb, db: &str) {
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v VARCHAR(32))"
+    ))
+    .await
+    .unwrap();
+    conn.disconnect().await.ok();
+}

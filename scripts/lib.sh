@@ -1,0 +1,55 @@
+# Shared shell helpers for rowbus scripts: installing what is missing, the cargo target directory,
+# and a throwaway MariaDB with a binlog. Source it; do not run it.
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rowbus/target}"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+# Installs Debian packages whose command is missing: ensure_pkg COMMAND PACKAGE...
+ensure_pkg() {
+  local cmd=$1; shift
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  log "installing $* (for $cmd)"
+  if [ -z "${ROWBUS_APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    export ROWBUS_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is not installed: install the Rust toolchain (rustup) first" >&2
+    exit 1
+  fi
+}
+
+ensure_mariadb() {
+  ensure_pkg mariadbd mariadb-server
+  ensure_pkg mariadb mariadb-client
+  ensure_pkg mariadb-install-db mariadb-server
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_mariadb DIR PORT: a throwaway MariaDB with a row-based binlog, data in DIR.
+start_mariadb() {
+  local dir=$1 port=$2
+  mkdir -p "$dir"
+  mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
+    --skip-test-db --user=root --innodb-log-file-size=4M --innodb-buffer-pool-size=32M >"$dir/install.log" 2>&1
+  mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
+    --bind-address=127.0.0.1 --user=root --pid-file="$dir/mariadbd.pid" --log-error="$dir/error.log" \
+    --server-id=1 --log-bin=mysql-bin --binlog-format=ROW --binlog-row-image=FULL \
+    --binlog-row-metadata=FULL --innodb-log-file-size=4M --innodb-buffer-pool-size=64M >/dev/null 2>&1 &
+  echo $! >"$dir/server.pid"
+  local i
+  for i in $(seq 1 300); do
+    if mariadb --no-defaults -h127.0.0.1 -P"$port" -uroot -e 'SELECT 1' >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "MariaDB did not start; see $dir/error.log" >&2
+  return 1
+}

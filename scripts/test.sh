@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (MariaDB from Debian's packages), checks formatting
+# and lints where the toolchain has them, then runs every unit and integration test. The
+# integration tests start their own throwaway MariaDB servers on free loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_rust
+ensure_mariadb
+
+if cargo fmt --version >/dev/null 2>&1; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  log "cargo clippy"
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+fi
+log "cargo test"
+cargo test --workspace --quiet "$@"
