@@ -3,6 +3,7 @@
 
 mod support;
 
+mod big_transaction;
 mod config_errors;
 mod delivery;
 mod reconnect;

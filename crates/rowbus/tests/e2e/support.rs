@@ -180,6 +180,13 @@ pub fn read_events(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The number of complete lines in a file (cheap enough to poll on large outputs).
+pub fn count_lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
 /// Waits until the file holds at least `count` events, and returns them.
 pub fn wait_for_events(path: &Path, count: usize) -> Vec<Value> {
     wait_for(
