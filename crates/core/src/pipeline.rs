@@ -281,3 +281,170 @@ pub fn source_queue(
 ) -> (QueueSender<SourceRecord>, QueueReceiver<SourceRecord>) {
     bounded(limits)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Op, Row, SourceInfo};
+    use crate::sink::BoxFuture;
+
+    /// An in-memory sink that records what it was given; optionally fails permanently.
+    struct Recorder {
+        seen: Arc<Mutex<Vec<String>>>,
+        fail: bool,
+    }
+
+    impl Sink for Recorder {
+        fn write<'a>(
+            &'a mut self,
+            batch: &'a [Arc<ChangeEvent>],
+        ) -> BoxFuture<'a, Result<(), SinkError>> {
+            Box::pin(async move {
+                if self.fail {
+                    return Err(SinkError::permanent("rejected"));
+                }
+                let mut seen = self.seen.lock().unwrap();
+                seen.extend(batch.iter().map(|e| e.qualified_table()));
+                Ok(())
+            })
+        }
+    }
+
+    fn change(table: &str) -> SourceRecord {
+        SourceRecord::Change(Arc::new(ChangeEvent {
+            op: Op::Insert,
+            db: "db".into(),
+            table: table.into(),
+            key: Row::default(),
+            before: None,
+            after: Some(Row::default()),
+            source: SourceInfo {
+                name: "s".into(),
+                server_id: 1,
+                file: "b.1".into(),
+                pos: 4,
+                gtid: None,
+                txn: "t".into(),
+                ts_ms: 0,
+                row: 0,
+                snapshot: false,
+            },
+            read_ts_ms: 0,
+        }))
+    }
+
+    fn spec(name: &str, tables: &[&str], fail: bool) -> (SinkSpec, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let include: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        let spec = SinkSpec {
+            name: name.into(),
+            sink: Box::new(Recorder {
+                seen: seen.clone(),
+                fail,
+            }),
+            tables: TableFilter::new(&include, &[]).unwrap(),
+            batch_max_events: 2,
+        };
+        (spec, seen)
+    }
+
+    fn temp_store(name: &str) -> (Arc<CheckpointStore>, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("rowbus-pipeline-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Arc::new(CheckpointStore::open(&dir).unwrap()), dir)
+    }
+
+    fn config() -> PipelineConfig {
+        PipelineConfig {
+            source: "s".into(),
+            queue: QueueLimits {
+                max_items: 4,
+                max_bytes: 1 << 20,
+            },
+            checkpoint_interval: Duration::from_millis(10),
+        }
+    }
+
+    async fn feed(records: Vec<SourceRecord>) -> QueueReceiver<SourceRecord> {
+        let (tx, rx) = source_queue(QueueLimits {
+            max_items: 100,
+            max_bytes: 1 << 20,
+        });
+        tokio::spawn(async move {
+            for r in records {
+                let size = r.approx_size();
+                tx.send(r, size).await.unwrap();
+            }
+        });
+        rx
+    }
+
+    #[tokio::test]
+    async fn routes_by_table_and_checkpoints_after_every_sink() {
+        let (store, dir) = temp_store("fanout");
+        let (a, seen_a) = spec("a", &["db.x"], false);
+        let (b, seen_b) = spec("b", &[], false);
+        let records = vec![
+            change("x"),
+            change("y"),
+            SourceRecord::Boundary(Position::new("b.1", 100)),
+            change("x"),
+            SourceRecord::Boundary(Position::new("b.1", 200)),
+        ];
+        let rx = feed(records).await;
+        let report = run(
+            config(),
+            rx,
+            vec![a, b],
+            store.clone(),
+            None,
+            Stop::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(*seen_a.lock().unwrap(), vec!["db.x", "db.x"]);
+        assert_eq!(*seen_b.lock().unwrap(), vec!["db.x", "db.y", "db.x"]);
+        assert_eq!(report.checkpoint, Some(Position::new("b.1", 200)));
+        assert_eq!(
+            store.load("s").unwrap().unwrap().position,
+            Position::new("b.1", 200)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failing_sink_stops_the_pipeline_without_advancing_past_it() {
+        let (store, dir) = temp_store("failing");
+        let (good, _) = spec("good", &[], false);
+        let (bad, _) = spec("bad", &["db.y"], true);
+        let records = vec![
+            change("x"),
+            SourceRecord::Boundary(Position::new("b.1", 100)),
+            change("y"),
+            SourceRecord::Boundary(Position::new("b.1", 200)),
+        ];
+        let rx = feed(records).await;
+        let stop = Stop::default();
+        let err = run(
+            config(),
+            rx,
+            vec![good, bad],
+            store.clone(),
+            None,
+            stop.clone(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("sink `bad` failed: rejected"),
+            "{err}"
+        );
+        assert!(stop.is_triggered(), "the source is told to stop");
+        assert_eq!(
+            store.load("s").unwrap().unwrap().position,
+            Position::new("b.1", 100)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -9,3 +9,4 @@ mod delivery;
 mod reconnect;
 mod restart;
 mod server_errors;
+mod start_positions;
