@@ -9,10 +9,9 @@
 
 use crate::error::SourceError;
 use crate::mariadb::{self, GtidState};
+use crate::rows::{decode_image, Cursor, Image};
 use crate::table::TableInfo;
-use crate::value::to_json;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
-use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::EventType;
 use rowbus_core::event::{now_ms, ChangeEvent, Op, Row, SourceInfo, SourceRecord};
 use rowbus_core::table_filter::TableFilter;
@@ -270,19 +269,16 @@ impl Decoder {
             None => (None, Arc::from(format!("{}:{start}", self.file))),
         };
         let read_ts_ms = now_ms();
-        for (index, row) in rows.rows(&table.map).enumerate() {
-            let fail = |e: String| {
-                SourceError::halt(format!(
-                    "cannot decode row {index} of the rows event at {}:{start} for {}.{}: {e}",
-                    self.file, table.db, table.table
-                ))
-            };
-            let (before, after) = row.map_err(|e| fail(e.to_string()))?;
-            let before = before
-                .map(|r| to_row(r, &table))
-                .transpose()
-                .map_err(fail)?;
-            let after = after.map(|r| to_row(r, &table)).transpose().map_err(fail)?;
+        let fail = |e: String| {
+            SourceError::halt(format!(
+                "cannot decode the rows event at {}:{start} for {}.{}: {e}",
+                self.file, table.db, table.table
+            ))
+        };
+        let images = decode_rows(rows, &table).map_err(fail)?;
+        for (index, (before, after)) in images.into_iter().enumerate() {
+            let before = before.map(|image| to_row(image, &table));
+            let after = after.map(|image| to_row(image, &table));
             let key_source = if op == Op::Delete { &before } else { &after };
             let key = key_of(key_source.as_ref(), &table);
             out.push(SourceRecord::Change(Arc::new(ChangeEvent {
@@ -322,24 +318,94 @@ impl Decoder {
     }
 }
 
-fn to_row(row: BinlogRow, table: &TableInfo) -> Result<Row, String> {
-    if row.len() != table.columns.len() {
-        return Err(format!(
-            "the row image has {} of the table's {} columns; rowbus needs binlog_row_image=FULL",
-            row.len(),
-            table.columns.len()
-        ));
+/// The before and after images of one row of a rows event.
+pub type RowImages = (Option<Image>, Option<Image>);
+
+/// Decodes every row of a rows event into (before, after) images.
+pub fn decode_rows(rows: &RowsEventData<'_>, table: &TableInfo) -> Result<Vec<RowImages>, String> {
+    let plan = table.plan.as_ref().map_err(|e| e.to_string())?;
+    let bits = |b: &mysql_async::binlog::events::RowsEventData<'_>, after: bool| {
+        let slice = if after {
+            b.columns_after_image()
+        } else {
+            b.columns_before_image()
+        };
+        slice.map(|s| s.iter().by_vals().collect::<Vec<bool>>())
+    };
+    let before_cols = bits(rows, false);
+    let after_cols = bits(rows, true);
+    let partial = matches!(rows, RowsEventData::PartialUpdateRowsEvent(_));
+    let mut cursor = Cursor::new(rows.rows_data());
+    let mut images = Vec::new();
+    while !cursor.is_empty() {
+        let before = match &before_cols {
+            Some(cols) => {
+                Some(decode_image(&mut cursor, plan, cols, None, None).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let after = match &after_cols {
+            Some(cols) => {
+                let partial_json = if partial {
+                    partial_json_columns(&mut cursor, table.json_columns)?
+                } else {
+                    None
+                };
+                Some(
+                    decode_image(
+                        &mut cursor,
+                        plan,
+                        cols,
+                        partial_json.as_deref(),
+                        before.as_ref(),
+                    )
+                    .map_err(|e| e.to_string())?,
+                )
+            }
+            None => None,
+        };
+        images.push((before, after));
     }
-    let values = row
-        .unwrap()
-        .into_iter()
-        .zip(&table.columns)
-        .map(|(value, column)| to_json(value, column).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Row {
-        columns: table.names.clone(),
+    Ok(images)
+}
+
+/// The shared-image header of a partial update's after image: which JSON columns hold diffs.
+fn partial_json_columns(
+    cursor: &mut Cursor<'_>,
+    json_columns: usize,
+) -> Result<Option<Vec<bool>>, String> {
+    let options = cursor.lenenc().map_err(|e| e.to_string())?;
+    if options & 1 == 0 {
+        return Ok(None);
+    }
+    let bytes = cursor
+        .take(json_columns.div_ceil(8))
+        .map_err(|e| e.to_string())?;
+    Ok(Some(
+        (0..json_columns)
+            .map(|i| bytes[i / 8] & (1 << (i % 8)) != 0)
+            .collect(),
+    ))
+}
+
+/// A row image as an event row: all columns when the image is full, else the ones it has.
+fn to_row(image: Image, table: &TableInfo) -> Row {
+    if image.iter().all(Option::is_some) {
+        return Row {
+            columns: table.names.clone(),
+            values: image.into_iter().flatten().collect(),
+        };
+    }
+    let (columns, values): (Vec<Arc<str>>, Vec<serde_json::Value>) = table
+        .names
+        .iter()
+        .zip(image)
+        .filter_map(|(name, value)| value.map(|v| (name.clone(), v)))
+        .unzip();
+    Row {
+        columns: columns.into(),
         values,
-    })
+    }
 }
 
 fn key_of(image: Option<&Row>, table: &TableInfo) -> Row {

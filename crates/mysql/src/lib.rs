@@ -8,10 +8,10 @@ pub mod connect;
 pub mod decode;
 pub mod error;
 pub mod mariadb;
+pub mod rows;
 pub mod source;
 pub mod start;
 pub mod table;
-pub mod value;
 
 pub use config::{MysqlSourceConfig, StartFrom};
 pub use error::SourceError;

@@ -2,6 +2,7 @@
 //! metadata, signedness, charsets, ENUM/SET labels and primary-key columns, computed once per table
 //! map so that decoding each row needs no further lookups.
 
+use crate::rows::{plan_column, DecodeError, Kind};
 use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::consts::ColumnType;
 use std::sync::Arc;
@@ -35,6 +36,10 @@ pub struct TableInfo {
     pub map: TableMapEvent<'static>,
     /// Whether the source's table filter selects this table.
     pub included: bool,
+    /// How each column's values are laid out, or why a column cannot be decoded.
+    pub plan: Result<Vec<Kind>, DecodeError>,
+    /// How many JSON columns the table has (partial JSON updates number them).
+    pub json_columns: usize,
 }
 
 impl TableInfo {
@@ -59,7 +64,17 @@ impl TableInfo {
         let mut primary_key = Vec::new();
         apply_optional_metadata(&map, &mut columns, &mut names, &mut primary_key)?;
         let key_names = primary_key.iter().map(|&i| names[i].clone()).collect();
+        let plan = columns
+            .iter()
+            .map(plan_column)
+            .collect::<Result<Vec<_>, _>>();
+        let json_columns = columns
+            .iter()
+            .filter(|c| c.column_type == ColumnType::MYSQL_TYPE_JSON)
+            .count();
         Ok(TableInfo {
+            plan,
+            json_columns,
             key_names,
             db: Arc::from(map.database_name().as_ref()),
             table: Arc::from(map.table_name().as_ref()),

@@ -1,0 +1,267 @@
+//! Decoding row images of rows events straight from the event bytes with a table's column plan:
+//! the null bitmap over the columns present in the image, then each non-null value. Every read is
+//! bounds-checked; a value that does not fit its declared layout is an error, never a panic.
+
+use super::cursor::{sign_extend, Cursor, DecodeError, Result};
+use super::plan::Kind;
+use super::{decimal, jsonb, temporal, text};
+use crate::table::BINARY_CHARSET;
+use base64::Engine;
+use serde_json::Value as Json;
+
+/// A decoded row image: for each column of the table, its value when the image has it.
+pub type Image = Vec<Option<Json>>;
+
+/// Decodes one image. `present[i]` says whether column i is in the image; `partial_json`, for the
+/// after image of a partial update, says which JSON columns hold diffs against `before`.
+pub fn decode_image(
+    c: &mut Cursor<'_>,
+    plan: &[Kind],
+    present: &[bool],
+    partial_json: Option<&[bool]>,
+    before: Option<&Image>,
+) -> Result<Image> {
+    let count = present.iter().filter(|&&p| p).count();
+    let nulls = c.take(count.div_ceil(8))?;
+    let mut image = vec![None; plan.len()];
+    let mut nth_present = 0;
+    let mut nth_json = 0;
+    for (i, kind) in plan.iter().enumerate() {
+        let json_index = kind.is_json().then(|| {
+            nth_json += 1;
+            nth_json - 1
+        });
+        if !present.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let is_null = nulls[nth_present / 8] & (1 << (nth_present % 8)) != 0;
+        nth_present += 1;
+        if is_null {
+            image[i] = Some(Json::Null);
+            continue;
+        }
+        let partial = json_index
+            .is_some_and(|j| partial_json.is_some_and(|p| p.get(j).copied().unwrap_or(false)));
+        image[i] = Some(if partial {
+            partial_update(c, kind, before.and_then(|b| b.get(i).cloned().flatten()))?
+        } else {
+            value(c, kind)?
+        });
+    }
+    Ok(image)
+}
+
+fn partial_update(c: &mut Cursor<'_>, kind: &Kind, before: Option<Json>) -> Result<Json> {
+    let Kind::Json { len_bytes } = kind else {
+        return Err(DecodeError("partial update of a non-JSON column".into()));
+    };
+    let len = c.uint_le(*len_bytes as usize)? as usize;
+    let diffs = c.take(len)?;
+    let mut doc =
+        before.ok_or_else(|| DecodeError("partial JSON update without a before image".into()))?;
+    super::json_diff::apply(&mut doc, diffs)?;
+    Ok(doc)
+}
+
+fn base64(bytes: &[u8]) -> Json {
+    Json::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn float(f: f64) -> Json {
+    serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
+}
+
+/// Decodes one non-null value.
+pub fn value(c: &mut Cursor<'_>, kind: &Kind) -> Result<Json> {
+    Ok(match kind {
+        Kind::Int { bytes, unsigned } => {
+            let raw = c.uint_le(*bytes as usize)?;
+            if *unsigned {
+                Json::from(raw)
+            } else {
+                Json::from(sign_extend(raw, *bytes as u32 * 8))
+            }
+        }
+        Kind::Float => {
+            let f = f32::from_bits(c.uint_le(4)? as u32);
+            // Shortest text of the f32, so 1.1 stays 1.1 rather than 1.100000023841858.
+            float(f.to_string().parse::<f64>().unwrap_or(f as f64))
+        }
+        Kind::Double => float(f64::from_bits(c.uint_le(8)?)),
+        Kind::Decimal { precision, scale } => {
+            Json::from(decimal::read_decimal(c, *precision, *scale)?)
+        }
+        Kind::Date => temporal::date(c)?,
+        Kind::Time => temporal::time_old(c)?,
+        Kind::Time2 { fsp } => temporal::time2(c, *fsp)?,
+        Kind::Datetime => temporal::datetime_old(c)?,
+        Kind::Datetime2 { fsp } => temporal::datetime2(c, *fsp)?,
+        Kind::Timestamp => temporal::timestamp_old(c)?,
+        Kind::Timestamp2 { fsp } => temporal::timestamp2(c, *fsp)?,
+        Kind::Year => temporal::year(c)?,
+        Kind::Bytes {
+            len_bytes,
+            charset,
+            pad_to,
+        } => {
+            let len = c.uint_le(*len_bytes as usize)? as usize;
+            let bytes = c.take(len)?;
+            if *charset == BINARY_CHARSET {
+                if bytes.len() < *pad_to {
+                    let mut padded = bytes.to_vec();
+                    padded.resize(*pad_to, 0);
+                    base64(&padded)
+                } else {
+                    base64(bytes)
+                }
+            } else {
+                Json::from(text::decode(bytes, *charset))
+            }
+        }
+        Kind::Json { len_bytes } => {
+            let len = c.uint_le(*len_bytes as usize)? as usize;
+            jsonb::decode_document(c.take(len)?)?
+        }
+        Kind::Raw { len_bytes } => {
+            let len = c.uint_le(*len_bytes as usize)? as usize;
+            base64(c.take(len)?)
+        }
+        Kind::Enum { bytes, labels } => {
+            let index = c.uint_le(*bytes as usize)? as usize;
+            match labels {
+                Some(labels) if index == 0 => Json::from(""),
+                Some(labels) => labels
+                    .get(index - 1)
+                    .map_or(Json::from(index), |l| Json::from(l.as_str())),
+                None => Json::from(index),
+            }
+        }
+        Kind::Set { bytes, labels } => {
+            let bits = c.uint_le(*bytes as usize)?;
+            match labels {
+                Some(labels) => Json::Array(
+                    labels
+                        .iter()
+                        .take(64)
+                        .enumerate()
+                        .filter(|(i, _)| bits & (1 << i) != 0)
+                        .map(|(_, l)| Json::from(l.as_str()))
+                        .collect(),
+                ),
+                None => Json::from(bits),
+            }
+        }
+        Kind::Bit { bytes } => Json::from(c.uint_be(*bytes as usize)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn integers_signed_and_unsigned() {
+        let signed = Kind::Int {
+            bytes: 8,
+            unsigned: false,
+        };
+        let unsigned = Kind::Int {
+            bytes: 8,
+            unsigned: true,
+        };
+        let max = u64::MAX.to_le_bytes();
+        assert_eq!(
+            value(&mut Cursor::new(&max), &signed).unwrap(),
+            Json::from(-1)
+        );
+        assert_eq!(
+            value(&mut Cursor::new(&max), &unsigned).unwrap(),
+            Json::from(u64::MAX)
+        );
+        let tiny = Kind::Int {
+            bytes: 1,
+            unsigned: false,
+        };
+        assert_eq!(
+            value(&mut Cursor::new(&[0x80]), &tiny).unwrap(),
+            Json::from(-128)
+        );
+        let medium = Kind::Int {
+            bytes: 3,
+            unsigned: true,
+        };
+        assert_eq!(
+            value(&mut Cursor::new(&[0xff, 0xff, 0xff]), &medium).unwrap(),
+            Json::from(16_777_215)
+        );
+    }
+
+    #[test]
+    fn strings_binary_enum_set_bit() {
+        let text = Kind::Bytes {
+            len_bytes: 1,
+            charset: 45,
+            pad_to: 0,
+        };
+        assert_eq!(
+            value(&mut Cursor::new(b"\x02hi"), &text).unwrap(),
+            Json::from("hi")
+        );
+        let binary = Kind::Bytes {
+            len_bytes: 1,
+            charset: 63,
+            pad_to: 4,
+        };
+        assert_eq!(
+            value(&mut Cursor::new(b"\x02\x01\x02"), &binary).unwrap(),
+            Json::from("AQIAAA==")
+        );
+        let labels: Arc<[String]> = vec!["a".to_string(), "b".to_string(), "c".to_string()].into();
+        let e = Kind::Enum {
+            bytes: 1,
+            labels: Some(labels.clone()),
+        };
+        assert_eq!(value(&mut Cursor::new(&[2]), &e).unwrap(), Json::from("b"));
+        let s = Kind::Set {
+            bytes: 1,
+            labels: Some(labels),
+        };
+        assert_eq!(
+            value(&mut Cursor::new(&[5]), &s).unwrap(),
+            serde_json::json!(["a", "c"])
+        );
+        let bit = Kind::Bit { bytes: 2 };
+        assert_eq!(
+            value(&mut Cursor::new(&[1, 0]), &bit).unwrap(),
+            Json::from(256)
+        );
+    }
+
+    #[test]
+    fn image_with_nulls_and_absent_columns() {
+        let plan = vec![
+            Kind::Int {
+                bytes: 4,
+                unsigned: false,
+            },
+            Kind::Int {
+                bytes: 1,
+                unsigned: false,
+            },
+            Kind::Bytes {
+                len_bytes: 1,
+                charset: 45,
+                pad_to: 0,
+            },
+        ];
+        // Columns 0 and 2 present; column 2 null: null bitmap 0b10.
+        let bytes = [0b10, 7, 0, 0, 0];
+        let mut c = Cursor::new(&bytes);
+        let image = decode_image(&mut c, &plan, &[true, false, true], None, None).unwrap();
+        assert_eq!(image, vec![Some(Json::from(7)), None, Some(Json::Null)]);
+        assert!(c.is_empty());
+        let mut short = Cursor::new(&bytes[..3]);
+        assert!(decode_image(&mut short, &plan, &[true, false, true], None, None).is_err());
+    }
+}
