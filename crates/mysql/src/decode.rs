@@ -12,7 +12,7 @@ use crate::mariadb::{self, GtidState};
 use crate::rows::{decode_image, Cursor, Image};
 use crate::table::TableInfo;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
-use mysql_async::binlog::EventType;
+use mysql_async::binlog::{BinlogChecksumAlg, EventType};
 use rowbus_core::event::{now_ms, ChangeEvent, Op, Row, SourceInfo, SourceRecord};
 use rowbus_core::table_filter::TableFilter;
 use rowbus_core::Position;
@@ -100,6 +100,7 @@ impl Decoder {
     ) -> Result<(), SourceError> {
         let header = event.header();
         let end = header.log_pos() as u64;
+        verify_checksum(event).map_err(|e| self.corrupt(end, &e))?;
         match header.event_type_raw() {
             mariadb::GTID_EVENT => {
                 let gtid = mariadb::parse_gtid_event(event.data(), header.server_id())
@@ -129,11 +130,19 @@ impl Decoder {
                     self.file
                 )));
             }
+            // A commit; its xid is not needed (and some 5.1 servers wrote it with extra bytes).
+            t if t == EventType::XID_EVENT as u8 => {
+                self.commit(end, out);
+                return Ok(());
+            }
             t if t == EventType::HEARTBEAT_EVENT as u8 => {
                 self.heartbeat(event, end, out);
                 return Ok(());
             }
             _ => {}
+        }
+        if !needs_parsing(header.event_type_raw()) {
+            return Ok(());
         }
         let data = event
             .read_data()
@@ -150,7 +159,6 @@ impl Decoder {
                 }
             }
             Some(EventData::QueryEvent(query)) => self.query(&query.query(), header.log_pos(), out),
-            Some(EventData::XidEvent(_)) => self.commit(end, out),
             Some(EventData::GtidEvent(gtid)) => {
                 let text: Arc<str> =
                     Arc::from(format!("{}:{}", uuid_text(&gtid.sid()), gtid.gno()));
@@ -318,6 +326,51 @@ impl Decoder {
     }
 }
 
+/// The events the decoder reads beyond their header; the rest (statement-based LOAD DATA, user
+/// variables, incidents, ...) carry no row change in a ROW-format binlog and are passed over.
+pub(crate) fn needs_parsing(raw: u8) -> bool {
+    use EventType::*;
+    [
+        ROTATE_EVENT,
+        QUERY_EVENT,
+        GTID_EVENT,
+        GTID_TAGGED_LOG_EVENT,
+        TABLE_MAP_EVENT,
+        WRITE_ROWS_EVENT_V1,
+        UPDATE_ROWS_EVENT_V1,
+        DELETE_ROWS_EVENT_V1,
+        WRITE_ROWS_EVENT,
+        UPDATE_ROWS_EVENT,
+        DELETE_ROWS_EVENT,
+        PARTIAL_UPDATE_ROWS_EVENT,
+    ]
+    .iter()
+    .any(|t| *t as u8 == raw)
+}
+
+/// Checks an event's CRC32 checksum, when it has one.
+fn verify_checksum(event: &Event) -> Result<(), String> {
+    let footer = event.footer();
+    let (Some(stored), Ok(Some(alg))) = (event.checksum(), footer.get_checksum_alg()) else {
+        return Ok(());
+    };
+    // Events inside a compressed transaction payload carry no checksum.
+    if !footer.get_checksum_enabled() {
+        return Ok(());
+    }
+    if alg != BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32 {
+        return Ok(());
+    }
+    let computed = event.calc_checksum(alg);
+    let stored = u32::from_le_bytes(stored);
+    if computed != stored {
+        return Err(format!(
+            "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+        ));
+    }
+    Ok(())
+}
+
 /// The before and after images of one row of a rows event.
 pub type RowImages = (Option<Image>, Option<Image>);
 
@@ -338,6 +391,7 @@ pub fn decode_rows(rows: &RowsEventData<'_>, table: &TableInfo) -> Result<Vec<Ro
     let mut cursor = Cursor::new(rows.rows_data());
     let mut images = Vec::new();
     while !cursor.is_empty() {
+        let row_start = cursor.position();
         let before = match &before_cols {
             Some(cols) => {
                 Some(decode_image(&mut cursor, plan, cols, None, None).map_err(|e| e.to_string())?)
@@ -364,6 +418,9 @@ pub fn decode_rows(rows: &RowsEventData<'_>, table: &TableInfo) -> Result<Vec<Ro
             }
             None => None,
         };
+        if cursor.position() == row_start {
+            return Err("a row image without bytes (corrupt rows event)".into());
+        }
         images.push((before, after));
     }
     Ok(images)

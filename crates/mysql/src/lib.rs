@@ -7,6 +7,7 @@ pub mod config;
 pub mod connect;
 pub mod decode;
 pub mod error;
+pub mod inspect;
 pub mod mariadb;
 pub mod rows;
 pub mod source;

@@ -7,6 +7,9 @@ use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::consts::ColumnType;
 use std::sync::Arc;
 
+/// MySQL and MariaDB tables have at most 4096 columns.
+const MAX_COLUMNS: usize = 4096;
+
 /// Binary collation id: values of such columns are bytes, not text.
 pub const BINARY_CHARSET: u16 = 63;
 
@@ -45,6 +48,11 @@ pub struct TableInfo {
 impl TableInfo {
     pub fn from_map(map: TableMapEvent<'static>, included: bool) -> std::io::Result<Self> {
         let count = map.columns_count() as usize;
+        if count > MAX_COLUMNS {
+            return Err(invalid(format!(
+                "{count} columns, more than a table can have"
+            )));
+        }
         let mut columns = Vec::with_capacity(count);
         for i in 0..count {
             let column_type = map

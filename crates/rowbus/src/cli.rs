@@ -39,6 +39,31 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Decode offline data, such as binlog files.
+    Inspect {
+        #[command(subcommand)]
+        what: InspectCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InspectCommand {
+    /// Print the events of binlog files as JSON lines: one line per event (position, type,
+    /// details) and one native change event per row. Exit code 1 if a file is corrupt.
+    Binlog {
+        /// Binlog files, read in the order given.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print only events starting at or after this offset.
+        #[arg(long)]
+        start_position: Option<u64>,
+        /// Stop before the event starting at this offset.
+        #[arg(long)]
+        stop_position: Option<u64>,
+        /// Only row changes of tables matching this db.table glob (repeatable).
+        #[arg(long = "table")]
+        tables: Vec<String>,
+    },
 }
 
 pub fn init_logging(cli: &Cli) {

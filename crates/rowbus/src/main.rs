@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod inspect;
 mod run;
 
 use clap::Parser;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        cli::Command::Inspect { what } => inspect::run(what),
         cli::Command::Run { config } => {
             let config = match config::load(&config) {
                 Ok(config) => config,

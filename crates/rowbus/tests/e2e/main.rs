@@ -6,6 +6,7 @@ mod support;
 mod big_transaction;
 mod config_errors;
 mod delivery;
+mod inspect_cli;
 mod reconnect;
 mod restart;
 mod server_errors;

@@ -1,0 +1,54 @@
+//! `rowbus inspect binlog FILE...`: offline decoding of binlog files to JSON lines on stdout.
+
+use crate::cli::InspectCommand;
+use rowbus_core::table_filter::TableFilter;
+use rowbus_mysql::inspect::{inspect_file, InspectOptions};
+use std::io::Write;
+use std::process::ExitCode;
+
+pub fn run(command: InspectCommand) -> ExitCode {
+    let InspectCommand::Binlog {
+        files,
+        start_position,
+        stop_position,
+        tables,
+    } = command;
+    let tables = match TableFilter::new(&tables, &[]) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("--table: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = InspectOptions {
+        start: start_position,
+        stop: stop_position,
+        tables,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = false;
+    for file in &files {
+        let mut write_error = None;
+        let result = inspect_file(file, &options, &mut |line| {
+            if write_error.is_none() {
+                write_error = writeln!(out, "{line}").err();
+            }
+        });
+        if let Some(e) = write_error {
+            eprintln!("rowbus: cannot write to standard output: {e}");
+            return ExitCode::FAILURE;
+        }
+        if let Err(e) = result {
+            let _ = out.flush();
+            eprintln!("rowbus: {e}");
+            failed = true;
+        }
+    }
+    let _ = out.flush();
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
