@@ -11,3 +11,4 @@ mod reconnect;
 mod restart;
 mod server_errors;
 mod start_positions;
+mod type_matrix;
