@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Benchmarks, each figure beside a peer measured in the same run on the same data; writes
+# BENCHMARKS.md. Usage: scripts/bench.sh [--quick] [decode] [memory]   (default: all workloads)
+#   decode  rows/s and MB/s decoding a binlog of N rows with 8 typed columns on one core:
+#           `rowbus inspect binlog` vs `mariadb-binlog --base64-output=decode-rows -v`, same file
+#   memory  peak RSS of `rowbus run` while a single-transaction DELETE of N rows streams to a file
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+QUICK=0
+WORKLOADS=()
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    decode|memory) WORKLOADS+=("$arg") ;;
+    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory]" >&2; exit 2 ;;
+  esac
+done
+[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory)
+if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; RUNS=5; fi
+
+ensure_rust
+ensure_pkg python3 python3
+ensure_mariadb
+log "building rowbus (release)"
+cargo build --release --quiet -p rowbus
+ROWBUS="$CARGO_TARGET_DIR/release/rowbus"
+
+WORK=$(mktemp -d /tmp/rowbus-bench.XXXXXX)
+cleanup() {
+  [ -f "$WORK/rowbus.pid" ] && kill "$(cat "$WORK/rowbus.pid")" 2>/dev/null || true
+  [ -f "$WORK/mariadb/server.pid" ] && kill "$(cat "$WORK/mariadb/server.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+PORT=$(free_port)
+log "starting a throwaway MariaDB on 127.0.0.1:$PORT"
+start_mariadb "$WORK/mariadb" "$PORT"
+SQL=(mariadb --no-defaults -h127.0.0.1 -P"$PORT" -uroot)
+RESULTS="$WORK/results.md"
+: >"$RESULTS"
+
+# median/min/max of the numbers on stdin, as "median (min–max)".
+stats() { python3 -c 'import sys,statistics as s; v=[float(x) for x in sys.stdin.read().split()]; print(f"{s.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f})")'; }
+now() { date +%s.%N; }
+
+bench_decode() {
+  log "decode: writing $DECODE_ROWS rows of 8 columns into a binlog"
+  "${SQL[@]}" -e "CREATE DATABASE bench; CREATE TABLE bench.t (id BIGINT PRIMARY KEY, a INT, b BIGINT,
+    c VARCHAR(32), d DECIMAL(10,2), e DATETIME(3), f DOUBLE, g TINYINT) DEFAULT CHARSET=utf8mb4; FLUSH BINARY LOGS;"
+  local step=1000 from=1
+  while [ "$from" -le "$DECODE_ROWS" ]; do
+    local to=$((from + step - 1))
+    "${SQL[@]}" bench -e "INSERT INTO t SELECT seq, seq % 100000, seq * 1000003, CONCAT('name-', seq),
+      (seq % 100000) / 100, '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, seq / 7, seq % 100 FROM seq_${from}_to_${to}"
+    from=$((to + 1))
+  done
+  local file
+  file=$("${SQL[@]}" -N -e "SHOW MASTER STATUS" | cut -f1)
+  "${SQL[@]}" -e "FLUSH BINARY LOGS"
+  local binlog="$WORK/mariadb/data/$file"
+  local bytes; bytes=$(stat -c %s "$binlog")
+  local rowbus_rows; rowbus_rows=$("$ROWBUS" inspect binlog --table 'bench.*' "$binlog" | grep -c '"op":"c"')
+  [ "$rowbus_rows" = "$DECODE_ROWS" ] || { echo "rowbus decoded $rowbus_rows rows, expected $DECODE_ROWS" >&2; exit 1; }
+  local peer_rows; peer_rows=$(mariadb-binlog --base64-output=decode-rows -v "$binlog" | grep -c '^### INSERT')
+  [ "$peer_rows" = "$DECODE_ROWS" ] || { echo "mariadb-binlog decoded $peer_rows rows, expected $DECODE_ROWS" >&2; exit 1; }
+  log "decode: $RUNS runs each, alternating, pinned to one core"
+  : >"$WORK/rowbus.times"; : >"$WORK/peer.times"
+  for _ in $(seq 1 "$RUNS"); do
+    local t0 t1
+    t0=$(now); taskset -c 0 "$ROWBUS" inspect binlog "$binlog" >/dev/null; t1=$(now)
+    python3 -c "print($DECODE_ROWS/($t1-$t0))" >>"$WORK/rowbus.times"
+    t0=$(now); taskset -c 0 mariadb-binlog --base64-output=decode-rows -v "$binlog" >/dev/null; t1=$(now)
+    python3 -c "print($DECODE_ROWS/($t1-$t0))" >>"$WORK/peer.times"
+  done
+  local mb; mb=$(python3 -c "print(round($bytes/1e6, 1))")
+  {
+    echo "### decode: $DECODE_ROWS rows, 8 columns, one binlog of $mb MB, one core"
+    echo
+    echo "| decoder | rows/s, median (min–max) of $RUNS |"
+    echo "|---|---|"
+    echo "| rowbus inspect binlog (native JSON lines) | $(stats <"$WORK/rowbus.times") |"
+    echo "| mariadb-binlog --base64-output=decode-rows -v | $(stats <"$WORK/peer.times") |"
+    echo
+  } >>"$RESULTS"
+}
+
+bench_memory() {
+  log "memory: a single-transaction DELETE of $MEMORY_ROWS rows streamed to the file sink"
+  "${SQL[@]}" -e "CREATE DATABASE IF NOT EXISTS mem; CREATE TABLE mem.t (id BIGINT PRIMARY KEY, pad VARCHAR(100))
+    DEFAULT CHARSET=utf8mb4; INSERT INTO mem.t SELECT seq, REPEAT('x', 100) FROM mem.seq_1_to_$MEMORY_ROWS;"
+  local start; start=$("${SQL[@]}" -N -e "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
+  cat >"$WORK/mem.toml" <<TOML
+data_dir = "$WORK/mem-data"
+[sources.mem]
+type = "mysql"
+url = "mysql://root@127.0.0.1:$PORT"
+server_id = 777
+include = ["mem.*"]
+start = "$start"
+[sinks.out]
+type = "file"
+path = "$WORK/mem.jsonl"
+TOML
+  "$ROWBUS" run -c "$WORK/mem.toml" 2>"$WORK/mem.log" &
+  echo $! >"$WORK/rowbus.pid"
+  local t0; t0=$(now)
+  "${SQL[@]}" -e "DELETE FROM mem.t"
+  while [ "$(wc -l <"$WORK/mem.jsonl" 2>/dev/null || echo 0)" -lt "$MEMORY_ROWS" ]; do sleep 0.2; done
+  local t1; t1=$(now)
+  local pid; pid=$(cat "$WORK/rowbus.pid")
+  local hwm; hwm=$(awk '/VmHWM/ {print $2}' /proc/"$pid"/status)
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus.pid"
+  local mb; mb=$(python3 -c "print(round($hwm/1024, 1))")
+  local rate; rate=$(python3 -c "print(f'{$MEMORY_ROWS/($t1-$t0):,.0f}')")
+  {
+    echo "### memory: single-transaction DELETE of $MEMORY_ROWS rows to the file sink"
+    echo
+    echo "| measure | value |"
+    echo "|---|---|"
+    echo "| peak RSS of rowbus (VmHWM) | $mb MB |"
+    echo "| rows/s from the DELETE statement to the last line written (fsync per batch) | $rate |"
+    echo
+  } >>"$RESULTS"
+}
+
+for w in "${WORKLOADS[@]}"; do "bench_$w"; done
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`scripts/bench.sh$([ "$QUICK" = 1 ] && echo " --quick") ${WORKLOADS[*]}\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD),"
+  echo "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, MariaDB $(mariadbd --version | awk '{print $3}')."
+  echo "Each figure stands beside its peer, measured in the same run on the same data."
+  echo
+  cat "$RESULTS"
+} >BENCHMARKS.md
+cat BENCHMARKS.md
