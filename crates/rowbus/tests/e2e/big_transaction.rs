@@ -1,5 +1,6 @@
-//! A connection lost in the middle of a large transaction: rowbus re-reads the transaction from its
-//! start after reconnecting and skips the rows it already delivered, so nothing is lost or repeated.
+//! Large data: a connection lost in the middle of a large transaction (rowbus re-reads the
+//! transaction from its start after reconnecting and skips the rows it already delivered, so nothing
+//! is lost or repeated), and a single event larger than a 16 MB protocol packet.
 
 use crate::support::*;
 use mysql_async::prelude::Queryable;
@@ -74,4 +75,42 @@ async fn reconnect_mid_transaction_neither_loses_nor_repeats() {
             "row {i} in order"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_larger_than_16_mb_arrives_whole() {
+    let server = MariaDb::start(MariaDbOptions::default());
+    let db = server.fresh_database("bigevent").await;
+    let mut conn = server.conn().await;
+    conn.query_drop("SET GLOBAL max_allowed_packet = 67108864")
+        .await
+        .unwrap();
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.blobs (id INT PRIMARY KEY, b LONGBLOB)"
+    ))
+    .await
+    .unwrap();
+    let dir = TestDir::new("bigevent");
+    let start = binlog_end(&server).await;
+    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let out = dir.path("out.jsonl");
+    let rowbus = Rowbus::start(&config);
+    // A fresh connection sees the larger max_allowed_packet.
+    let mut writer = server.conn().await;
+    let size = 20 << 20;
+    writer
+        .query_drop(format!(
+            "INSERT INTO `{db}`.blobs VALUES (1, REPEAT(0xAB, {size})), (2, 'small')"
+        ))
+        .await
+        .unwrap();
+    let events = tokio::task::block_in_place(|| wait_for_events(&out, 2));
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    use base64::Engine;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(events[0]["after"]["b"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(blob.len(), size);
+    assert!(blob.iter().all(|&b| b == 0xAB));
+    assert_eq!(events[1]["after"]["b"], "c21hbGw=");
 }
