@@ -9,7 +9,7 @@ use crate::mariadb;
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
 use mysql_common::binlog::events::{Event, EventData};
 use mysql_common::binlog::EventStreamReader;
-use rowbus_core::event::SourceRecord;
+use rowbus_core::event::{ChangeEvent, SourceRecord};
 use rowbus_core::table_filter::TableFilter;
 use rowbus_core::Position;
 use serde_json::{json, Value as Json};
@@ -20,6 +20,13 @@ use std::path::Path;
 const HEADER_LEN: usize = 19;
 /// Larger than any event a server writes (max_allowed_packet is at most 1 GiB).
 const MAX_EVENT: usize = 1 << 30;
+
+/// One line of output: an event's description, or a row change.
+#[derive(Debug, Clone, Copy)]
+pub enum Line<'a> {
+    Event(&'a Json),
+    Change(&'a ChangeEvent),
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct InspectOptions {
@@ -49,7 +56,7 @@ pub struct InspectError {
 pub fn inspect_file(
     path: &Path,
     options: &InspectOptions,
-    out: &mut dyn FnMut(&str),
+    out: &mut dyn FnMut(Line<'_>),
 ) -> Result<InspectSummary, InspectError> {
     let fail = |offset: u64, message: String| InspectError {
         file: path.display().to_string(),
@@ -80,7 +87,7 @@ pub fn inspect_reader(
     mut input: impl Read,
     len: u64,
     options: &InspectOptions,
-    out: &mut dyn FnMut(&str),
+    out: &mut dyn FnMut(Line<'_>),
 ) -> Result<InspectSummary, InspectError> {
     let fail = |offset: u64, message: String| InspectError {
         file: display.to_string(),
@@ -171,7 +178,7 @@ impl FileReader {
         bytes: &[u8],
         offset: u64,
         print: bool,
-        out: &mut dyn FnMut(&str),
+        out: &mut dyn FnMut(Line<'_>),
     ) -> Result<(), String> {
         let event = guarded("undecodable event", || self.esr.read(bytes))?
             .ok_or_else(|| "empty event".to_string())?;
@@ -188,7 +195,7 @@ impl FileReader {
         event: &Event,
         offset: u64,
         print: bool,
-        out: &mut dyn FnMut(&str),
+        out: &mut dyn FnMut(Line<'_>),
     ) -> Result<(), String> {
         let payload = guarded("transaction payload", || {
             let tpe =
@@ -211,7 +218,7 @@ impl FileReader {
         event: &Event,
         offset: u64,
         print: bool,
-        out: &mut dyn FnMut(&str),
+        out: &mut dyn FnMut(Line<'_>),
     ) -> Result<(), String> {
         self.summary.events += 1;
         self.records.clear();
@@ -230,10 +237,10 @@ impl FileReader {
             .count();
         self.summary.rows += changes as u64;
         if print {
-            out(&describe(event, offset, changes).to_string());
+            out(Line::Event(&describe(event, offset, changes)));
             for record in &self.records {
                 if let SourceRecord::Change(change) = record {
-                    out(&serde_json::to_string(&**change).unwrap_or_default());
+                    out(Line::Change(change));
                 }
             }
         }

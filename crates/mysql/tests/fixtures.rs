@@ -3,7 +3,7 @@
 //! naming the file and offset; and no mutation of their bytes makes the decoder panic.
 
 use rowbus_core::table_filter::TableFilter;
-use rowbus_mysql::inspect::{inspect_file, inspect_reader, InspectOptions, InspectSummary};
+use rowbus_mysql::inspect::{inspect_file, inspect_reader, InspectOptions, InspectSummary, Line};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -20,7 +20,10 @@ fn inspect_with(
 ) -> (Result<InspectSummary, String>, Vec<Value>) {
     let mut lines = Vec::new();
     let result = inspect_file(&fixtures().join(name), options, &mut |l| {
-        lines.push(serde_json::from_str(l).unwrap())
+        lines.push(match l {
+            Line::Event(e) => e.clone(),
+            Line::Change(c) => serde_json::to_value(c).unwrap(),
+        })
     })
     .map_err(|e| e.to_string());
     (result, lines)

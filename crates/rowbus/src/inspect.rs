@@ -2,7 +2,8 @@
 
 use crate::cli::InspectCommand;
 use rowbus_core::table_filter::TableFilter;
-use rowbus_mysql::inspect::{inspect_file, InspectOptions};
+use rowbus_mysql::inspect::{inspect_file, InspectOptions, Line};
+use rowbus_sinks::encode::native_json_line;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -26,13 +27,22 @@ pub fn run(command: InspectCommand) -> ExitCode {
         tables,
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut buffer = Vec::with_capacity(1 << 12);
     let mut failed = false;
     for file in &files {
         let mut write_error = None;
         let result = inspect_file(file, &options, &mut |line| {
+            buffer.clear();
+            match line {
+                Line::Event(description) => {
+                    let _ = serde_json::to_writer(&mut buffer, description);
+                    buffer.push(b'\n');
+                }
+                Line::Change(change) => native_json_line(change, &mut buffer),
+            }
             if write_error.is_none() {
-                write_error = writeln!(out, "{line}").err();
+                write_error = out.write_all(&buffer).err();
             }
         });
         if let Some(e) = write_error {

@@ -1,25 +1,123 @@
-//! Event encodings shared by every sink. Today: the native JSON of DESIGN.md, one object per event.
+//! Event encodings shared by every sink. Today: the native JSON of DESIGN.md, one object per event,
+//! written straight into a byte buffer (the same bytes serde_json would write for the event, with a
+//! fast path for strings that need no escaping).
 
-use rowbus_core::ChangeEvent;
+use rowbus_core::{ChangeEvent, Op, Row};
+use serde_json::Value;
 
 /// Appends the native JSON of `event` and a newline to `out`.
 pub fn native_json_line(event: &ChangeEvent, out: &mut Vec<u8>) {
-    // Serializing our own types into a Vec cannot fail: every map key is a string.
-    let _ = serde_json::to_writer(&mut *out, event);
-    out.push(b'\n');
+    out.extend_from_slice(b"{\"op\":\"");
+    out.push(match event.op {
+        Op::Insert => b'c',
+        Op::Update => b'u',
+        Op::Delete => b'd',
+        Op::Read => b'r',
+    });
+    out.extend_from_slice(b"\",\"db\":");
+    string(out, &event.db);
+    out.extend_from_slice(b",\"table\":");
+    string(out, &event.table);
+    out.extend_from_slice(b",\"key\":");
+    row(out, &event.key);
+    out.extend_from_slice(b",\"before\":");
+    optional_row(out, event.before.as_ref());
+    out.extend_from_slice(b",\"after\":");
+    optional_row(out, event.after.as_ref());
+    let s = &event.source;
+    out.extend_from_slice(b",\"source\":{\"name\":");
+    string(out, &s.name);
+    out.extend_from_slice(b",\"server_id\":");
+    number(out, s.server_id as u64);
+    out.extend_from_slice(b",\"file\":");
+    string(out, &s.file);
+    out.extend_from_slice(b",\"pos\":");
+    number(out, s.pos);
+    out.extend_from_slice(b",\"gtid\":");
+    match &s.gtid {
+        Some(gtid) => string(out, gtid),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"txn\":");
+    string(out, &s.txn);
+    out.extend_from_slice(b",\"ts_ms\":");
+    number(out, s.ts_ms);
+    out.extend_from_slice(b",\"row\":");
+    number(out, s.row as u64);
+    out.extend_from_slice(if s.snapshot {
+        b",\"snapshot\":true}"
+    } else {
+        b",\"snapshot\":false}"
+    });
+    out.extend_from_slice(b",\"read_ts_ms\":");
+    number(out, event.read_ts_ms);
+    out.extend_from_slice(b"}\n");
+}
+
+fn optional_row(out: &mut Vec<u8>, image: Option<&Row>) {
+    match image {
+        Some(image) => row(out, image),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn row(out: &mut Vec<u8>, image: &Row) {
+    out.push(b'{');
+    for (i, (name, v)) in image.columns.iter().zip(&image.values).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, name);
+        out.push(b':');
+        value(out, v);
+    }
+    out.push(b'}');
+}
+
+fn value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::String(s) => string(out, s),
+        Value::Null => out.extend_from_slice(b"null"),
+        other => {
+            // Numbers, booleans, arrays and objects: serde_json's own text. Writing to a Vec
+            // cannot fail.
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
+    }
+}
+
+fn number(out: &mut Vec<u8>, n: u64) {
+    let _ = serde_json::to_writer(&mut *out, &n);
+}
+
+/// A JSON string; most strings need no escaping and are copied as they are.
+fn string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rowbus_core::{Op, Row, SourceInfo};
+    use rowbus_core::SourceInfo;
     use std::sync::Arc;
 
-    #[test]
-    fn native_shape() {
-        let columns: Arc<[Arc<str>]> = vec![Arc::from("id"), Arc::from("name")].into();
-        let event = ChangeEvent {
-            op: Op::Update,
+    fn event(op: Op, text: &str, gtid: Option<&str>) -> ChangeEvent {
+        let columns: Arc<[Arc<str>]> =
+            vec![Arc::from("id"), Arc::from("name"), Arc::from("doc")].into();
+        let values = vec![
+            1.into(),
+            text.into(),
+            serde_json::json!({"k": [1.5, null, "x\n"]}),
+        ];
+        ChangeEvent {
+            op,
             db: "shop".into(),
             table: "orders".into(),
             key: Row {
@@ -28,33 +126,57 @@ mod tests {
             },
             before: Some(Row {
                 columns: columns.clone(),
-                values: vec![1.into(), "a".into()],
+                values: values.clone(),
             }),
-            after: Some(Row {
-                columns,
-                values: vec![1.into(), "b".into()],
-            }),
+            after: Some(Row { columns, values }),
             source: SourceInfo {
                 name: "src".into(),
                 server_id: 1,
                 file: "b.000001".into(),
                 pos: 300,
-                gtid: Some("0-1-7".into()),
+                gtid: gtid.map(Arc::from),
                 txn: "0-1-7".into(),
                 ts_ms: 1000,
                 row: 0,
                 snapshot: false,
             },
             read_ts_ms: 2000,
-        };
+        }
+    }
+
+    #[test]
+    fn native_shape() {
         let mut out = Vec::new();
-        native_json_line(&event, &mut out);
+        native_json_line(&event(Op::Update, "a", Some("0-1-7")), &mut out);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            r#"{"op":"u","db":"shop","table":"orders","key":{"id":1},"before":{"id":1,"name":"a"},"after":{"id":1,"name":"b"},"source":{"name":"src","server_id":1,"file":"b.000001","pos":300,"gtid":"0-1-7","txn":"0-1-7","ts_ms":1000,"row":0,"snapshot":false},"read_ts_ms":2000}"#
+            r#"{"op":"u","db":"shop","table":"orders","key":{"id":1},"before":{"id":1,"name":"a","doc":{"k":[1.5,null,"x\n"]}},"after":{"id":1,"name":"a","doc":{"k":[1.5,null,"x\n"]}},"source":{"name":"src","server_id":1,"file":"b.000001","pos":300,"gtid":"0-1-7","txn":"0-1-7","ts_ms":1000,"row":0,"snapshot":false},"read_ts_ms":2000}"#
                 .to_string()
                 + "\n"
         );
+    }
+
+    #[test]
+    fn same_bytes_as_serde() {
+        for (op, text, gtid) in [
+            (Op::Insert, "plain", None),
+            (
+                Op::Delete,
+                "quote \" backslash \\ tab \t nul \u{0} emoji 😀",
+                Some("g"),
+            ),
+            (Op::Read, "", None),
+        ] {
+            let e = event(op, text, gtid);
+            let mut ours = Vec::new();
+            native_json_line(&e, &mut ours);
+            let mut theirs = serde_json::to_vec(&e).unwrap();
+            theirs.push(b'\n');
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap()
+            );
+        }
     }
 }

@@ -39,7 +39,7 @@ pub fn read_decimal(cursor: &mut Cursor<'_>, precision: u8, scale: u8) -> Result
         if int_part.is_empty() {
             int_part.push_str(&group.to_string());
         } else {
-            int_part.push_str(&format!("{group:09}"));
+            super::temporal::push_padded(&mut int_part, group, 9);
         }
     }
     let trimmed = int_part.trim_start_matches('0');
@@ -51,12 +51,11 @@ pub fn read_decimal(cursor: &mut Cursor<'_>, precision: u8, scale: u8) -> Result
     if scale > 0 {
         text.push('.');
         for _ in 0..scale / 9 {
-            text.push_str(&format!("{:09}", c.uint_be(4)?));
+            super::temporal::push_padded(&mut text, c.uint_be(4)?, 9);
         }
         let rest = scale % 9;
         if rest > 0 {
-            let value = c.uint_be(DIG2BYTES[rest])?;
-            text.push_str(&format!("{value:0rest$}"));
+            super::temporal::push_padded(&mut text, c.uint_be(DIG2BYTES[rest])?, rest);
         }
     }
     if negative && text[1..].bytes().all(|b| b == b'0' || b == b'.') {

@@ -5,13 +5,38 @@
 use super::cursor::{sign_extend, Cursor, Result};
 use serde_json::Value as Json;
 
+/// Appends `v` in decimal, zero-padded to at least `width` digits.
+pub fn push_padded(out: &mut String, mut v: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    while v > 0 || i == digits.len() {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    for _ in (digits.len() - i)..width {
+        out.push('0');
+    }
+    for &d in &digits[i..] {
+        out.push(d as char);
+    }
+}
+
+/// Appends `.123` with exactly `fsp` digits of the microseconds (nothing for 0).
+pub fn push_fraction(out: &mut String, micros: u64, fsp: u8) {
+    if fsp == 0 {
+        return;
+    }
+    let fsp = fsp.min(6) as u32;
+    out.push('.');
+    push_padded(out, (micros % 1_000_000) / 10u64.pow(6 - fsp), fsp as usize);
+}
+
 /// `.123` with exactly `fsp` digits of the microseconds (nothing for 0).
 pub fn fraction(micros: u64, fsp: u8) -> String {
-    if fsp == 0 {
-        return String::new();
-    }
-    let digits = format!("{:06}", micros % 1_000_000);
-    format!(".{}", &digits[..fsp.min(6) as usize])
+    let mut out = String::new();
+    push_fraction(&mut out, micros, fsp);
+    out
 }
 
 /// Fractional seconds of the *2 formats, in microseconds: 1, 2 or 3 big-endian bytes by precision.
@@ -35,17 +60,37 @@ fn date_json(y: u64, m: u64, d: u64) -> Json {
     if y == 0 && m == 0 && d == 0 {
         return Json::Null;
     }
-    Json::from(format!("{y:04}-{m:02}-{d:02}"))
+    let mut out = String::with_capacity(10);
+    push_date(&mut out, [y, m, d]);
+    Json::String(out)
 }
 
-fn datetime_json([y, mo, d]: [u64; 3], [h, mi, s]: [u64; 3], micros: u64, fsp: u8) -> Json {
-    if y == 0 && mo == 0 && d == 0 {
+fn push_date(out: &mut String, [y, m, d]: [u64; 3]) {
+    push_padded(out, y, 4);
+    out.push('-');
+    push_padded(out, m, 2);
+    out.push('-');
+    push_padded(out, d, 2);
+}
+
+fn push_time(out: &mut String, [h, m, s]: [u64; 3]) {
+    push_padded(out, h, 2);
+    out.push(':');
+    push_padded(out, m, 2);
+    out.push(':');
+    push_padded(out, s, 2);
+}
+
+fn datetime_json(ymd: [u64; 3], hms: [u64; 3], micros: u64, fsp: u8) -> Json {
+    if ymd == [0, 0, 0] {
         return Json::Null;
     }
-    Json::from(format!(
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}",
-        fraction(micros, fsp)
-    ))
+    let mut out = String::with_capacity(26);
+    push_date(&mut out, ymd);
+    out.push('T');
+    push_time(&mut out, hms);
+    push_fraction(&mut out, micros, fsp);
+    Json::String(out)
 }
 
 /// DATETIME2: 5 bytes big-endian (offset by 2^39) packing year*13+month, day, h, m, s; then the fraction.
@@ -93,15 +138,15 @@ pub fn timestamp_json(secs: i64, micros: u64, fsp: u8) -> Json {
         return Json::Null;
     }
     let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u64;
     let (y, m, d) = civil_from_days(days);
-    Json::from(format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        fraction(micros, fsp)
-    ))
+    let mut out = String::with_capacity(28);
+    push_date(&mut out, [y.max(0) as u64, m as u64, d as u64]);
+    out.push('T');
+    push_time(&mut out, [rem / 3600, (rem % 3600) / 60, rem % 60]);
+    push_fraction(&mut out, micros, fsp);
+    out.push('Z');
+    Json::String(out)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
