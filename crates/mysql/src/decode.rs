@@ -46,6 +46,8 @@ pub struct Decoder {
     /// arrives before the FORMAT_DESCRIPTION that tells the parser so, and keeps its 4 checksum
     /// bytes at the end of the file name.
     fake_rotate_has_checksum: bool,
+    /// Whether the binlog was written by MariaDB, from its FORMAT_DESCRIPTION event.
+    mariadb: bool,
 }
 
 impl Decoder {
@@ -67,6 +69,7 @@ impl Decoder {
             emitted_upto: None,
             skip_until: None,
             fake_rotate_has_checksum: false,
+            mariadb: false,
         }
     }
 
@@ -173,11 +176,14 @@ impl Decoder {
             Some(EventData::TableMapEvent(map)) => {
                 let included = self.filter.matches(&map.database_name(), &map.table_name());
                 let table_id = map.table_id();
-                let info = TableInfo::from_map(map.into_owned(), included)
+                let info = TableInfo::from_map(map.into_owned(), included, self.mariadb)
                     .map_err(|e| self.corrupt(end, &format!("bad table map: {e}")))?;
                 self.tables.insert(table_id, Arc::new(info));
             }
             Some(EventData::RowsEvent(rows)) => self.rows(event, &rows, out)?,
+            Some(EventData::FormatDescriptionEvent(fde)) => {
+                self.mariadb = fde.server_version().contains("MariaDB");
+            }
             _ => {}
         }
         Ok(())
@@ -331,6 +337,7 @@ impl Decoder {
 pub(crate) fn needs_parsing(raw: u8) -> bool {
     use EventType::*;
     [
+        FORMAT_DESCRIPTION_EVENT,
         ROTATE_EVENT,
         QUERY_EVENT,
         GTID_EVENT,
@@ -451,7 +458,10 @@ fn to_row(image: Image, table: &TableInfo) -> Row {
         // Same layout in and out: collected in place, without a new allocation.
         return Row {
             columns: table.names.clone(),
-            values: image.into_iter().map(|v| v.unwrap_or(serde_json::Value::Null)).collect(),
+            values: image
+                .into_iter()
+                .map(|v| v.unwrap_or(serde_json::Value::Null))
+                .collect(),
         };
     }
     let (columns, values): (Vec<Arc<str>>, Vec<serde_json::Value>) = table

@@ -22,6 +22,9 @@ pub struct ColumnInfo {
     pub charset: u16,
     pub enum_values: Option<Arc<[String]>>,
     pub set_values: Option<Arc<[String]>>,
+    /// Whether the charset metadata has an entry for this column: character columns, and also
+    /// GEOMETRY on MariaDB and VECTOR on MySQL.
+    pub charset_slot: bool,
 }
 
 #[derive(Debug)]
@@ -46,7 +49,12 @@ pub struct TableInfo {
 }
 
 impl TableInfo {
-    pub fn from_map(map: TableMapEvent<'static>, included: bool) -> std::io::Result<Self> {
+    /// `mariadb`: the binlog was written by MariaDB (its charset metadata differs from MySQL's).
+    pub fn from_map(
+        map: TableMapEvent<'static>,
+        included: bool,
+        mariadb: bool,
+    ) -> std::io::Result<Self> {
         let count = map.columns_count() as usize;
         if count > MAX_COLUMNS {
             return Err(invalid(format!(
@@ -66,7 +74,12 @@ impl TableInfo {
                 charset: 0,
                 enum_values: None,
                 set_values: None,
+                charset_slot: false,
             });
+            let column = columns.last_mut().expect("just pushed");
+            column.charset_slot = is_character(column)
+                || (mariadb && column_type == ColumnType::MYSQL_TYPE_GEOMETRY)
+                || (!mariadb && column_type == ColumnType::MYSQL_TYPE_VECTOR);
         }
         let mut names: Vec<Arc<str>> = (1..=count).map(|i| Arc::from(format!("@{i}"))).collect();
         let mut primary_key = Vec::new();
@@ -191,14 +204,19 @@ fn apply_optional_metadata(
                 for entry in d.iter_non_default() {
                     let entry = entry?;
                     let index = entry.column_index() as usize;
-                    if let Some(c) = columns.iter_mut().filter(|c| is_character(c)).nth(index) {
+                    if let Some(c) = columns.iter_mut().filter(|c| c.charset_slot).nth(index) {
                         c.charset = entry.charset();
                     }
                 }
             }
             OptionalMetadataField::ColumnCharset(list) => {
                 let charsets = list.iter_charsets().collect::<Result<Vec<_>, _>>()?;
-                assign(columns, is_character, charsets, |c, cs| c.charset = cs);
+                assign(
+                    columns,
+                    |c| c.charset_slot,
+                    charsets,
+                    |c, cs| c.charset = cs,
+                );
             }
             OptionalMetadataField::EnumAndSetDefaultCharset(d) => {
                 enum_set_default = Some(d.default_charset());
@@ -264,7 +282,7 @@ fn apply_optional_metadata(
         }
     };
     for c in columns.iter_mut() {
-        fill(c, default_charset, is_character);
+        fill(c, default_charset, |c| c.charset_slot);
         fill(c, enum_set_default, |c| is_enum(c) || is_set(c));
     }
     primary_key.retain(|&i| i < columns.len());

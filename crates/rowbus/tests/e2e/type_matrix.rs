@@ -165,7 +165,13 @@ INSERT INTO types (id) VALUES (3);
 INSERT INTO types (id, dt, dtm, y) VALUES (4, '0000-00-00', '0000-00-00 00:00:00', 0);
 UPDATE types SET vc = 'updated', e = 'c' WHERE id = 1;
 DELETE FROM types WHERE id = 2;
+INSERT INTO geometry_first VALUES (1, ST_GeomFromText('POINT(1 2)'), CONVERT(_utf8mb4'café' USING latin1), 0x01, '😀');
 ";
+
+/// MariaDB counts GEOMETRY among the character columns of the charset metadata: text and binary
+/// columns after it must still get their own charsets.
+const GEOMETRY_FIRST: &str = "CREATE TABLE geometry_first (id INT PRIMARY KEY, g GEOMETRY,
+  t VARCHAR(10) CHARACTER SET latin1, b VARBINARY(4), u TEXT CHARACTER SET utf8mb4)";
 
 /// Under MINIMAL metadata: positional names, ENUM and SET as numbers.
 fn minimal(full: &Map<String, Value>) -> Map<String, Value> {
@@ -201,6 +207,7 @@ async fn check_type_matrix(metadata: RowMetadata) {
     conn.query_drop(format!("USE `{db}`; {TABLE}"))
         .await
         .unwrap();
+    conn.query_drop(GEOMETRY_FIRST).await.unwrap();
     let dir = TestDir::new("types");
     let start = binlog_end(&server).await;
     let config = write_config(&dir, server.port, &db, &start, server_id(), "");
@@ -208,7 +215,21 @@ async fn check_type_matrix(metadata: RowMetadata) {
     conn.query_drop(format!("USE `{db}`; {INSERTS}"))
         .await
         .unwrap();
-    let events = tokio::task::block_in_place(|| wait_for_events(&dir.path("out.jsonl"), 6));
+    let mut events = tokio::task::block_in_place(|| wait_for_events(&dir.path("out.jsonl"), 7));
+    let geometry_first = events.pop().unwrap();
+    let names = match metadata {
+        RowMetadata::Full => ["g", "t", "b", "u"],
+        _ => ["@2", "@3", "@4", "@5"],
+    };
+    let after = &geometry_first["after"];
+    assert_eq!(
+        after[names[0]],
+        json!("AAAAAAEBAAAAAAAAAAAA8D8AAAAAAAAAQA==")
+    );
+    assert_eq!(
+        (&after[names[1]], &after[names[2]], &after[names[3]]),
+        (&json!("café"), &json!("AQ=="), &json!("😀"))
+    );
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
 
     let shape = |r: Map<String, Value>| match metadata {
