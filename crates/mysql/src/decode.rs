@@ -24,10 +24,33 @@ use std::sync::Arc;
 struct Txn {
     gtid: Option<Arc<str>>,
     mariadb_gtid: Option<mariadb::Gtid>,
+    /// Its identity: the GTID, or `file:pos` of its BEGIN without GTIDs.
     id: Arc<str>,
+    /// A statement without BEGIN/COMMIT (DDL): it ends with its one statement.
     standalone: bool,
-    /// Whether BEGIN was seen (a transaction announced by a GTID may not have begun yet).
+    /// Inside BEGIN..COMMIT: statements (SAVEPOINT, ...) do not end it.
     begun: bool,
+    /// Rows events of included tables read so far, for skipping them after a reconnect.
+    rows_events: u64,
+}
+
+impl Txn {
+    fn new(
+        gtid: Option<Arc<str>>,
+        mariadb_gtid: Option<mariadb::Gtid>,
+        id: Arc<str>,
+        standalone: bool,
+        begun: bool,
+    ) -> Self {
+        Txn {
+            gtid,
+            mariadb_gtid,
+            id,
+            standalone,
+            begun,
+            rows_events: 0,
+        }
+    }
 }
 
 pub struct Decoder {
@@ -38,10 +61,9 @@ pub struct Decoder {
     gtid_state: GtidState,
     txn: Option<Txn>,
     last_boundary: Position,
-    /// The end of the last rows event whose rows were emitted.
-    emitted_upto: Option<(Arc<str>, u64)>,
-    /// After a reconnect mid-transaction: rows events up to here were emitted already.
-    skip_until: Option<(Arc<str>, u64)>,
+    /// After a reconnect in the middle of a transaction: that transaction (by identity) and how
+    /// many of its rows events were emitted already and must be skipped when it is read again.
+    resume_skip: Option<(Arc<str>, u64)>,
     /// Whether this session's events carry a CRC32 checksum. The fake ROTATE that opens a session
     /// arrives before the FORMAT_DESCRIPTION that tells the parser so, and keeps its 4 checksum
     /// bytes at the end of the file name.
@@ -66,8 +88,7 @@ impl Decoder {
             gtid_state,
             txn: None,
             last_boundary: start,
-            emitted_upto: None,
-            skip_until: None,
+            resume_skip: None,
             fake_rotate_has_checksum: false,
             mariadb: false,
         }
@@ -81,8 +102,10 @@ impl Decoder {
     /// Where a new connection must resume: the last transaction boundary. Call before reconnecting;
     /// rows already emitted from the open transaction will be skipped when they come again.
     pub fn prepare_resume(&mut self) -> Position {
-        if self.txn.take().is_some() {
-            self.skip_until = self.emitted_upto.clone();
+        if let Some(txn) = self.txn.take() {
+            if txn.rows_events > 0 {
+                self.resume_skip = Some((txn.id, txn.rows_events));
+            }
         }
         self.last_boundary.clone()
     }
@@ -109,13 +132,14 @@ impl Decoder {
                 let gtid = mariadb::parse_gtid_event(event.data(), header.server_id())
                     .ok_or_else(|| self.corrupt(end, "truncated MariaDB GTID event"))?;
                 let text: Arc<str> = Arc::from(gtid.gtid.to_string());
-                self.txn = Some(Txn {
-                    gtid: Some(text.clone()),
-                    mariadb_gtid: Some(gtid.gtid),
-                    id: text,
-                    standalone: gtid.standalone,
-                    begun: false,
-                });
+                // MariaDB's GTID event stands in for BEGIN.
+                self.txn = Some(Txn::new(
+                    Some(text.clone()),
+                    Some(gtid.gtid),
+                    text,
+                    gtid.standalone,
+                    !gtid.standalone,
+                ));
                 return Ok(());
             }
             mariadb::GTID_LIST_EVENT => {
@@ -165,13 +189,7 @@ impl Decoder {
             Some(EventData::GtidEvent(gtid)) => {
                 let text: Arc<str> =
                     Arc::from(format!("{}:{}", uuid_text(&gtid.sid()), gtid.gno()));
-                self.txn = Some(Txn {
-                    gtid: Some(text.clone()),
-                    mariadb_gtid: None,
-                    id: text,
-                    standalone: false,
-                    begun: false,
-                });
+                self.txn = Some(Txn::new(Some(text.clone()), None, text, false, false));
             }
             Some(EventData::TableMapEvent(map)) => {
                 let included = self.filter.matches(&map.database_name(), &map.table_name());
@@ -210,26 +228,37 @@ impl Decoder {
     }
 
     fn query(&mut self, sql: &str, end: u32, out: &mut Vec<SourceRecord>) {
-        let statement = sql.trim().trim_end_matches(';').to_ascii_uppercase();
-        match statement.as_str() {
-            "BEGIN" | "START TRANSACTION" => {
-                let file = &self.file;
-                let txn = self.txn.get_or_insert_with(|| Txn {
-                    gtid: None,
-                    mariadb_gtid: None,
-                    id: Arc::from(format!("{file}:{end}")),
-                    standalone: false,
-                    begun: false,
-                });
-                txn.begun = true;
-            }
-            "COMMIT" | "ROLLBACK" => self.commit(end as u64, out),
-            _ => {
-                // A statement outside BEGIN..COMMIT (DDL, or a standalone GTID transaction) ends here.
-                let inside = self.txn.as_ref().is_some_and(|t| t.begun && !t.standalone);
-                if !inside {
-                    self.commit(end as u64, out);
-                }
+        let statement = sql.trim_start();
+        let starts = |word: &str| {
+            statement.len() >= word.len()
+                && statement.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+        };
+        let whole = |word: &str| {
+            statement
+                .trim_end()
+                .trim_end_matches(';')
+                .eq_ignore_ascii_case(word)
+        };
+        if whole("BEGIN") || whole("START TRANSACTION") || starts("XA START") || starts("XA BEGIN")
+        {
+            let file = &self.file;
+            let txn = self.txn.get_or_insert_with(|| {
+                Txn::new(None, None, Arc::from(format!("{file}:{end}")), false, true)
+            });
+            txn.begun = true;
+        } else if whole("COMMIT")
+            || whole("ROLLBACK")
+            || starts("XA PREPARE")
+            || starts("XA COMMIT")
+            || starts("XA ROLLBACK")
+        {
+            self.commit(end as u64, out);
+        } else {
+            // A statement outside BEGIN..COMMIT (DDL, a standalone GTID transaction) ends here;
+            // one inside it (SAVEPOINT, ROLLBACK TO SAVEPOINT, XA END, ...) does not.
+            let inside = self.txn.as_ref().is_some_and(|t| t.begun && !t.standalone);
+            if !inside {
+                self.commit(end as u64, out);
             }
         }
     }
@@ -240,7 +269,9 @@ impl Decoder {
                 self.gtid_state.apply(gtid);
             }
         }
-        self.skip_until = None;
+        self.resume_skip = None;
+        // Table ids are valid within a transaction; the next one maps its tables again.
+        self.tables.clear();
         self.boundary(end, out);
     }
 
@@ -269,7 +300,7 @@ impl Decoder {
                 &format!("rows event for unknown table id {}", rows.table_id()),
             ));
         };
-        if !table.included || self.already_emitted(end) {
+        if !table.included || self.already_emitted() {
             return Ok(());
         }
         let op = match rows {
@@ -316,15 +347,23 @@ impl Decoder {
                 read_ts_ms,
             })));
         }
-        self.emitted_upto = Some((self.file.clone(), end));
         Ok(())
     }
 
-    fn already_emitted(&mut self, end: u64) -> bool {
-        match &self.skip_until {
-            Some((file, upto)) if **file == *self.file && end <= *upto => true,
+    /// Counts an included rows event of the open transaction; true when it was emitted before a
+    /// reconnect and must be skipped now.
+    fn already_emitted(&mut self) -> bool {
+        let Some(txn) = self.txn.as_mut() else {
+            return false;
+        };
+        txn.rows_events += 1;
+        match &mut self.resume_skip {
+            Some((id, remaining)) if *id == txn.id && *remaining > 0 => {
+                *remaining -= 1;
+                true
+            }
             Some(_) => {
-                self.skip_until = None;
+                self.resume_skip = None;
                 false
             }
             None => false,

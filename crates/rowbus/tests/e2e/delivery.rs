@@ -159,3 +159,33 @@ async fn excluded_tables_are_not_delivered() {
         ]
     );
 }
+
+#[tokio::test]
+async fn savepoints_stay_inside_their_transaction() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("savepoint").await;
+    create_table_t(server, &db).await;
+    let dir = TestDir::new("savepoint");
+    let start = binlog_end(server).await;
+    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let rowbus = Rowbus::start(&config);
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "BEGIN; INSERT INTO `{db}`.t VALUES (1, 'a'); SAVEPOINT s1; INSERT INTO `{db}`.t VALUES (2, 'b');
+         SAVEPOINT s2; INSERT INTO `{db}`.t VALUES (3, 'c'); ROLLBACK TO SAVEPOINT s2;
+         INSERT INTO `{db}`.t VALUES (4, 'd'); COMMIT"
+    ))
+    .await
+    .unwrap();
+    let gtid: String = conn.query_first("SELECT @@last_gtid").await.unwrap().unwrap();
+    let events = wait_for_events(&dir.path("out.jsonl"), 3);
+    rowbus.stop_cleanly();
+    assert_eq!(
+        summary(&events),
+        vec![("c".into(), "t".into(), 1), ("c".into(), "t".into(), 2), ("c".into(), "t".into(), 4)]
+    );
+    for event in &events {
+        assert_eq!(event["source"]["gtid"], gtid.as_str(), "every row belongs to the transaction: {event}");
+        assert_eq!(event["source"]["txn"], gtid.as_str());
+    }
+}
