@@ -41,6 +41,8 @@ pub struct Checkpoint {
 pub struct CheckpointStore {
     dir: PathBuf,
     _lock: File,
+    /// Saves share one temporary file per source; one at a time.
+    saving: std::sync::Mutex<()>,
 }
 
 impl CheckpointStore {
@@ -60,7 +62,11 @@ impl CheckpointStore {
                 path: data_dir.to_path_buf(),
             });
         }
-        Ok(CheckpointStore { dir, _lock: lock })
+        Ok(CheckpointStore {
+            dir,
+            _lock: lock,
+            saving: std::sync::Mutex::new(()),
+        })
     }
 
     fn path(&self, source: &str) -> PathBuf {
@@ -81,6 +87,7 @@ impl CheckpointStore {
 
     /// Saves durably: when this returns Ok, a crash cannot lose the new checkpoint.
     pub fn save(&self, source: &str, position: &Position) -> Result<(), CheckpointError> {
+        let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let checkpoint = Checkpoint {
             position: position.clone(),
             saved_at_ms: now_ms(),

@@ -15,7 +15,7 @@ use crate::sink::{Sink, SinkError};
 use crate::table_filter::TableFilter;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 /// A stop request shared by the source, the pipeline and the signal handler.
@@ -64,6 +64,14 @@ pub struct PipelineConfig {
     pub checkpoint_interval: Duration,
 }
 
+impl PipelineConfig {
+    /// The most records the ack tracker holds before the router waits: a stuck sink holds the
+    /// checkpoint and, through this bound, the reader, however few events are routed to it.
+    pub fn max_in_flight(&self) -> usize {
+        self.queue.max_items.saturating_mul(16).max(1024)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("sink `{sink}` failed: {source}")]
@@ -98,19 +106,35 @@ pub async fn run(
     stop: Stop,
 ) -> Result<PipelineReport, PipelineError> {
     let tracker: Tracker = Arc::new(Mutex::new(AckTracker::new(start)));
+    let acked = Arc::new(Notify::new());
     let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
     let mut routes = Vec::new();
     for spec in sinks {
         let (tx, rx) = bounded::<SinkItem>(config.queue);
         routes.push((spec.tables.clone(), tx));
-        tasks.spawn(sink_worker(spec, rx, tracker.clone(), stop.clone()));
+        tasks.spawn(sink_worker(
+            spec,
+            rx,
+            tracker.clone(),
+            acked.clone(),
+            stop.clone(),
+        ));
     }
-    let router = tokio::spawn(route(records, routes, tracker.clone()));
+    let router = tokio::spawn(route(
+        records,
+        routes,
+        tracker.clone(),
+        acked.clone(),
+        config.max_in_flight(),
+        stop.clone(),
+    ));
+    let flusher_done = Arc::new(Notify::new());
     let flusher = tokio::spawn(flush_periodically(
         config.clone(),
         store.clone(),
         tracker.clone(),
         stop.clone(),
+        flusher_done.clone(),
     ));
 
     let mut first_error = None;
@@ -122,10 +146,17 @@ pub async fn run(
         }
     }
     let records_seen = router.await.unwrap_or(0);
-    flusher.abort();
-    let _ = flusher
-        .await
-        .map(|r| r.map_err(|e| first_error.get_or_insert(e)));
+    // Let a save in progress finish before the final one, so two never race.
+    flusher_done.notify_one();
+    match flusher.await {
+        Ok(Err(e)) => {
+            first_error.get_or_insert(e);
+        }
+        Err(e) => {
+            first_error.get_or_insert(PipelineError::Internal(e.to_string()));
+        }
+        Ok(Ok(())) => {}
+    }
     let checkpoint = save_now(&config, &store, &tracker).await;
     if let Some(e) = first_error {
         return Err(e);
@@ -140,11 +171,17 @@ async fn route(
     mut records: QueueReceiver<SourceRecord>,
     routes: Vec<(TableFilter, QueueSender<SinkItem>)>,
     tracker: Tracker,
+    acked: Arc<Notify>,
+    max_in_flight: usize,
+    stop: Stop,
 ) -> u64 {
     let mut count = 0;
     let mut targets = Vec::with_capacity(routes.len());
     while let Some(Queued { item, .. }) = records.recv().await {
         count += 1;
+        if !wait_for_room(&tracker, &acked, max_in_flight, &stop).await {
+            return count;
+        }
         let event = match item {
             SourceRecord::Boundary(position) => {
                 lock(&tracker).register(0, Some(position));
@@ -171,10 +208,33 @@ async fn route(
     count
 }
 
+/// Waits while the ack tracker holds `max_in_flight` records, so that one stuck sink cannot make
+/// it grow without bound while the others go on. False when a stop ends the wait.
+async fn wait_for_room(
+    tracker: &Tracker,
+    acked: &Notify,
+    max_in_flight: usize,
+    stop: &Stop,
+) -> bool {
+    loop {
+        let notified = acked.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if lock(tracker).in_flight() < max_in_flight {
+            return true;
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = stop.wait() => return false,
+        }
+    }
+}
+
 async fn sink_worker(
     mut spec: SinkSpec,
     mut rx: QueueReceiver<SinkItem>,
     tracker: Tracker,
+    acked: Arc<Notify>,
     stop: Stop,
 ) -> Result<(), PipelineError> {
     let mut queued = Vec::new();
@@ -189,6 +249,7 @@ async fn sink_worker(
                 .map_err(|e| PipelineError::Internal(e.to_string()))?;
         }
         drop(tracker);
+        acked.notify_waiters();
         queued.clear();
         batch.clear();
     }
@@ -236,10 +297,14 @@ async fn flush_periodically(
     store: Arc<CheckpointStore>,
     tracker: Tracker,
     stop: Stop,
+    done: Arc<Notify>,
 ) -> Result<(), PipelineError> {
     let mut saved_version = lock(&tracker).version();
     loop {
-        tokio::time::sleep(config.checkpoint_interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(config.checkpoint_interval) => {}
+            _ = done.notified() => return Ok(()),
+        }
         let version = lock(&tracker).version();
         if version == saved_version {
             continue;
@@ -292,6 +357,70 @@ mod tests {
     struct Recorder {
         seen: Arc<Mutex<Vec<String>>>,
         fail: bool,
+    }
+
+    /// A sink whose writes never finish.
+    struct Stuck;
+
+    impl Sink for Stuck {
+        fn write<'a>(
+            &'a mut self,
+            _: &'a [Arc<ChangeEvent>],
+        ) -> BoxFuture<'a, Result<(), SinkError>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_sink_bounds_what_the_tracker_holds() {
+        let (store, dir) = temp_store("stuck");
+        let (fast, seen) = spec("fast", &["db.x"], false);
+        let stuck = SinkSpec {
+            name: "stuck".into(),
+            sink: Box::new(Stuck),
+            tables: TableFilter::new(&["db.y".to_string()], &[]).unwrap(),
+            batch_max_events: 2,
+        };
+        let (tx, rx) = source_queue(QueueLimits {
+            max_items: 10,
+            max_bytes: 1 << 20,
+        });
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            let mut records = vec![change("y")];
+            records.extend((0..10_000).map(|_| change("x")));
+            for r in records {
+                let size = r.approx_size();
+                if tx.send(r, size).await.is_err() {
+                    return;
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let stop = Stop::default();
+        let pipeline = tokio::spawn(run(
+            config(),
+            rx,
+            vec![fast, stuck],
+            store,
+            None,
+            stop.clone(),
+        ));
+        // Virtual time: this sleep ends only once every task is blocked.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let max = config().max_in_flight();
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            sent < max + 100,
+            "the reader is held back: {sent} sent, bound {max}"
+        );
+        assert!(
+            seen.lock().unwrap().len() >= max - 10,
+            "the other sink went on until the bound"
+        );
+        pipeline.abort();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     impl Sink for Recorder {

@@ -517,12 +517,13 @@ fn to_row(image: Image, table: &TableInfo) -> Row {
 
 fn key_of(image: Option<&Row>, table: &TableInfo) -> Row {
     let values = match image {
-        Some(row) => table
+        // A partial image (not binlog_row_image=FULL) may lack key columns: no key then.
+        Some(row) if row.values.len() == table.names.len() => table
             .primary_key
             .iter()
-            .map(|&i| row.values[i].clone())
+            .filter_map(|&i| row.values.get(i).cloned())
             .collect(),
-        None => Vec::new(),
+        _ => return Row::default(),
     };
     Row {
         columns: table.key_names.clone(),

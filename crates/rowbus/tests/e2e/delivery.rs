@@ -177,15 +177,27 @@ async fn savepoints_stay_inside_their_transaction() {
     ))
     .await
     .unwrap();
-    let gtid: String = conn.query_first("SELECT @@last_gtid").await.unwrap().unwrap();
+    let gtid: String = conn
+        .query_first("SELECT @@last_gtid")
+        .await
+        .unwrap()
+        .unwrap();
     let events = wait_for_events(&dir.path("out.jsonl"), 3);
     rowbus.stop_cleanly();
     assert_eq!(
         summary(&events),
-        vec![("c".into(), "t".into(), 1), ("c".into(), "t".into(), 2), ("c".into(), "t".into(), 4)]
+        vec![
+            ("c".into(), "t".into(), 1),
+            ("c".into(), "t".into(), 2),
+            ("c".into(), "t".into(), 4)
+        ]
     );
     for event in &events {
-        assert_eq!(event["source"]["gtid"], gtid.as_str(), "every row belongs to the transaction: {event}");
+        assert_eq!(
+            event["source"]["gtid"],
+            gtid.as_str(),
+            "every row belongs to the transaction: {event}"
+        );
         assert_eq!(event["source"]["txn"], gtid.as_str());
     }
 }
