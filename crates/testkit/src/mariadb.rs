@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub enum RowMetadata {
     Full,
     Minimal,
+    NoLog,
 }
 
 #[derive(Debug, Clone)]
@@ -199,10 +200,10 @@ impl MariaDb {
                 .arg(format!("--binlog-row-image={}", o.row_image))
                 .arg(format!(
                     "--binlog-row-metadata={}",
-                    if o.row_metadata == RowMetadata::Full {
-                        "FULL"
-                    } else {
-                        "MINIMAL"
+                    match o.row_metadata {
+                        RowMetadata::Full => "FULL",
+                        RowMetadata::Minimal => "MINIMAL",
+                        RowMetadata::NoLog => "NO_LOG",
                     }
                 ));
         }

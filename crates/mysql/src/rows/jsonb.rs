@@ -31,23 +31,29 @@ pub fn decode_document(bytes: &[u8]) -> Result<Json> {
     let Some((&kind, body)) = bytes.split_first() else {
         return Ok(Json::Null);
     };
-    value(kind, body, 0)
+    // A well-formed document has fewer values than bytes; entries that point back into their
+    // own container could otherwise make a few bytes decode into an exponential tree.
+    let mut budget = bytes.len();
+    value(kind, body, 0, &mut budget)
 }
 
 fn bad(what: &str) -> DecodeError {
     DecodeError(format!("bad binary JSON: {what}"))
 }
 
-fn value(kind: u8, data: &[u8], depth: usize) -> Result<Json> {
+fn value(kind: u8, data: &[u8], depth: usize, budget: &mut usize) -> Result<Json> {
     if depth > MAX_DEPTH {
         return Err(bad("nested too deeply"));
     }
+    *budget = budget
+        .checked_sub(1)
+        .ok_or_else(|| bad("more values than the document has bytes"))?;
     let mut c = Cursor::new(data);
     match kind {
-        SMALL_OBJECT => container(data, false, true, depth),
-        LARGE_OBJECT => container(data, true, true, depth),
-        SMALL_ARRAY => container(data, false, false, depth),
-        LARGE_ARRAY => container(data, true, false, depth),
+        SMALL_OBJECT => container(data, false, true, depth, budget),
+        LARGE_OBJECT => container(data, true, true, depth, budget),
+        SMALL_ARRAY => container(data, false, false, depth, budget),
+        LARGE_ARRAY => container(data, true, false, depth, budget),
         LITERAL => literal(c.u8()?),
         INT16 => Ok(Json::from(sign_extend(c.uint_le(2)?, 16))),
         UINT16 => Ok(Json::from(c.uint_le(2)?)),
@@ -93,7 +99,13 @@ fn varlen(c: &mut Cursor<'_>) -> Result<usize> {
     Err(bad("length longer than 5 bytes"))
 }
 
-fn container(data: &[u8], large: bool, object: bool, depth: usize) -> Result<Json> {
+fn container(
+    data: &[u8],
+    large: bool,
+    object: bool,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Json> {
     let w = if large { 4 } else { 2 };
     let mut c = Cursor::new(data);
     let count = c.uint_le(w)? as usize;
@@ -117,7 +129,7 @@ fn container(data: &[u8], large: bool, object: bool, depth: usize) -> Result<Jso
     for _ in 0..count {
         let kind = c.u8()?;
         let entry = c.take(w)?;
-        values.push(entry_value(kind, entry, doc, large, depth)?);
+        values.push(entry_value(kind, entry, doc, large, depth, budget)?);
     }
     Ok(if object {
         Json::Object(keys.into_iter().zip(values).collect::<Map<_, _>>())
@@ -127,11 +139,18 @@ fn container(data: &[u8], large: bool, object: bool, depth: usize) -> Result<Jso
 }
 
 /// A value entry: small scalars inline, everything else at an offset into the container.
-fn entry_value(kind: u8, entry: &[u8], doc: &[u8], large: bool, depth: usize) -> Result<Json> {
+fn entry_value(
+    kind: u8,
+    entry: &[u8],
+    doc: &[u8],
+    large: bool,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Json> {
     let inlined =
         matches!(kind, LITERAL | INT16 | UINT16) || (large && matches!(kind, INT32 | UINT32));
     if inlined {
-        return value(kind, entry, depth + 1);
+        return value(kind, entry, depth + 1, budget);
     }
     let offset = entry
         .iter()
@@ -140,7 +159,7 @@ fn entry_value(kind: u8, entry: &[u8], doc: &[u8], large: bool, depth: usize) ->
     let data = doc
         .get(offset..)
         .ok_or_else(|| bad("value outside its container"))?;
-    value(kind, data, depth + 1)
+    value(kind, data, depth + 1, budget)
 }
 
 /// Opaque values: a MySQL column type byte and its bytes.
@@ -240,6 +259,25 @@ mod tests {
         let mut bytes = vec![SMALL_OBJECT];
         bytes.extend(doc);
         assert_eq!(decode_document(&bytes).unwrap(), json!({"a": 1, "b": "x"}));
+    }
+
+    #[test]
+    fn self_referencing_containers_end_quickly() {
+        // An array of two arrays, both at offset 0: itself. Without a budget this is 2^100 calls.
+        let doc = [
+            SMALL_ARRAY,
+            2,
+            0,
+            10,
+            0,
+            SMALL_ARRAY,
+            0,
+            0,
+            SMALL_ARRAY,
+            0,
+            0,
+        ];
+        assert!(decode_document(&doc).is_err());
     }
 
     #[test]

@@ -234,7 +234,7 @@ async fn check_type_matrix(metadata: RowMetadata) {
 
     let shape = |r: Map<String, Value>| match metadata {
         RowMetadata::Full => Value::Object(r),
-        RowMetadata::Minimal => Value::Object(minimal(&r)),
+        _ => Value::Object(minimal(&r)),
     };
     let mut updated = max_row();
     updated.insert("vc".into(), json!("updated"));
