@@ -17,6 +17,7 @@ use rowbus_core::event::{now_ms, ChangeEvent, Op, Row, SourceInfo, SourceRecord}
 use rowbus_core::table_filter::TableFilter;
 use rowbus_core::Position;
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 /// The transaction being read.
@@ -70,6 +71,7 @@ pub struct Decoder {
     fake_rotate_has_checksum: bool,
     /// Whether the binlog was written by MariaDB, from its FORMAT_DESCRIPTION event.
     mariadb: bool,
+    verify_checksums: bool,
 }
 
 impl Decoder {
@@ -91,7 +93,13 @@ impl Decoder {
             resume_skip: None,
             fake_rotate_has_checksum: false,
             mariadb: false,
+            verify_checksums: true,
         }
+    }
+
+    /// Stops verifying event checksums (for reading damaged files, and for fuzzing the decoder).
+    pub fn skip_checksums(&mut self) {
+        self.verify_checksums = false;
     }
 
     /// Call when a new binlog session (connection) begins.
@@ -126,7 +134,9 @@ impl Decoder {
     ) -> Result<(), SourceError> {
         let header = event.header();
         let end = header.log_pos() as u64;
-        verify_checksum(event).map_err(|e| self.corrupt(end, &e))?;
+        if self.verify_checksums {
+            verify_checksum(event).map_err(|e| self.corrupt(end, &e))?;
+        }
         match header.event_type_raw() {
             mariadb::GTID_EVENT => {
                 let gtid = mariadb::parse_gtid_event(event.data(), header.server_id())
@@ -171,8 +181,9 @@ impl Decoder {
         if !needs_parsing(header.event_type_raw()) {
             return Ok(());
         }
-        let data = event
-            .read_data()
+        // mysql_common's parsers run inside a guard: corrupt bytes must be an error, not a panic.
+        let data = catch_unwind(AssertUnwindSafe(|| event.read_data()))
+            .map_err(|_| self.corrupt(end, "malformed event"))?
             .map_err(|e| self.corrupt(end, &format!("undecodable event: {e}")))?;
         match data {
             Some(EventData::RotateEvent(rotate)) => {
@@ -194,8 +205,12 @@ impl Decoder {
             Some(EventData::TableMapEvent(map)) => {
                 let included = self.filter.matches(&map.database_name(), &map.table_name());
                 let table_id = map.table_id();
-                let info = TableInfo::from_map(map.into_owned(), included, self.mariadb)
-                    .map_err(|e| self.corrupt(end, &format!("bad table map: {e}")))?;
+                let mariadb = self.mariadb;
+                let info = catch_unwind(AssertUnwindSafe(|| {
+                    TableInfo::from_map(map.into_owned(), included, mariadb)
+                }))
+                .map_err(|_| self.corrupt(end, "malformed table map"))?
+                .map_err(|e| self.corrupt(end, &format!("bad table map: {e}")))?;
                 self.tables.insert(table_id, Arc::new(info));
             }
             Some(EventData::RowsEvent(rows)) => self.rows(event, &rows, out)?,

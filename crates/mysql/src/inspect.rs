@@ -36,6 +36,8 @@ pub struct InspectOptions {
     pub stop: Option<u64>,
     /// Row changes of these tables only (events are printed regardless).
     pub tables: TableFilter,
+    /// Do not verify CRC32 checksums.
+    pub skip_checksums: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,9 +103,13 @@ pub fn inspect_reader(
             "not a binlog file (it does not start with \\xfebin)".into(),
         ));
     }
+    let mut decoder = Decoder::new("inspect", options.tables.clone(), Position::new(name, 4));
+    if options.skip_checksums {
+        decoder.skip_checksums();
+    }
     let mut reader = FileReader {
         esr: EventStreamReader::new(BinlogVersion::Version4),
-        decoder: Decoder::new("inspect", options.tables.clone(), Position::new(name, 4)),
+        decoder,
         summary: InspectSummary::default(),
         records: Vec::new(),
     };
@@ -222,14 +228,9 @@ impl FileReader {
     ) -> Result<(), String> {
         self.summary.events += 1;
         self.records.clear();
-        let decoded = catch_unwind(AssertUnwindSafe(|| {
-            self.decoder.decode(event, &mut self.records)
-        }));
-        match decoded {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.message),
-            Err(_) => return Err("malformed event".into()),
-        }
+        self.decoder
+            .decode(event, &mut self.records)
+            .map_err(|e| e.message)?;
         let changes = self
             .records
             .iter()
