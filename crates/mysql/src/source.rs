@@ -41,7 +41,18 @@ pub async fn run_source(
             .as_mut()
             .map(Decoder::prepare_resume)
             .or_else(|| checkpoint.clone());
-        let session = open_stream(&config, resume).await;
+        // Connecting, checking and requesting may hang on a server that accepts but does not
+        // answer: bounded by a timeout, and abandoned on a stop request.
+        let limit = config.connect_timeout * 3;
+        let session = tokio::select! {
+            opened = tokio::time::timeout(limit, open_stream(&config, resume)) => opened.unwrap_or_else(|_| {
+                Err(SourceError::retry(format!(
+                    "{} accepted the connection but did not answer within {limit:?}",
+                    config.addr()
+                )))
+            }),
+            _ = stop.wait() => return Ok(()),
+        };
         let (stream, start, server) = match session {
             Ok(opened) => opened,
             Err(e) if e.is_retriable() => {

@@ -38,6 +38,20 @@ pub async fn resolve(
             Position::new(file.unwrap_or_default(), pos.unwrap_or(4))
         }
         StartFrom::Position(position) => position.clone(),
+        StartFrom::Gtid(gtid) if !server.mariadb => {
+            return Err(SourceError::halt(format!(
+                "start = \"{gtid}\": starting from a MySQL GTID set is not supported yet on {}; use \
+                 \"FILE:POS\", \"earliest\" or \"latest\"",
+                config.addr()
+            )))
+        }
+        StartFrom::Gtid(gtid) if crate::mariadb::GtidState::parse(gtid).is_none() => {
+            return Err(SourceError::halt(format!(
+                "start = \"{gtid}\" is not a MariaDB GTID list (DOMAIN-SERVER-SEQ, comma separated), \
+                 and {} is MariaDB",
+                config.addr()
+            )))
+        }
         StartFrom::Gtid(gtid) => {
             return Ok(Position {
                 file: String::new(),

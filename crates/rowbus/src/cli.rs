@@ -63,6 +63,9 @@ pub enum InspectCommand {
         /// Only row changes of tables matching this db.table glob (repeatable).
         #[arg(long = "table")]
         tables: Vec<String>,
+        /// Do not verify event checksums (to read what remains of a damaged file).
+        #[arg(long)]
+        skip_checksums: bool,
     },
 }
 

@@ -191,6 +191,7 @@ fn check_sources(
     let mut first = None;
     for (name, table) in sources {
         let path = format!("sources.{name}");
+        check_name(&name, &path, errors);
         let source = match sections::type_of(&table, &path, &["mysql"], errors) {
             Some("mysql") => sections::typed::<MysqlSection>(Some(table.into()), &path, errors)
                 .and_then(|s| s.check(&name, &path, errors)),
@@ -215,6 +216,7 @@ fn check_sinks(
     let mut checked = Vec::new();
     for (name, table) in sinks {
         let path = format!("sinks.{name}");
+        check_name(&name, &path, errors);
         let sink = match sections::type_of(&table, &path, &["file", "stdout"], errors) {
             Some("file") => sections::typed::<FileSection>(Some(table.into()), &path, errors)
                 .and_then(|s| s.check(&name, &path, errors)),
@@ -225,6 +227,17 @@ fn check_sinks(
         checked.extend(sink);
     }
     Some(checked)
+}
+
+/// Names become file names (checkpoints) and metric labels: letters, digits, `_` and `-` only.
+fn check_name(name: &str, path: &str, errors: &mut Errors) {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        errors.add(path, "a name may use only letters, digits, `_` and `-`");
+    }
 }
 
 #[cfg(test)]

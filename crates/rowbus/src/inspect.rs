@@ -13,6 +13,7 @@ pub fn run(command: InspectCommand) -> ExitCode {
         start_position,
         stop_position,
         tables,
+        skip_checksums,
     } = command;
     let tables = match TableFilter::new(&tables, &[]) {
         Ok(filter) => filter,
@@ -25,6 +26,7 @@ pub fn run(command: InspectCommand) -> ExitCode {
         start: start_position,
         stop: stop_position,
         tables,
+        skip_checksums,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

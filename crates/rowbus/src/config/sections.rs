@@ -261,7 +261,8 @@ fn parse_mysql_url(url: &str, path: &str, errors: &mut Errors) -> Option<MysqlUr
         _ => {
             errors.add(
                 path,
-                format!("`{url}` is not of the form mysql://USER@HOST:PORT"),
+                // The URL is not echoed: a malformed one may hold a password.
+                "is not of the form mysql://USER@HOST:PORT",
             );
             None
         }

@@ -142,3 +142,26 @@ fn bad_duration_and_toml_syntax() {
     assert!(errors_of(&text)[0].starts_with("sources.shop.heartbeat: `soon` is not a duration"));
     assert!(errors_of("[sources")[0].starts_with("not valid TOML"));
 }
+
+#[test]
+fn names_must_be_safe_for_file_names() {
+    let text = GOOD.replace("[sources.shop]", "[sources.\"../shop\"]");
+    let errors = errors_of(&text);
+    assert_eq!(
+        errors,
+        vec!["sources.../shop: a name may use only letters, digits, `_` and `-`".to_string()]
+    );
+}
+
+#[test]
+fn malformed_url_is_not_echoed() {
+    let text = GOOD.replace(
+        "mysql://repl@127.0.0.1:3307",
+        "mysql://repl@host:secret-ish",
+    );
+    let errors = errors_of(&text);
+    assert_eq!(
+        errors,
+        vec!["sources.shop.url: is not of the form mysql://USER@HOST:PORT".to_string()]
+    );
+}
