@@ -106,22 +106,26 @@ path = "$WORK/mem.jsonl"
 TOML
   "$ROWBUS" run -c "$WORK/mem.toml" 2>"$WORK/mem.log" &
   echo $! >"$WORK/rowbus.pid"
+  # The binlog gets the transaction at its commit: rowbus's time runs from the end of the DELETE.
   local t0; t0=$(now)
   "${SQL[@]}" -e "DELETE FROM mem.t"
-  while [ "$(wc -l <"$WORK/mem.jsonl" 2>/dev/null || echo 0)" -lt "$MEMORY_ROWS" ]; do sleep 0.2; done
+  local committed; committed=$(now)
+  while [ "$(wc -l <"$WORK/mem.jsonl" 2>/dev/null || echo 0)" -lt "$MEMORY_ROWS" ]; do sleep 0.05; done
   local t1; t1=$(now)
   local pid; pid=$(cat "$WORK/rowbus.pid")
   local hwm; hwm=$(awk '/VmHWM/ {print $2}' /proc/"$pid"/status)
   kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus.pid"
   local mb; mb=$(python3 -c "print(round($hwm/1024, 1))")
-  local rate; rate=$(python3 -c "print(f'{$MEMORY_ROWS/($t1-$t0):,.0f}')")
+  local rate; rate=$(python3 -c "print(f'{$MEMORY_ROWS/($t1-$committed):,.0f}')")
+  local server; server=$(python3 -c "print(f'{$MEMORY_ROWS/($committed-$t0):,.0f}')")
   {
     echo "### memory: single-transaction DELETE of $MEMORY_ROWS rows to the file sink"
     echo
     echo "| measure | value |"
     echo "|---|---|"
     echo "| peak RSS of rowbus (VmHWM) | $mb MB |"
-    echo "| rows/s from the DELETE statement to the last line written (fsync per batch) | $rate |"
+    echo "| rows/s from the commit to the last line written (fsync per batch) | $rate |"
+    echo "| for comparison: rows/s of the DELETE itself on the server | $server |"
     echo
   } >>"$RESULTS"
 }
