@@ -140,5 +140,6 @@ for w in "${WORKLOADS[@]}"; do "bench_$w"; done
   echo "Each figure stands beside its peer, measured in the same run on the same data."
   echo
   cat "$RESULTS"
+  cat docs/performance-log.md
 } >BENCHMARKS.md
 cat BENCHMARKS.md

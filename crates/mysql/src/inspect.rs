@@ -114,7 +114,8 @@ pub fn inspect_reader(
         records: Vec::new(),
     };
     let mut offset = 4u64;
-    while let Some(bytes) = next_event(&mut input, offset, len).map_err(|m| fail(offset, m))? {
+    let mut bytes = Vec::new();
+    while next_event(&mut input, offset, len, &mut bytes).map_err(|m| fail(offset, m))? {
         if options.stop.is_some_and(|stop| offset >= stop) {
             break;
         }
@@ -132,12 +133,13 @@ fn next_event(
     input: &mut impl Read,
     offset: u64,
     file_len: u64,
-) -> Result<Option<Vec<u8>>, String> {
+    bytes: &mut Vec<u8>,
+) -> Result<bool, String> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
         match input.read(&mut header[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) if got == 0 => return Ok(false),
             Ok(0) => {
                 return Err(format!(
                     "truncated event header ({got} of {HEADER_LEN} bytes)"
@@ -154,12 +156,14 @@ fn next_event(
             file_len.saturating_sub(offset)
         ));
     }
-    let mut bytes = vec![0u8; size];
-    bytes[..HEADER_LEN].copy_from_slice(&header);
+    // One buffer for every event: no fresh (zeroed) allocation per event.
+    bytes.clear();
+    bytes.extend_from_slice(&header);
+    bytes.resize(size, 0);
     input
         .read_exact(&mut bytes[HEADER_LEN..])
         .map_err(|e| format!("truncated event: {e}"))?;
-    Ok(Some(bytes))
+    Ok(true)
 }
 
 struct FileReader {

@@ -92,7 +92,7 @@ fn number(out: &mut Vec<u8>, n: u64) {
 
 /// A JSON string; most strings need no escaping and are copied as they are.
 fn string(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -100,6 +100,29 @@ fn string(out: &mut Vec<u8>, s: &str) {
     } else {
         let _ = serde_json::to_writer(&mut *out, s);
     }
+}
+
+/// Whether a string has a byte JSON must escape (a control character, `"` or `\\`), eight bytes
+/// at a time: the classic "has a byte less than n" and "has a zero byte" word tricks, exact as
+/// booleans.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        let control = v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0;
+        if control || has_zero(v ^ (ONES * b'"' as u64)) || has_zero(v ^ (ONES * b'\\' as u64)) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 #[cfg(test)]
@@ -155,6 +178,19 @@ mod tests {
                 .to_string()
                 + "\n"
         );
+    }
+
+    #[test]
+    fn escape_detection_is_exact() {
+        for b in 0u8..=255 {
+            for at in 0..10 {
+                let mut bytes = vec![b'a'; 10];
+                bytes[at] = b;
+                let expected = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(needs_escape(&bytes), expected, "byte {b:#x} at {at}");
+            }
+        }
+        assert!(!needs_escape("héllo 😀 wörld, long enough".as_bytes()));
     }
 
     #[test]
