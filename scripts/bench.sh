@@ -46,6 +46,22 @@ RESULTS="$WORK/results.md"
 stats() { python3 -c 'import sys,statistics as s; v=[float(x) for x in sys.stdin.read().split()]; print(f"{s.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f})")'; }
 now() { date +%s.%N; }
 
+# wait_for_lines FILE N: waits until FILE holds N lines; prints when it last grew. Polls the size,
+# which is cheap, and counts lines only once the size holds still.
+wait_for_lines() {
+  local file=$1 want=$2 size=-1 grew_at
+  grew_at=$(now)
+  while true; do
+    local current; current=$(stat -c %s "$file" 2>/dev/null || echo 0)
+    if [ "$current" != "$size" ]; then
+      size=$current; grew_at=$(now)
+    elif [ "$(wc -l <"$file")" -ge "$want" ]; then
+      echo "$grew_at"; return
+    fi
+    sleep 0.02
+  done
+}
+
 bench_decode() {
   log "decode: writing $DECODE_ROWS rows of 8 columns into a binlog"
   "${SQL[@]}" -e "CREATE DATABASE bench; CREATE TABLE bench.t (id BIGINT PRIMARY KEY, a INT, b BIGINT,
@@ -110,8 +126,7 @@ TOML
   local t0; t0=$(now)
   "${SQL[@]}" -e "DELETE FROM mem.t"
   local committed; committed=$(now)
-  while [ "$(wc -l <"$WORK/mem.jsonl" 2>/dev/null || echo 0)" -lt "$MEMORY_ROWS" ]; do sleep 0.05; done
-  local t1; t1=$(now)
+  local t1; t1=$(wait_for_lines "$WORK/mem.jsonl" "$MEMORY_ROWS")
   local pid; pid=$(cat "$WORK/rowbus.pid")
   local hwm; hwm=$(awk '/VmHWM/ {print $2}' /proc/"$pid"/status)
   kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus.pid"
