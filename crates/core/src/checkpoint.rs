@@ -69,6 +69,29 @@ impl CheckpointStore {
         })
     }
 
+    /// A name for this rowbus installation, made once per data directory and kept in
+    /// `<data_dir>/instance-id`: a replica registers under it, so that after a crash the next start
+    /// can tell its own stale registration from another replica's.
+    pub fn instance_id(&self) -> Result<String, CheckpointError> {
+        let path = self.dir.with_file_name("instance-id");
+        if let Ok(id) = fs::read_to_string(&path) {
+            let id = id.trim();
+            if !id.is_empty() {
+                return Ok(id.to_string());
+            }
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let id = format!(
+            "{:016x}",
+            (nanos as u64) ^ ((std::process::id() as u64) << 32)
+        );
+        fs::write(&path, format!("{id}\n")).map_err(io_err("write", &path))?;
+        Ok(id)
+    }
+
     fn path(&self, source: &str) -> PathBuf {
         self.dir.join(format!("{source}.json"))
     }
@@ -135,6 +158,21 @@ mod tests {
         store.save("shop", &p).unwrap();
         assert_eq!(store.load("shop").unwrap().unwrap().position, p);
         drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn instance_id_is_made_once_and_kept() {
+        let dir = temp_dir("instance");
+        let store = CheckpointStore::open(&dir).unwrap();
+        let id = store.instance_id().unwrap();
+        assert_eq!(id.len(), 16);
+        assert_eq!(store.instance_id().unwrap(), id);
+        drop(store);
+        assert_eq!(
+            CheckpointStore::open(&dir).unwrap().instance_id().unwrap(),
+            id
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

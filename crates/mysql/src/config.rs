@@ -71,6 +71,9 @@ pub struct MysqlSourceConfig {
     /// From `password_env` or `password_file`; never printed.
     pub password: Option<rowbus_core::secret::Secret>,
     pub server_id: u32,
+    /// The name this replica registers under (`SHOW SLAVE HOSTS` shows it as Host): unique per
+    /// rowbus data directory, so a restart after a crash recognizes its own stale registration.
+    pub replica_name: String,
     pub tables: TableFilter,
     pub start: StartFrom,
     /// How often the server sends a heartbeat when it has nothing else to send; a connection silent

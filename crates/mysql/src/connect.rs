@@ -142,16 +142,26 @@ async fn check_server_id(conn: &mut Conn, config: &MysqlSourceConfig) -> Result<
     };
     for host in hosts {
         let id: Option<u32> = host.get(0);
-        if id == Some(config.server_id) {
-            let name: Option<String> = host.get(1);
-            return Err(SourceError::halt(format!(
-                "server_id {} is already used by another replica of {} (host {}); give this source \
-                 a server_id that no other replica uses",
-                config.server_id,
-                config.addr(),
-                name.filter(|n| !n.is_empty()).unwrap_or_else(|| "unnamed".into())
-            )));
+        let name: Option<String> = host.get(1);
+        let name = name.unwrap_or_default();
+        if id != Some(config.server_id) {
+            continue;
         }
+        if name == config.replica_name {
+            // Our own registration, left by a previous run that crashed: the server replaces it.
+            tracing::info!(
+                server_id = config.server_id,
+                "replacing this rowbus's stale replica registration"
+            );
+            continue;
+        }
+        return Err(SourceError::halt(format!(
+            "server_id {} is already used by another replica of {} (host {}); give this source \
+             a server_id that no other replica uses",
+            config.server_id,
+            config.addr(),
+            if name.is_empty() { "unnamed" } else { &name }
+        )));
     }
     Ok(())
 }

@@ -107,6 +107,7 @@ async fn open_stream(
         position.file.clone().into_bytes()
     };
     let request = BinlogStreamRequest::new(config.server_id)
+        .with_hostname(config.replica_name.as_bytes())
         .with_filename(&file)
         .with_pos(if use_gtid { 4 } else { position.pos });
     let stream = conn.get_binlog_stream(request).await.map_err(|e| {

@@ -14,7 +14,8 @@ use tokio::signal::unix::{signal, SignalKind};
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store =
         CheckpointStore::open(&config.data_dir).context("cannot open the data directory")?;
-    let source = config.source.clone();
+    let mut source = config.source.clone();
+    source.replica_name = format!("rowbus-{}-{}", store.instance_id()?, source.name);
     let checkpoint = store.load(&source.name)?.map(|c| c.position);
     match &checkpoint {
         Some(position) => {

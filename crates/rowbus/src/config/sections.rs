@@ -358,6 +358,8 @@ impl MysqlSection {
             user: url.user,
             password: password?,
             server_id: self.server_id,
+            // Set from the data directory's instance id when the pipeline starts.
+            replica_name: format!("rowbus-{name}"),
             tables: tables?,
             start: start?,
             heartbeat: heartbeat?,

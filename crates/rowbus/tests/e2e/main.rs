@@ -11,4 +11,5 @@ mod reconnect;
 mod restart;
 mod server_errors;
 mod start_positions;
+mod torture;
 mod type_matrix;

@@ -101,3 +101,24 @@ async fn sigkill_then_restart_repeats_only_after_the_checkpoint() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_right_after_sigkill_is_not_refused_as_a_duplicate_replica() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("rekill").await;
+    create_table_t(server, &db).await;
+    let dir = TestDir::new("rekill");
+    let start = binlog_end(server).await;
+    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    for _ in 0..3 {
+        let rowbus = Rowbus::start(&config);
+        tokio::task::block_in_place(|| rowbus.wait_started());
+        rowbus.kill();
+    }
+    let rowbus = Rowbus::start(&config);
+    let expected = write_transactions(server, &db, 1, 5).await;
+    let out = dir.path("out.jsonl");
+    tokio::task::block_in_place(|| wait_for_events(&out, expected.len()));
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    assert_eq!(summary(&read_events(&out)), expected);
+}
