@@ -3,6 +3,7 @@
 //! Also `SourceRecord`, what a source hands to the pipeline: changes and transaction boundaries.
 
 use crate::position::Position;
+use crate::value::Value;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -25,33 +26,19 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {
     pub columns: Arc<[Arc<str>]>,
-    pub values: Vec<serde_json::Value>,
+    pub values: Vec<Value>,
 }
 
 impl Row {
     /// The value of the named column, if the row has it.
-    pub fn get(&self, column: &str) -> Option<&serde_json::Value> {
+    pub fn get(&self, column: &str) -> Option<&Value> {
         let index = self.columns.iter().position(|c| &**c == column)?;
         self.values.get(index)
     }
 
     /// A rough count of the bytes this row holds in memory, for byte-bounded queues.
     pub fn approx_size(&self) -> usize {
-        self.values.iter().map(approx_value_size).sum::<usize>() + 16 * self.values.len()
-    }
-}
-
-fn approx_value_size(value: &serde_json::Value) -> usize {
-    match value {
-        serde_json::Value::String(s) => s.len() + 24,
-        serde_json::Value::Array(a) => a.iter().map(approx_value_size).sum::<usize>() + 24,
-        serde_json::Value::Object(o) => {
-            o.iter()
-                .map(|(k, v)| k.len() + approx_value_size(v))
-                .sum::<usize>()
-                + 48
-        }
-        _ => 16,
+        self.values.iter().map(Value::approx_size).sum::<usize>() + 16
     }
 }
 

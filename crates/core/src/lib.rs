@@ -12,6 +12,8 @@ pub mod queue;
 pub mod secret;
 pub mod sink;
 pub mod table_filter;
+pub mod value;
 
 pub use event::{ChangeEvent, Op, Row, SourceInfo};
 pub use position::Position;
+pub use value::Value;

@@ -514,11 +514,11 @@ fn to_row(image: Image, table: &TableInfo) -> Row {
             columns: table.names.clone(),
             values: image
                 .into_iter()
-                .map(|v| v.unwrap_or(serde_json::Value::Null))
+                .map(|v| v.unwrap_or(rowbus_core::Value::Null))
                 .collect(),
         };
     }
-    let (columns, values): (Vec<Arc<str>>, Vec<serde_json::Value>) = table
+    let (columns, values): (Vec<Arc<str>>, Vec<rowbus_core::Value>) = table
         .names
         .iter()
         .zip(image)

@@ -7,6 +7,9 @@ use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::consts::ColumnType;
 use std::sync::Arc;
 
+/// The labels of an ENUM or SET column, in declaration order.
+pub type Labels = Arc<[Arc<str>]>;
+
 /// MySQL and MariaDB tables have at most 4096 columns.
 const MAX_COLUMNS: usize = 4096;
 
@@ -20,8 +23,8 @@ pub struct ColumnInfo {
     pub unsigned: bool,
     /// Collation id for character, ENUM and SET columns (0 when the binlog does not say).
     pub charset: u16,
-    pub enum_values: Option<Arc<[String]>>,
-    pub set_values: Option<Arc<[String]>>,
+    pub enum_values: Option<Labels>,
+    pub set_values: Option<Labels>,
     /// Whether the charset metadata has an entry for this column: character columns, and also
     /// GEOMETRY on MariaDB and VECTOR on MySQL.
     pub charset_slot: bool,
@@ -243,8 +246,8 @@ fn apply_optional_metadata(
                         values
                             .values()
                             .iter()
-                            .map(|v| v.value().into_owned())
-                            .collect::<Arc<[String]>>(),
+                            .map(|v| Arc::from(v.value().as_ref()))
+                            .collect::<Labels>(),
                     );
                 }
                 assign(columns, is_enum, labels, |c, l| c.enum_values = Some(l));
@@ -257,8 +260,8 @@ fn apply_optional_metadata(
                         values
                             .values()
                             .iter()
-                            .map(|v| v.value().into_owned())
-                            .collect::<Arc<[String]>>(),
+                            .map(|v| Arc::from(v.value().as_ref()))
+                            .collect::<Labels>(),
                     );
                 }
                 assign(columns, is_set, labels, |c, l| c.set_values = Some(l));

@@ -2,8 +2,8 @@
 //! written straight into a byte buffer (the same bytes serde_json would write for the event, with a
 //! fast path for strings that need no escaping).
 
+use rowbus_core::value::write_json_string as string_to;
 use rowbus_core::{ChangeEvent, Op, Row};
-use serde_json::Value;
 
 /// Appends the native JSON of `event` and a newline to `out`.
 pub fn native_json_line(event: &ChangeEvent, out: &mut Vec<u8>) {
@@ -69,60 +69,17 @@ fn row(out: &mut Vec<u8>, image: &Row) {
         }
         string(out, name);
         out.push(b':');
-        value(out, v);
+        v.write_json(out);
     }
     out.push(b'}');
-}
-
-fn value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::String(s) => string(out, s),
-        Value::Null => out.extend_from_slice(b"null"),
-        other => {
-            // Numbers, booleans, arrays and objects: serde_json's own text. Writing to a Vec
-            // cannot fail.
-            let _ = serde_json::to_writer(&mut *out, other);
-        }
-    }
 }
 
 fn number(out: &mut Vec<u8>, n: u64) {
     let _ = serde_json::to_writer(&mut *out, &n);
 }
 
-/// A JSON string; most strings need no escaping and are copied as they are.
 fn string(out: &mut Vec<u8>, s: &str) {
-    if !needs_escape(s.as_bytes()) {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
-}
-
-/// Whether a string has a byte JSON must escape (a control character, `"` or `\\`), eight bytes
-/// at a time: the classic "has a byte less than n" and "has a zero byte" word tricks, exact as
-/// booleans.
-fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
-        let control = v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0;
-        if control || has_zero(v ^ (ONES * b'"' as u64)) || has_zero(v ^ (ONES * b'\\' as u64)) {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    string_to(s, out);
 }
 
 #[cfg(test)]
@@ -134,10 +91,10 @@ mod tests {
     fn event(op: Op, text: &str, gtid: Option<&str>) -> ChangeEvent {
         let columns: Arc<[Arc<str>]> =
             vec![Arc::from("id"), Arc::from("name"), Arc::from("doc")].into();
-        let values = vec![
+        let values: Vec<rowbus_core::Value> = vec![
             1.into(),
             text.into(),
-            serde_json::json!({"k": [1.5, null, "x\n"]}),
+            serde_json::json!({"k": [1.5, null, "x\n"]}).into(),
         ];
         ChangeEvent {
             op,
@@ -178,19 +135,6 @@ mod tests {
                 .to_string()
                 + "\n"
         );
-    }
-
-    #[test]
-    fn escape_detection_is_exact() {
-        for b in 0u8..=255 {
-            for at in 0..10 {
-                let mut bytes = vec![b'a'; 10];
-                bytes[at] = b;
-                let expected = b < 0x20 || b == b'"' || b == b'\\';
-                assert_eq!(needs_escape(&bytes), expected, "byte {b:#x} at {at}");
-            }
-        }
-        assert!(!needs_escape("héllo 😀 wörld, long enough".as_bytes()));
     }
 
     #[test]

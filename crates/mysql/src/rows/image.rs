@@ -5,12 +5,13 @@
 use super::cursor::{sign_extend, Cursor, DecodeError, Result};
 use super::plan::Kind;
 use super::{decimal, jsonb, temporal, text};
+#[cfg(test)]
+use crate::table::Labels;
 use crate::table::BINARY_CHARSET;
-use base64::Engine;
-use serde_json::Value as Json;
+use rowbus_core::Value;
 
 /// A decoded row image: for each column of the table, its value when the image has it.
-pub type Image = Vec<Option<Json>>;
+pub type Image = Vec<Option<Value>>;
 
 /// Decodes one image. `present[i]` says whether column i is in the image; `partial_json`, for the
 /// after image of a partial update, says which JSON columns hold diffs against `before`.
@@ -37,7 +38,7 @@ pub fn decode_image(
         let is_null = nulls[nth_present / 8] & (1 << (nth_present % 8)) != 0;
         nth_present += 1;
         if is_null {
-            image[i] = Some(Json::Null);
+            image[i] = Some(Value::Null);
             continue;
         }
         let partial = json_index
@@ -51,45 +52,44 @@ pub fn decode_image(
     Ok(image)
 }
 
-fn partial_update(c: &mut Cursor<'_>, kind: &Kind, before: Option<Json>) -> Result<Json> {
+fn partial_update(c: &mut Cursor<'_>, kind: &Kind, before: Option<Value>) -> Result<Value> {
     let Kind::Json { len_bytes } = kind else {
         return Err(DecodeError("partial update of a non-JSON column".into()));
     };
     let len = c.uint_le(*len_bytes as usize)? as usize;
     let diffs = c.take(len)?;
-    let mut doc =
-        before.ok_or_else(|| DecodeError("partial JSON update without a before image".into()))?;
+    let mut doc = match before {
+        Some(Value::Json(doc)) => doc,
+        Some(Value::Null) => Box::new(serde_json::Value::Null),
+        _ => {
+            return Err(DecodeError(
+                "partial JSON update without a before image".into(),
+            ))
+        }
+    };
     super::json_diff::apply(&mut doc, diffs)?;
-    Ok(doc)
-}
-
-fn base64(bytes: &[u8]) -> Json {
-    Json::from(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-fn float(f: f64) -> Json {
-    serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
+    Ok(Value::Json(doc))
 }
 
 /// Decodes one non-null value.
-pub fn value(c: &mut Cursor<'_>, kind: &Kind) -> Result<Json> {
+pub fn value(c: &mut Cursor<'_>, kind: &Kind) -> Result<Value> {
     Ok(match kind {
         Kind::Int { bytes, unsigned } => {
             let raw = c.uint_le(*bytes as usize)?;
             if *unsigned {
-                Json::from(raw)
+                Value::UInt(raw)
             } else {
-                Json::from(sign_extend(raw, *bytes as u32 * 8))
+                Value::Int(sign_extend(raw, *bytes as u32 * 8))
             }
         }
         Kind::Float => {
             let f = f32::from_bits(c.uint_le(4)? as u32);
             // Shortest text of the f32, so 1.1 stays 1.1 rather than 1.100000023841858.
-            float(f.to_string().parse::<f64>().unwrap_or(f as f64))
+            Value::Double(f.to_string().parse::<f64>().unwrap_or(f as f64))
         }
-        Kind::Double => float(f64::from_bits(c.uint_le(8)?)),
+        Kind::Double => Value::Double(f64::from_bits(c.uint_le(8)?)),
         Kind::Decimal { precision, scale } => {
-            Json::from(decimal::read_decimal(c, *precision, *scale)?)
+            Value::Decimal(decimal::read_decimal(c, *precision, *scale)?.into())
         }
         Kind::Date => temporal::date(c)?,
         Kind::Time => temporal::time_old(c)?,
@@ -107,58 +107,61 @@ pub fn value(c: &mut Cursor<'_>, kind: &Kind) -> Result<Json> {
             let len = c.uint_le(*len_bytes as usize)? as usize;
             let bytes = c.take(len)?;
             if *charset == BINARY_CHARSET {
-                if bytes.len() < *pad_to {
-                    let mut padded = bytes.to_vec();
-                    padded.resize(*pad_to, 0);
-                    base64(&padded)
-                } else {
-                    base64(bytes)
+                let mut owned = bytes.to_vec();
+                if owned.len() < *pad_to {
+                    owned.resize(*pad_to, 0);
                 }
+                Value::Bytes(owned.into())
             } else {
-                Json::from(text::decode(bytes, *charset))
+                Value::Text(text::decode(bytes, *charset))
             }
         }
         Kind::Json { len_bytes } => {
             let len = c.uint_le(*len_bytes as usize)? as usize;
-            jsonb::decode_document(c.take(len)?)?
+            Value::Json(Box::new(jsonb::decode_document(c.take(len)?)?))
         }
         Kind::Raw { len_bytes } => {
             let len = c.uint_le(*len_bytes as usize)? as usize;
-            base64(c.take(len)?)
+            Value::Bytes(c.take(len)?.into())
         }
         Kind::Enum { bytes, labels } => {
             let index = c.uint_le(*bytes as usize)? as usize;
             match labels {
-                Some(labels) if index == 0 => Json::from(""),
+                Some(_) if index == 0 => Value::Text("".into()),
                 Some(labels) => labels
                     .get(index - 1)
-                    .map_or(Json::from(index), |l| Json::from(l.as_str())),
-                None => Json::from(index),
+                    .map_or(Value::UInt(index as u64), |l| Value::Label(l.clone())),
+                None => Value::UInt(index as u64),
             }
         }
         Kind::Set { bytes, labels } => {
             let bits = c.uint_le(*bytes as usize)?;
             match labels {
-                Some(labels) => Json::Array(
+                Some(labels) => Value::Labels(
                     labels
                         .iter()
                         .take(64)
                         .enumerate()
                         .filter(|(i, _)| bits & (1 << i) != 0)
-                        .map(|(_, l)| Json::from(l.as_str()))
+                        .map(|(_, l)| l.clone())
                         .collect(),
                 ),
-                None => Json::from(bits),
+                None => Value::UInt(bits),
             }
         }
-        Kind::Bit { bytes } => Json::from(c.uint_be(*bytes as usize)?),
+        Kind::Bit { bytes } => Value::UInt(c.uint_be(*bytes as usize)?),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value as Json;
     use std::sync::Arc;
+
+    fn json(v: Value) -> Json {
+        serde_json::to_value(&v).unwrap()
+    }
 
     #[test]
     fn integers_signed_and_unsigned() {
@@ -172,11 +175,11 @@ mod tests {
         };
         let max = u64::MAX.to_le_bytes();
         assert_eq!(
-            value(&mut Cursor::new(&max), &signed).unwrap(),
+            json(value(&mut Cursor::new(&max), &signed).unwrap()),
             Json::from(-1)
         );
         assert_eq!(
-            value(&mut Cursor::new(&max), &unsigned).unwrap(),
+            json(value(&mut Cursor::new(&max), &unsigned).unwrap()),
             Json::from(u64::MAX)
         );
         let tiny = Kind::Int {
@@ -184,7 +187,7 @@ mod tests {
             unsigned: false,
         };
         assert_eq!(
-            value(&mut Cursor::new(&[0x80]), &tiny).unwrap(),
+            json(value(&mut Cursor::new(&[0x80]), &tiny).unwrap()),
             Json::from(-128)
         );
         let medium = Kind::Int {
@@ -192,7 +195,7 @@ mod tests {
             unsigned: true,
         };
         assert_eq!(
-            value(&mut Cursor::new(&[0xff, 0xff, 0xff]), &medium).unwrap(),
+            json(value(&mut Cursor::new(&[0xff, 0xff, 0xff]), &medium).unwrap()),
             Json::from(16_777_215)
         );
     }
@@ -205,7 +208,7 @@ mod tests {
             pad_to: 0,
         };
         assert_eq!(
-            value(&mut Cursor::new(b"\x02hi"), &text).unwrap(),
+            json(value(&mut Cursor::new(b"\x02hi"), &text).unwrap()),
             Json::from("hi")
         );
         let binary = Kind::Bytes {
@@ -214,26 +217,29 @@ mod tests {
             pad_to: 4,
         };
         assert_eq!(
-            value(&mut Cursor::new(b"\x02\x01\x02"), &binary).unwrap(),
+            json(value(&mut Cursor::new(b"\x02\x01\x02"), &binary).unwrap()),
             Json::from("AQIAAA==")
         );
-        let labels: Arc<[String]> = vec!["a".to_string(), "b".to_string(), "c".to_string()].into();
+        let labels: Labels = vec![Arc::from("a"), Arc::from("b"), Arc::from("c")].into();
         let e = Kind::Enum {
             bytes: 1,
             labels: Some(labels.clone()),
         };
-        assert_eq!(value(&mut Cursor::new(&[2]), &e).unwrap(), Json::from("b"));
+        assert_eq!(
+            json(value(&mut Cursor::new(&[2]), &e).unwrap()),
+            Json::from("b")
+        );
         let s = Kind::Set {
             bytes: 1,
             labels: Some(labels),
         };
         assert_eq!(
-            value(&mut Cursor::new(&[5]), &s).unwrap(),
+            json(value(&mut Cursor::new(&[5]), &s).unwrap()),
             serde_json::json!(["a", "c"])
         );
         let bit = Kind::Bit { bytes: 2 };
         assert_eq!(
-            value(&mut Cursor::new(&[1, 0]), &bit).unwrap(),
+            json(value(&mut Cursor::new(&[1, 0]), &bit).unwrap()),
             Json::from(256)
         );
     }
@@ -259,7 +265,7 @@ mod tests {
         let bytes = [0b10, 7, 0, 0, 0];
         let mut c = Cursor::new(&bytes);
         let image = decode_image(&mut c, &plan, &[true, false, true], None, None).unwrap();
-        assert_eq!(image, vec![Some(Json::from(7)), None, Some(Json::Null)]);
+        assert_eq!(image, vec![Some(Value::Int(7)), None, Some(Value::Null)]);
         assert!(c.is_empty());
         let mut short = Cursor::new(&bytes[..3]);
         assert!(decode_image(&mut short, &plan, &[true, false, true], None, None).is_err());

@@ -3,9 +3,8 @@
 //! optional metadata (signedness, charset, ENUM/SET labels).
 
 use super::cursor::{DecodeError, Result};
-use crate::table::{ColumnInfo, BINARY_CHARSET};
+use crate::table::{ColumnInfo, Labels, BINARY_CHARSET};
 use mysql_async::consts::ColumnType;
-use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
@@ -49,11 +48,11 @@ pub enum Kind {
     },
     Enum {
         bytes: u8,
-        labels: Option<Arc<[String]>>,
+        labels: Option<Labels>,
     },
     Set {
         bytes: u8,
-        labels: Option<Arc<[String]>>,
+        labels: Option<Labels>,
     },
     Bit {
         bytes: u8,

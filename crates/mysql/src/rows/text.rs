@@ -2,6 +2,8 @@
 //! family and ASCII are UTF-8 (invalid sequences replaced); other charsets are read as UTF-8 too,
 //! a documented limit.
 
+use compact_str::CompactString;
+
 /// Windows-1252 code points for bytes 0x80..=0x9F (the rest of latin1 is the byte value itself).
 const CP1252_HIGH: [char; 32] = [
     '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}',
@@ -13,7 +15,7 @@ const CP1252_HIGH: [char; 32] = [
 /// Collation ids of the latin1 character set.
 const LATIN1: [u16; 8] = [5, 8, 15, 31, 47, 48, 49, 94];
 
-pub fn decode(bytes: &[u8], charset: u16) -> String {
+pub fn decode(bytes: &[u8], charset: u16) -> CompactString {
     if LATIN1.contains(&charset) {
         return bytes
             .iter()
@@ -24,8 +26,8 @@ pub fn decode(bytes: &[u8], charset: u16) -> String {
             .collect();
     }
     match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        Ok(s) => CompactString::new(s),
+        Err(_) => CompactString::from(String::from_utf8_lossy(bytes)),
     }
 }
 
