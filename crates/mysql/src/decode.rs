@@ -508,16 +508,15 @@ fn partial_json_columns(
 
 /// A row image as an event row: all columns when the image is full, else the ones it has.
 fn to_row(image: Image, table: &TableInfo) -> Row {
-    if image.iter().all(Option::is_some) {
-        // Same layout in and out: collected in place, without a new allocation.
-        return Row {
-            columns: table.names.clone(),
-            values: image
-                .into_iter()
-                .map(|v| v.unwrap_or(rowbus_core::Value::Null))
-                .collect(),
-        };
-    }
+    let image = match image {
+        Image::Full(values) => {
+            return Row {
+                columns: table.names.clone(),
+                values,
+            }
+        }
+        Image::Partial(image) => image,
+    };
     let (columns, values): (Vec<Arc<str>>, Vec<rowbus_core::Value>) = table
         .names
         .iter()

@@ -3,7 +3,7 @@
 use crate::cli::InspectCommand;
 use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::inspect::{inspect_file, InspectOptions, Line};
-use rowbus_sinks::encode::native_json_line;
+use rowbus_sinks::encode::NativeEncoder;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -29,35 +29,39 @@ pub fn run(command: InspectCommand) -> ExitCode {
         skip_checksums,
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut buffer = Vec::with_capacity(1 << 12);
+    let mut out = stdout.lock();
+    // Lines are encoded into one buffer, written out in 64 KiB pieces: no second copy.
+    let mut buffer = Vec::with_capacity(1 << 17);
+    let mut encoder = NativeEncoder::default();
     let mut failed = false;
+    let mut write_error = None;
     for file in &files {
-        let mut write_error = None;
         let result = inspect_file(file, &options, &mut |line| {
-            buffer.clear();
             match line {
                 Line::Event(description) => {
                     let _ = serde_json::to_writer(&mut buffer, description);
                     buffer.push(b'\n');
                 }
-                Line::Change(change) => native_json_line(change, &mut buffer),
+                Line::Change(change) => encoder.encode(change, &mut buffer),
             }
-            if write_error.is_none() {
+            if buffer.len() >= 1 << 16 && write_error.is_none() {
                 write_error = out.write_all(&buffer).err();
+                buffer.clear();
             }
         });
-        if let Some(e) = write_error {
+        if write_error.is_none() {
+            write_error = out.write_all(&buffer).and_then(|_| out.flush()).err();
+            buffer.clear();
+        }
+        if let Some(e) = &write_error {
             eprintln!("rowbus: cannot write to standard output: {e}");
             return ExitCode::FAILURE;
         }
         if let Err(e) = result {
-            let _ = out.flush();
             eprintln!("rowbus: {e}");
             failed = true;
         }
     }
-    let _ = out.flush();
     if failed {
         ExitCode::FAILURE
     } else {

@@ -3,28 +3,82 @@
 //! fast path for strings that need no escaping).
 
 use rowbus_core::value::write_json_string as string_to;
-use rowbus_core::{ChangeEvent, Op, Row};
+use rowbus_core::{ChangeEvent, Op, Row, SourceInfo};
 
 /// Appends the native JSON of `event` and a newline to `out`.
 pub fn native_json_line(event: &ChangeEvent, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"op\":\"");
-    out.push(match event.op {
-        Op::Insert => b'c',
-        Op::Update => b'u',
-        Op::Delete => b'd',
-        Op::Read => b'r',
-    });
-    out.extend_from_slice(b"\",\"db\":");
-    string(out, &event.db);
-    out.extend_from_slice(b",\"table\":");
-    string(out, &event.table);
-    out.extend_from_slice(b",\"key\":");
-    row(out, &event.key);
-    out.extend_from_slice(b",\"before\":");
-    optional_row(out, event.before.as_ref());
-    out.extend_from_slice(b",\"after\":");
-    optional_row(out, event.after.as_ref());
-    let s = &event.source;
+    NativeEncoder::default().encode(event, out);
+}
+
+/// Writes change events as native JSON lines, reusing the encoded `source` block while consecutive
+/// events come from the same rows event (they differ only in the row index).
+#[derive(Default)]
+pub struct NativeEncoder {
+    source: Vec<u8>,
+    /// The source the cached block was made for, with its row index set to 0.
+    source_of: Option<SourceInfo>,
+}
+
+/// Whether `cached` (row 0) is `source` but for the row index.
+fn same_but_row(cached: &SourceInfo, source: &SourceInfo) -> bool {
+    cached.pos == source.pos
+        && cached.ts_ms == source.ts_ms
+        && cached.server_id == source.server_id
+        && cached.snapshot == source.snapshot
+        && cached.file == source.file
+        && cached.txn == source.txn
+        && cached.gtid == source.gtid
+        && cached.name == source.name
+}
+
+impl NativeEncoder {
+    /// Appends the native JSON of `event` and a newline to `out`.
+    pub fn encode(&mut self, event: &ChangeEvent, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"op\":\"");
+        out.push(match event.op {
+            Op::Insert => b'c',
+            Op::Update => b'u',
+            Op::Delete => b'd',
+            Op::Read => b'r',
+        });
+        out.extend_from_slice(b"\",\"db\":");
+        string(out, &event.db);
+        out.extend_from_slice(b",\"table\":");
+        string(out, &event.table);
+        out.extend_from_slice(b",\"key\":");
+        row(out, &event.key);
+        out.extend_from_slice(b",\"before\":");
+        optional_row(out, event.before.as_ref());
+        out.extend_from_slice(b",\"after\":");
+        optional_row(out, event.after.as_ref());
+        if !self
+            .source_of
+            .as_ref()
+            .is_some_and(|c| same_but_row(c, &event.source))
+        {
+            self.source.clear();
+            source_block(&mut self.source, &event.source);
+            self.source_of = Some(SourceInfo {
+                row: 0,
+                ..event.source.clone()
+            });
+        }
+        out.extend_from_slice(&self.source);
+        number(out, event.source.row as u64);
+        let s = &event.source;
+        out.extend_from_slice(if s.snapshot {
+            b",\"snapshot\":true}"
+        } else {
+            b",\"snapshot\":false}"
+        });
+        out.extend_from_slice(b",\"read_ts_ms\":");
+        number(out, event.read_ts_ms);
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// The `source` object up to the row index.
+fn source_block(out: &mut Vec<u8>, s: &SourceInfo) {
     out.extend_from_slice(b",\"source\":{\"name\":");
     string(out, &s.name);
     out.extend_from_slice(b",\"server_id\":");
@@ -43,15 +97,6 @@ pub fn native_json_line(event: &ChangeEvent, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"ts_ms\":");
     number(out, s.ts_ms);
     out.extend_from_slice(b",\"row\":");
-    number(out, s.row as u64);
-    out.extend_from_slice(if s.snapshot {
-        b",\"snapshot\":true}"
-    } else {
-        b",\"snapshot\":false}"
-    });
-    out.extend_from_slice(b",\"read_ts_ms\":");
-    number(out, event.read_ts_ms);
-    out.extend_from_slice(b"}\n");
 }
 
 fn optional_row(out: &mut Vec<u8>, image: Option<&Row>) {
@@ -75,7 +120,7 @@ fn row(out: &mut Vec<u8>, image: &Row) {
 }
 
 fn number(out: &mut Vec<u8>, n: u64) {
-    let _ = serde_json::to_writer(&mut *out, &n);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn string(out: &mut Vec<u8>, s: &str) {
@@ -85,7 +130,6 @@ fn string(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rowbus_core::SourceInfo;
     use std::sync::Arc;
 
     fn event(op: Op, text: &str, gtid: Option<&str>) -> ChangeEvent {
@@ -135,6 +179,26 @@ mod tests {
                 .to_string()
                 + "\n"
         );
+    }
+
+    #[test]
+    fn the_cached_source_block_follows_the_event() {
+        let mut encoder = NativeEncoder::default();
+        let first = event(Op::Insert, "a", Some("g"));
+        let mut second = first.clone();
+        second.source.row = 1;
+        let mut third = first.clone();
+        third.source.pos = 400;
+        for e in [&first, &second, &third, &first] {
+            let mut ours = Vec::new();
+            encoder.encode(e, &mut ours);
+            let mut theirs = serde_json::to_vec(e).unwrap();
+            theirs.push(b'\n');
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap()
+            );
+        }
     }
 
     #[test]

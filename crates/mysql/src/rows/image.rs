@@ -10,8 +10,24 @@ use crate::table::Labels;
 use crate::table::BINARY_CHARSET;
 use rowbus_core::Value;
 
-/// A decoded row image: for each column of the table, its value when the image has it.
-pub type Image = Vec<Option<Value>>;
+/// A decoded row image.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Image {
+    /// Every column of the table, in order (binlog_row_image=FULL).
+    Full(Vec<Value>),
+    /// For each column, its value when the image has it.
+    Partial(Vec<Option<Value>>),
+}
+
+impl Image {
+    /// The value of column `i`, when the image has it.
+    pub fn get(&self, i: usize) -> Option<&Value> {
+        match self {
+            Image::Full(values) => values.get(i),
+            Image::Partial(values) => values.get(i).and_then(Option::as_ref),
+        }
+    }
+}
 
 /// Decodes one image. `present[i]` says whether column i is in the image; `partial_json`, for the
 /// after image of a partial update, says which JSON columns hold diffs against `before`.
@@ -24,6 +40,19 @@ pub fn decode_image(
 ) -> Result<Image> {
     let count = present.iter().filter(|&&p| p).count();
     let nulls = c.take(count.div_ceil(8))?;
+    if count == plan.len() && partial_json.is_none() {
+        // The common case: every column, straight into the row's values.
+        let mut values = Vec::with_capacity(plan.len());
+        for (i, kind) in plan.iter().enumerate() {
+            let is_null = nulls[i / 8] & (1 << (i % 8)) != 0;
+            values.push(if is_null {
+                Value::Null
+            } else {
+                value(c, kind)?
+            });
+        }
+        return Ok(Image::Full(values));
+    }
     let mut image = vec![None; plan.len()];
     let mut nth_present = 0;
     let mut nth_json = 0;
@@ -44,12 +73,12 @@ pub fn decode_image(
         let partial = json_index
             .is_some_and(|j| partial_json.is_some_and(|p| p.get(j).copied().unwrap_or(false)));
         image[i] = Some(if partial {
-            partial_update(c, kind, before.and_then(|b| b.get(i).cloned().flatten()))?
+            partial_update(c, kind, before.and_then(|b| b.get(i).cloned()))?
         } else {
             value(c, kind)?
         });
     }
-    Ok(image)
+    Ok(Image::Partial(image))
 }
 
 fn partial_update(c: &mut Cursor<'_>, kind: &Kind, before: Option<Value>) -> Result<Value> {
@@ -265,7 +294,10 @@ mod tests {
         let bytes = [0b10, 7, 0, 0, 0];
         let mut c = Cursor::new(&bytes);
         let image = decode_image(&mut c, &plan, &[true, false, true], None, None).unwrap();
-        assert_eq!(image, vec![Some(Value::Int(7)), None, Some(Value::Null)]);
+        assert_eq!(
+            image,
+            Image::Partial(vec![Some(Value::Int(7)), None, Some(Value::Null)])
+        );
         assert!(c.is_empty());
         let mut short = Cursor::new(&bytes[..3]);
         assert!(decode_image(&mut short, &plan, &[true, false, true], None, None).is_err());

@@ -2,7 +2,7 @@
 //! `fsync = "always"` synced) before `write` returns, which is what makes its acknowledgement safe.
 
 use super::config::{FileSinkConfig, Fsync};
-use crate::encode::native_json_line;
+use crate::encode::NativeEncoder;
 use rowbus_core::sink::{BoxFuture, Sink, SinkError};
 use rowbus_core::ChangeEvent;
 use std::fs::{File, OpenOptions};
@@ -14,6 +14,7 @@ pub struct FileSink {
     config: FileSinkConfig,
     file: Option<File>,
     buffer: Vec<u8>,
+    encoder: NativeEncoder,
 }
 
 impl FileSink {
@@ -45,13 +46,14 @@ impl FileSink {
             config,
             file: Some(file),
             buffer: Vec::new(),
+            encoder: NativeEncoder::default(),
         })
     }
 
     async fn append(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
         self.buffer.clear();
         for event in batch {
-            native_json_line(event, &mut self.buffer);
+            self.encoder.encode(event, &mut self.buffer);
         }
         let mut file = self
             .file
@@ -157,6 +159,7 @@ mod tests {
 #[derive(Default)]
 pub struct StdoutSink {
     buffer: Vec<u8>,
+    encoder: NativeEncoder,
 }
 
 impl Sink for StdoutSink {
@@ -167,7 +170,7 @@ impl Sink for StdoutSink {
         Box::pin(async move {
             self.buffer.clear();
             for event in batch {
-                native_json_line(event, &mut self.buffer);
+                self.encoder.encode(event, &mut self.buffer);
             }
             let mut out = tokio::io::stdout();
             let result = async {
