@@ -9,6 +9,7 @@
 
 use crate::error::SourceError;
 use crate::mariadb::{self, GtidState};
+use crate::mysql_gtid::{self, uuid_text, GtidSet};
 use crate::rows::{decode_image, Cursor, Image};
 use crate::table::TableInfo;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
@@ -33,6 +34,8 @@ struct Txn {
     begun: bool,
     /// Rows events of included tables read so far, for skipping them after a reconnect.
     rows_events: u64,
+    /// A MySQL (untagged) GTID: source UUID and transaction number.
+    mysql_gtid: Option<(String, u64)>,
 }
 
 impl Txn {
@@ -50,6 +53,7 @@ impl Txn {
             standalone,
             begun,
             rows_events: 0,
+            mysql_gtid: None,
         }
     }
 }
@@ -60,6 +64,10 @@ pub struct Decoder {
     tables: HashMap<u64, Arc<TableInfo>>,
     file: Arc<str>,
     gtid_state: GtidState,
+    /// The MySQL GTID set, and whether it is complete (from the start position or a file's
+    /// PREVIOUS_GTIDS event): only a complete set may go into a checkpoint.
+    mysql_gtids: GtidSet,
+    mysql_gtids_complete: bool,
     txn: Option<Txn>,
     last_boundary: Position,
     /// After a reconnect in the middle of a transaction: that transaction (by identity) and how
@@ -77,17 +85,17 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder that starts reading at `start`.
     pub fn new(source: &str, filter: TableFilter, start: Position) -> Self {
-        let gtid_state = start
-            .gtid
-            .as_deref()
-            .and_then(GtidState::parse)
-            .unwrap_or_default();
+        let text = start.gtid.as_deref().unwrap_or_default();
+        let gtid_state = GtidState::parse(text).unwrap_or_default();
+        let mysql_gtids = GtidSet::parse(text).filter(|s| !s.is_empty());
         Decoder {
             source: Arc::from(source),
             filter,
             tables: HashMap::new(),
             file: Arc::from(start.file.as_str()),
             gtid_state,
+            mysql_gtids_complete: mysql_gtids.is_some(),
+            mysql_gtids: mysql_gtids.unwrap_or_default(),
             txn: None,
             last_boundary: start,
             resume_skip: None,
@@ -152,6 +160,19 @@ impl Decoder {
                 ));
                 return Ok(());
             }
+            t if t == EventType::PREVIOUS_GTIDS_EVENT as u8 => {
+                // Everything before this file; a tagged or malformed list leaves the set incomplete.
+                match mysql_gtid::parse_previous_gtids(event.data()) {
+                    Some(previous) => {
+                        self.mysql_gtids.union(&previous);
+                        self.mysql_gtids_complete = true;
+                    }
+                    None => {
+                        tracing::warn!(file = %self.file, "unreadable PREVIOUS_GTIDS event; GTIDs left out of checkpoints until the next file")
+                    }
+                }
+                return Ok(());
+            }
             mariadb::GTID_LIST_EVENT => {
                 let list = mariadb::parse_gtid_list(event.data())
                     .ok_or_else(|| self.corrupt(end, "truncated MariaDB GTID list event"))?;
@@ -198,9 +219,22 @@ impl Decoder {
             }
             Some(EventData::QueryEvent(query)) => self.query(&query.query(), header.log_pos(), out),
             Some(EventData::GtidEvent(gtid)) => {
-                let text: Arc<str> =
-                    Arc::from(format!("{}:{}", uuid_text(&gtid.sid()), gtid.gno()));
-                self.txn = Some(Txn::new(Some(text.clone()), None, text, false, false));
+                let uuid = uuid_text(&gtid.sid());
+                let (text, tracked) = match gtid.tag() {
+                    Some(tag) => (
+                        format!(
+                            "{uuid}:{}:{}",
+                            String::from_utf8_lossy(tag.as_ref()),
+                            gtid.gno()
+                        ),
+                        None,
+                    ),
+                    None => (format!("{uuid}:{}", gtid.gno()), Some((uuid, gtid.gno()))),
+                };
+                let text: Arc<str> = Arc::from(text);
+                let mut txn = Txn::new(Some(text.clone()), None, text, false, false);
+                txn.mysql_gtid = tracked;
+                self.txn = Some(txn);
             }
             Some(EventData::TableMapEvent(map)) => {
                 let included = self.filter.matches(&map.database_name(), &map.table_name());
@@ -283,6 +317,9 @@ impl Decoder {
             if let Some(gtid) = txn.mariadb_gtid {
                 self.gtid_state.apply(gtid);
             }
+            if let Some((uuid, gno)) = &txn.mysql_gtid {
+                self.mysql_gtids.add(uuid, *gno);
+            }
         }
         self.resume_skip = None;
         // Table ids are valid within a transaction; the next one maps its tables again.
@@ -291,7 +328,13 @@ impl Decoder {
     }
 
     fn boundary(&mut self, pos: u64, out: &mut Vec<SourceRecord>) {
-        let gtid = (!self.gtid_state.is_empty()).then(|| self.gtid_state.to_string());
+        let gtid = if !self.gtid_state.is_empty() {
+            Some(self.gtid_state.to_string())
+        } else if self.mysql_gtids_complete && !self.mysql_gtids.is_empty() {
+            Some(self.mysql_gtids.to_string())
+        } else {
+            None
+        };
         let position = Position {
             file: self.file.to_string(),
             pos,
@@ -543,16 +586,4 @@ fn key_of(image: Option<&Row>, table: &TableInfo) -> Row {
         columns: table.key_names.clone(),
         values,
     }
-}
-
-fn uuid_text(sid: &[u8; 16]) -> String {
-    let hex: String = sid.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }

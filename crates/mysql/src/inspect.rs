@@ -44,6 +44,8 @@ pub struct InspectOptions {
 pub struct InspectSummary {
     pub events: u64,
     pub rows: u64,
+    /// The last transaction boundary: where a reader would resume, with its GTID state.
+    pub last_position: Option<Position>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +127,9 @@ pub fn inspect_reader(
             .map_err(|m| fail(offset, m))?;
         offset += bytes.len() as u64;
     }
-    Ok(reader.summary)
+    let mut summary = reader.summary;
+    summary.last_position = Some(reader.decoder.last_boundary().clone());
+    Ok(summary)
 }
 
 /// Reads the next whole event, checking its declared size against the file.

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod error;
 pub mod inspect;
 pub mod mariadb;
+pub mod mysql_gtid;
 pub mod rows;
 pub mod source;
 pub mod start;

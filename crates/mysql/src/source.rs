@@ -7,15 +7,17 @@ use crate::config::MysqlSourceConfig;
 use crate::connect::{connect, preflight, ServerInfo};
 use crate::decode::Decoder;
 use crate::error::SourceError;
+use crate::mysql_gtid::GtidSet;
 use crate::start;
 use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStream;
-use mysql_async::BinlogStreamRequest;
+use mysql_async::{BinlogStreamRequest, Sid};
 use rowbus_core::event::SourceRecord;
 use rowbus_core::pipeline::Stop;
 use rowbus_core::queue::QueueSender;
 use rowbus_core::Position;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Why a stream session ended without an error.
@@ -100,16 +102,29 @@ async fn open_stream(
             )
         })?;
     }
-    let use_gtid = server.mariadb && position.gtid.is_some();
+    let mysql_gtids = (!server.mariadb)
+        .then(|| position.gtid.as_deref().and_then(GtidSet::parse))
+        .flatten()
+        .filter(|set| !set.is_empty());
+    let use_gtid = (server.mariadb && position.gtid.is_some()) || mysql_gtids.is_some();
     let file = if use_gtid {
         Vec::new()
     } else {
         position.file.clone().into_bytes()
     };
-    let request = BinlogStreamRequest::new(config.server_id)
+    let mut request = BinlogStreamRequest::new(config.server_id)
         .with_hostname(config.replica_name.as_bytes())
         .with_filename(&file)
         .with_pos(if use_gtid { 4 } else { position.pos });
+    if let Some(set) = &mysql_gtids {
+        // MySQL: COM_BINLOG_DUMP_GTID with the executed set; the server sends what is not in it.
+        let sids = set
+            .sources()
+            .map(|text| Sid::from_str(&text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SourceError::halt(format!("the saved GTID set is not valid: {e}")))?;
+        request = request.with_gtid().with_gtid_set(sids);
+    }
     let stream = conn.get_binlog_stream(request).await.map_err(|e| {
         SourceError::from_mysql(
             e,

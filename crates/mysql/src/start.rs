@@ -5,6 +5,7 @@
 use crate::config::{MysqlSourceConfig, StartFrom};
 use crate::connect::{query, ServerInfo};
 use crate::error::SourceError;
+use crate::mysql_gtid::GtidSet;
 use mysql_async::Conn;
 use rowbus_core::Position;
 
@@ -35,17 +36,22 @@ pub async fn resolve(
             })?;
             let file: Option<String> = row.get(0);
             let pos: Option<u64> = row.get(1);
-            Position::new(file.unwrap_or_default(), pos.unwrap_or(4))
+            let mut position = Position::new(file.unwrap_or_default(), pos.unwrap_or(4));
+            if !server.mariadb {
+                // MySQL reports the executed GTID set at that very position (5th column).
+                let executed: Option<String> = row.get(4);
+                position.gtid = executed.map(|g| g.replace(['\n', ' '], "")).filter(|g| !g.is_empty());
+            }
+            position
         }
         StartFrom::Position(position) => position.clone(),
-        StartFrom::Gtid(gtid) if !server.mariadb => {
+        StartFrom::Gtid(gtid) if !server.mariadb && GtidSet::parse(gtid).is_none() => {
             return Err(SourceError::halt(format!(
-                "start = \"{gtid}\": starting from a MySQL GTID set is not supported yet on {}; use \
-                 \"FILE:POS\", \"earliest\" or \"latest\"",
+                "start = \"{gtid}\" is not a MySQL GTID set (UUID:N-M, comma separated), and {} is MySQL",
                 config.addr()
             )))
         }
-        StartFrom::Gtid(gtid) if crate::mariadb::GtidState::parse(gtid).is_none() => {
+        StartFrom::Gtid(gtid) if server.mariadb && crate::mariadb::GtidState::parse(gtid).is_none() => {
             return Err(SourceError::halt(format!(
                 "start = \"{gtid}\" is not a MariaDB GTID list (DOMAIN-SERVER-SEQ, comma separated), \
                  and {} is MariaDB",
