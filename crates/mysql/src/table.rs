@@ -167,6 +167,10 @@ fn is_character(c: &ColumnInfo) -> bool {
         )
 }
 
+fn labels_of<'a>(labels: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> Labels {
+    labels.map(|l| Arc::from(l.as_ref())).collect()
+}
+
 /// Assigns `values` in order to the columns selected by `pick`.
 fn assign<T>(
     columns: &mut [ColumnInfo],
@@ -239,31 +243,17 @@ fn apply_optional_metadata(
                 }
             }
             OptionalMetadataField::EnumStrValue(list) => {
-                let mut labels = Vec::new();
-                for values in list.iter_values() {
-                    let values = values?;
-                    labels.push(
-                        values
-                            .values()
-                            .iter()
-                            .map(|v| Arc::from(v.value().as_ref()))
-                            .collect::<Labels>(),
-                    );
-                }
+                let labels = list
+                    .iter_values()
+                    .map(|values| values.map(|v| labels_of(v.values().iter().map(|l| l.value()))))
+                    .collect::<Result<Vec<_>, _>>()?;
                 assign(columns, is_enum, labels, |c, l| c.enum_values = Some(l));
             }
             OptionalMetadataField::SetStrValue(list) => {
-                let mut labels = Vec::new();
-                for values in list.iter_values() {
-                    let values = values?;
-                    labels.push(
-                        values
-                            .values()
-                            .iter()
-                            .map(|v| Arc::from(v.value().as_ref()))
-                            .collect::<Labels>(),
-                    );
-                }
+                let labels = list
+                    .iter_values()
+                    .map(|values| values.map(|v| labels_of(v.values().iter().map(|l| l.value()))))
+                    .collect::<Result<Vec<_>, _>>()?;
                 assign(columns, is_set, labels, |c, l| c.set_values = Some(l));
             }
             OptionalMetadataField::SimplePrimaryKey(pk) => {

@@ -4,6 +4,7 @@
 
 use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::inspect::{inspect_file, inspect_reader, InspectOptions, InspectSummary, Line};
+use rowbus_testkit::Rng;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -253,18 +254,6 @@ fn position_and_table_filters() {
     assert_eq!(afters(&lines).len(), 4);
 }
 
-/// A small deterministic generator, so a failing mutation can be replayed from its seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn mutated_files_never_panic() {
     let seed = std::env::var("ROWBUS_FUZZ_SEED")
@@ -276,7 +265,7 @@ fn mutated_files_never_panic() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(40);
     println!("fuzz seed {seed}, {rounds} rounds per file");
-    let mut rng = XorShift(seed);
+    let mut rng = Rng::new(seed);
     let mut names: Vec<_> = std::fs::read_dir(fixtures())
         .unwrap()
         .flatten()
@@ -290,15 +279,15 @@ fn mutated_files_never_panic() {
         let original = std::fs::read(path).unwrap();
         for round in 0..rounds {
             let mut bytes = original.clone();
-            let flips = 1 + rng.next() % 8;
+            let flips = 1 + rng.next_u64() % 8;
             for _ in 0..flips {
-                let at = 4 + (rng.next() as usize) % (bytes.len().saturating_sub(4).max(1));
+                let at = 4 + (rng.next_u64() as usize) % (bytes.len().saturating_sub(4).max(1));
                 if at < bytes.len() {
-                    bytes[at] = rng.next() as u8;
+                    bytes[at] = rng.next_u64() as u8;
                 }
             }
-            if rng.next().is_multiple_of(4) {
-                bytes.truncate((rng.next() as usize) % (bytes.len() + 1));
+            if rng.next_u64().is_multiple_of(4) {
+                bytes.truncate((rng.next_u64() as usize) % (bytes.len() + 1));
             }
             let len = bytes.len() as u64;
             // Checksums off, so that mutated events reach the decoder instead of failing the CRC.

@@ -4,7 +4,9 @@
 //! killed) when the next test process starts. `wait_for` polls a condition with a deadline.
 
 mod mariadb;
+mod rng;
 mod wait;
 
 pub use mariadb::{MariaDb, MariaDbOptions, RowMetadata};
+pub use rng::Rng;
 pub use wait::{wait_for, wait_for_async};

@@ -392,26 +392,41 @@ impl FileSection {
         if self.path.as_os_str().is_empty() {
             errors.add(format!("{path}.path"), "must not be empty");
         }
-        let tables = check_tables(&self.tables, &[], path, "tables", errors)?;
-        let batch_max_events = check_batch(self.batch_max_events, path, errors)?;
-        Some(SinkConfig {
-            name: name.to_string(),
-            tables,
-            batch_max_events,
-            kind: SinkKind::File(FileSinkConfig {
-                path: self.path,
-                fsync: self.fsync,
-            }),
-        })
+        let kind = SinkKind::File(FileSinkConfig {
+            path: self.path,
+            fsync: self.fsync,
+        });
+        sink_config(
+            name,
+            path,
+            &self.tables,
+            self.batch_max_events,
+            kind,
+            errors,
+        )
     }
 }
 
-fn check_batch(batch: usize, path: &str, errors: &mut Errors) -> Option<usize> {
-    if batch == 0 {
+/// The settings every sink has (`tables`, `batch_max_events`), checked, around its own `kind`.
+fn sink_config(
+    name: &str,
+    path: &str,
+    tables: &[String],
+    batch_max_events: usize,
+    kind: SinkKind,
+    errors: &mut Errors,
+) -> Option<SinkConfig> {
+    let tables = check_tables(tables, &[], path, "tables", errors)?;
+    if batch_max_events == 0 {
         errors.add(format!("{path}.batch_max_events"), "must be at least 1");
         return None;
     }
-    Some(batch)
+    Some(SinkConfig {
+        name: name.to_string(),
+        tables,
+        batch_max_events,
+        kind,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -427,13 +442,13 @@ pub(super) struct StdoutSection {
 
 impl StdoutSection {
     pub fn check(self, name: &str, path: &str, errors: &mut Errors) -> Option<SinkConfig> {
-        let tables = check_tables(&self.tables, &[], path, "tables", errors)?;
-        let batch_max_events = check_batch(self.batch_max_events, path, errors)?;
-        Some(SinkConfig {
-            name: name.to_string(),
-            tables,
-            batch_max_events,
-            kind: SinkKind::Stdout,
-        })
+        sink_config(
+            name,
+            path,
+            &self.tables,
+            self.batch_max_events,
+            SinkKind::Stdout,
+            errors,
+        )
     }
 }

@@ -6,26 +6,12 @@
 
 use crate::support::*;
 use mysql_async::prelude::Queryable;
-use rowbus_testkit::{wait_for, MariaDb, MariaDbOptions};
+use rowbus_testkit::{wait_for, MariaDb, MariaDbOptions, Rng};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
 const KILLS: usize = 20;
 const TRANSACTIONS: usize = 1500;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 const SCHEMA: &str = "
 CREATE TABLE a (id INT PRIMARY KEY, n BIGINT NOT NULL, s VARCHAR(40) NOT NULL, d DECIMAL(12,3) NOT NULL);
@@ -44,7 +30,7 @@ fn random_values(rng: &mut Rng, table: &str, id: u64) -> String {
     match table {
         "a" => format!(
             "{id}, {}, 'name {} ünï', {}.{:03}",
-            rng.next() as i64 >> 1,
+            rng.next_u64() as i64 >> 1,
             rng.below(1_000_000),
             rng.below(1_000_000_000),
             rng.below(1000)
@@ -58,14 +44,14 @@ fn random_values(rng: &mut Rng, table: &str, id: u64) -> String {
             rng.below(60),
             rng.below(1000),
             rng.below(100_000) as f64 * 0.25 - 1000.0,
-            rng.next(),
+            rng.next_u64(),
             rng.below(1 << 20)
         ),
         _ => format!(
             "{id}, '{}', {}, 0x{:016x}",
             ["x", "y", "z"][rng.below(3) as usize],
             rng.below(256),
-            rng.next()
+            rng.next_u64()
         ),
     }
 }
@@ -79,7 +65,7 @@ async fn workload(server_port: u16, db: String, seed: u64) {
         .db_name(Some(db))
         .prefer_socket(false);
     let mut conn = mysql_async::Conn::new(opts).await.unwrap();
-    let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut live: HashMap<&str, Vec<u64>> = HashMap::new();
     let mut next_id = 1u64;
     for _ in 0..TRANSACTIONS {
@@ -209,16 +195,7 @@ fn compare(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_twenty_sigkills_without_losing_a_change() {
-    let seed = std::env::var("ROWBUS_TORTURE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = Rng::seed_from_env("ROWBUS_TORTURE_SEED");
     println!("torture seed {seed} (replay with ROWBUS_TORTURE_SEED={seed})");
     let server = MariaDb::start(MariaDbOptions::default());
     let db = server.fresh_database("torture").await;
@@ -238,7 +215,7 @@ async fn survives_twenty_sigkills_without_losing_a_change() {
     let all = dir.path("out.jsonl");
 
     let writer = tokio::spawn(workload(server.port, db.clone(), seed));
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     for round in 0..KILLS {
         let rowbus = Rowbus::start(&config);
         let before = count_lines(&all);
