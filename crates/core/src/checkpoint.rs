@@ -73,11 +73,17 @@ impl CheckpointStore {
     /// `<data_dir>/instance-id`: a replica registers under it, so that after a crash the next start
     /// can tell its own stale registration from another replica's.
     pub fn instance_id(&self) -> Result<String, CheckpointError> {
+        // The id is kept with the host it was made on: a data directory copied to another machine
+        // (a restored backup, a cloned volume) gets a new id and is not taken for the original.
         let path = self.dir.with_file_name("instance-id");
-        if let Ok(id) = fs::read_to_string(&path) {
-            let id = id.trim();
-            if !id.is_empty() {
-                return Ok(id.to_string());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host = host.trim();
+        if let Ok(text) = fs::read_to_string(&path) {
+            let mut lines = text.lines();
+            if let (Some(id), Some(saved_host)) = (lines.next(), lines.next()) {
+                if !id.is_empty() && saved_host == host {
+                    return Ok(id.to_string());
+                }
             }
         }
         let nanos = std::time::SystemTime::now()
@@ -88,7 +94,12 @@ impl CheckpointStore {
             "{:016x}",
             (nanos as u64) ^ ((std::process::id() as u64) << 32)
         );
-        fs::write(&path, format!("{id}\n")).map_err(io_err("write", &path))?;
+        let tmp = self.dir.with_file_name(".instance-id.tmp");
+        let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        file.write_all(format!("{id}\n{host}\n").as_bytes())
+            .map_err(io_err("write", &tmp))?;
+        file.sync_all().map_err(io_err("fsync", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err("rename into", &path))?;
         Ok(id)
     }
 

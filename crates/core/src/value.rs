@@ -88,7 +88,7 @@ impl Value {
                 Value::Decimal(s) | Value::Text(s) if s.is_heap_allocated() => s.len(),
                 Value::Bytes(b) => b.len(),
                 Value::Labels(l) => l.len() * 16,
-                Value::Json(j) => j.to_string().len(),
+                Value::Json(j) => json_size(j),
                 _ => 0,
             }
     }
@@ -132,6 +132,18 @@ impl Value {
                 out.push(b'"');
             }
         }
+    }
+}
+
+/// A rough count of the bytes a JSON document holds in memory.
+fn json_size(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::String(s) => s.len() + 24,
+        serde_json::Value::Array(a) => a.iter().map(json_size).sum::<usize>() + 24,
+        serde_json::Value::Object(o) => {
+            o.iter().map(|(k, v)| k.len() + json_size(v)).sum::<usize>() + 48
+        }
+        _ => 16,
     }
 }
 

@@ -14,6 +14,8 @@ pub struct ServerInfo {
     pub mariadb: bool,
     /// Whether the server checksums binlog events (`binlog_checksum` is not NONE).
     pub checksum: bool,
+    /// MySQL with `gtid_mode=ON`: only then may a resume ask by GTID set.
+    pub mysql_gtid_mode_on: bool,
 }
 
 pub fn opts(config: &MysqlSourceConfig) -> OptsBuilder {
@@ -84,7 +86,17 @@ pub async fn preflight(
         mariadb: version.to_ascii_lowercase().contains("mariadb"),
         version,
         checksum: !checksum.unwrap_or_default().eq_ignore_ascii_case("NONE"),
+        mysql_gtid_mode_on: false,
     };
+    let mut info = info;
+    if !info.mariadb {
+        let mode: Option<Option<String>> = conn
+            .query_first("SELECT @@GLOBAL.gtid_mode")
+            .await
+            .ok()
+            .flatten();
+        info.mysql_gtid_mode_on = mode.flatten().is_some_and(|m| m.eq_ignore_ascii_case("ON"));
+    }
     let log_bin = log_bin.unwrap_or_default();
     if log_bin != "1" && !log_bin.eq_ignore_ascii_case("ON") {
         return Err(SourceError::halt(format!(

@@ -160,6 +160,11 @@ impl Decoder {
                 ));
                 return Ok(());
             }
+            t if t == EventType::ANONYMOUS_GTID_EVENT as u8 => {
+                // A transaction without a GTID: the set no longer describes the position.
+                self.mysql_gtids_complete = false;
+                return Ok(());
+            }
             t if t == EventType::PREVIOUS_GTIDS_EVENT as u8 => {
                 // Everything before this file; a tagged or malformed list leaves the set incomplete.
                 match mysql_gtid::parse_previous_gtids(event.data()) {
@@ -168,7 +173,8 @@ impl Decoder {
                         self.mysql_gtids_complete = true;
                     }
                     None => {
-                        tracing::warn!(file = %self.file, "unreadable PREVIOUS_GTIDS event; GTIDs left out of checkpoints until the next file")
+                        tracing::warn!(file = %self.file, "unreadable or tagged PREVIOUS_GTIDS event; GTIDs left out of checkpoints until the next file");
+                        self.mysql_gtids_complete = false;
                     }
                 }
                 return Ok(());
@@ -189,7 +195,8 @@ impl Decoder {
                 )));
             }
             // A commit; its xid is not needed (and some 5.1 servers wrote it with extra bytes).
-            t if t == EventType::XID_EVENT as u8 => {
+            // MySQL's XA PREPARE ends the transaction's binlog group the same way.
+            t if t == EventType::XID_EVENT as u8 || t == EventType::XA_PREPARE_LOG_EVENT as u8 => {
                 self.commit(end, out);
                 return Ok(());
             }
@@ -233,6 +240,10 @@ impl Decoder {
                 };
                 let text: Arc<str> = Arc::from(text);
                 let mut txn = Txn::new(Some(text.clone()), None, text, false, false);
+                if tracked.is_none() {
+                    // Tagged GTIDs are not tracked in the set yet: keep it out of checkpoints.
+                    self.mysql_gtids_complete = false;
+                }
                 txn.mysql_gtid = tracked;
                 self.txn = Some(txn);
             }

@@ -102,7 +102,7 @@ async fn open_stream(
             )
         })?;
     }
-    let mysql_gtids = (!server.mariadb)
+    let mysql_gtids = (!server.mariadb && server.mysql_gtid_mode_on)
         .then(|| position.gtid.as_deref().and_then(GtidSet::parse))
         .flatten()
         .filter(|set| !set.is_empty());

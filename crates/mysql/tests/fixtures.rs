@@ -176,6 +176,14 @@ fn mysql_gtid_sets_are_tracked_for_resuming() {
 }
 
 #[test]
+fn anonymous_transactions_keep_gtid_sets_out_of_checkpoints() {
+    // gtid_mode OFF: transactions carry ANONYMOUS_GTID events, so a PREVIOUS_GTIDS set at the
+    // head of the file does not describe later positions.
+    let (result, _) = inspect("json-opaque.binlog");
+    assert_eq!(result.unwrap().last_position.unwrap().gtid, None);
+}
+
+#[test]
 fn mysql_gtids_name_their_transaction() {
     let (_, lines) = inspect("mysql_type_bit.000001");
     let row = lines.iter().find(|l| l.get("op").is_some()).unwrap();

@@ -15,7 +15,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store =
         CheckpointStore::open(&config.data_dir).context("cannot open the data directory")?;
     let mut source = config.source.clone();
-    source.replica_name = format!("rowbus-{}-{}", store.instance_id()?, source.name);
+    // Servers limit the registered host name (MySQL 5.7: 60 characters).
+    let name = format!("rowbus-{}-{}", store.instance_id()?, source.name);
+    source.replica_name = name.chars().take(60).collect();
     let checkpoint = store.load(&source.name)?.map(|c| c.position);
     match &checkpoint {
         Some(position) => {

@@ -19,16 +19,28 @@ pub struct NativeEncoder {
     source_of: Option<SourceInfo>,
 }
 
-/// Whether `cached` (row 0) is `source` but for the row index.
+/// Whether `cached` (row 0) is `source` but for the row index. Destructured field by field, so
+/// that a field added to `SourceInfo` must be considered here.
 fn same_but_row(cached: &SourceInfo, source: &SourceInfo) -> bool {
-    cached.pos == source.pos
-        && cached.ts_ms == source.ts_ms
-        && cached.server_id == source.server_id
-        && cached.snapshot == source.snapshot
-        && cached.file == source.file
-        && cached.txn == source.txn
-        && cached.gtid == source.gtid
-        && cached.name == source.name
+    let SourceInfo {
+        name,
+        server_id,
+        file,
+        pos,
+        gtid,
+        txn,
+        ts_ms,
+        row: _,
+        snapshot,
+    } = source;
+    cached.pos == *pos
+        && cached.ts_ms == *ts_ms
+        && cached.server_id == *server_id
+        && cached.snapshot == *snapshot
+        && cached.file == *file
+        && cached.txn == *txn
+        && cached.gtid == *gtid
+        && cached.name == *name
 }
 
 impl NativeEncoder {

@@ -40,7 +40,7 @@ pub fn decode_image(
 ) -> Result<Image> {
     let count = present.iter().filter(|&&p| p).count();
     let nulls = c.take(count.div_ceil(8))?;
-    if count == plan.len() && partial_json.is_none() {
+    if count == plan.len() && present.len() == plan.len() && partial_json.is_none() {
         // The common case: every column, straight into the row's values.
         let mut values = Vec::with_capacity(plan.len());
         for (i, kind) in plan.iter().enumerate() {
