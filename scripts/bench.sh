@@ -20,12 +20,7 @@ done
 [ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory)
 if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; RUNS=5; fi
 
-ensure_rust
-ensure_pkg python3 python3
-ensure_mariadb
-log "building rowbus (release)"
-cargo build --release --quiet -p rowbus
-ROWBUS="$CARGO_TARGET_DIR/release/rowbus"
+prepare_release
 
 WORK=$(mktemp -d /tmp/rowbus-bench.XXXXXX)
 cleanup() {

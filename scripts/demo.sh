@@ -5,12 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_rust
-ensure_pkg python3 python3
-ensure_mariadb
-log "building rowbus (release)"
-cargo build --release --quiet -p rowbus
-ROWBUS="$CARGO_TARGET_DIR/release/rowbus"
+prepare_release
 
 WORK=$(mktemp -d /tmp/rowbus-demo.XXXXXX)
 PORT=$(free_port)

@@ -53,3 +53,13 @@ start_mariadb() {
   echo "MariaDB did not start; see $dir/error.log" >&2
   return 1
 }
+
+# Installs what the demo and benchmarks need and builds rowbus in release mode; sets $ROWBUS.
+prepare_release() {
+  ensure_rust
+  ensure_pkg python3 python3
+  ensure_mariadb
+  log "building rowbus (release)"
+  cargo build --release --quiet -p rowbus
+  ROWBUS="$CARGO_TARGET_DIR/release/rowbus"
+}
