@@ -4,6 +4,7 @@
 //! wires a source to its sinks.
 
 pub mod ack;
+pub mod backoff;
 pub mod checkpoint;
 pub mod event;
 pub mod pipeline;

@@ -7,6 +7,7 @@
 //! permanent error or a failing checkpoint save stops the pipeline through the shared `Stop`.
 
 use crate::ack::{AckTracker, Seq};
+use crate::backoff::Backoff;
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::event::{ChangeEvent, SourceRecord};
 use crate::position::Position;
@@ -39,6 +40,14 @@ impl Stop {
 
     pub fn is_triggered(&self) -> bool {
         *self.tx.borrow()
+    }
+
+    /// Sleeps for `duration`, or less if a stop is requested meanwhile.
+    pub async fn sleep(&self, duration: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => {}
+            _ = self.wait() => {}
+        }
     }
 
     /// Resolves once a stop was requested.
@@ -216,6 +225,10 @@ async fn wait_for_room(
     max_in_flight: usize,
     stop: &Stop,
 ) -> bool {
+    // The common case, checked without registering for a notification.
+    if lock(tracker).in_flight() < max_in_flight {
+        return true;
+    }
     loop {
         let notified = acked.notified();
         tokio::pin!(notified);
@@ -269,8 +282,7 @@ async fn write_with_retry(
     batch: &[Arc<ChangeEvent>],
     stop: &Stop,
 ) -> Result<(), PipelineError> {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 1u32;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
     loop {
         let source = match spec.sink.write(batch).await {
             Ok(()) => return Ok(()),
@@ -282,13 +294,9 @@ async fn write_with_retry(
                 })
             }
         };
+        let (attempt, delay) = backoff.next_delay();
         tracing::warn!(sink = %spec.name, attempt, error = %source, retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.wait() => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(30));
-        attempt += 1;
+        stop.sleep(delay).await;
     }
 }
 

@@ -82,13 +82,12 @@ pub async fn preflight(
             "{addr} returned no server settings"
         )));
     };
-    let info = ServerInfo {
+    let mut info = ServerInfo {
         mariadb: version.to_ascii_lowercase().contains("mariadb"),
         version,
         checksum: !checksum.unwrap_or_default().eq_ignore_ascii_case("NONE"),
         mysql_gtid_mode_on: false,
     };
-    let mut info = info;
     if !info.mariadb {
         let mode: Option<Option<String>> = conn
             .query_first("SELECT @@GLOBAL.gtid_mode")

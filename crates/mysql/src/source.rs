@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStream;
 use mysql_async::{BinlogStreamRequest, Sid};
+use rowbus_core::backoff::Backoff;
 use rowbus_core::event::SourceRecord;
 use rowbus_core::pipeline::Stop;
 use rowbus_core::queue::QueueSender;
@@ -33,7 +34,7 @@ pub async fn run_source(
     out: QueueSender<SourceRecord>,
     stop: Stop,
 ) -> Result<(), SourceError> {
-    let mut backoff = Backoff::new(config.max_backoff);
+    let mut backoff = Reconnect::new(config.max_backoff);
     let mut decoder: Option<Decoder> = None;
     loop {
         if stop.is_triggered() {
@@ -167,7 +168,7 @@ async fn pump(
     decoder: &mut Decoder,
     out: &QueueSender<SourceRecord>,
     stop: &Stop,
-    backoff: &mut Backoff,
+    backoff: &mut Reconnect,
 ) -> Result<Ended, SourceError> {
     let silence = config.heartbeat * 3 + Duration::from_secs(1);
     let mut records = Vec::new();
@@ -205,39 +206,26 @@ async fn pump(
     }
 }
 
-/// Exponential backoff between reconnection attempts: 500 ms doubling up to the configured maximum.
-struct Backoff {
-    next: Duration,
-    max: Duration,
-    attempt: u32,
-}
+/// Backoff between reconnection attempts (500 ms doubling up to `max_backoff`), reported at each.
+struct Reconnect(Backoff);
 
-impl Backoff {
+impl Reconnect {
     fn new(max: Duration) -> Self {
-        Backoff {
-            next: Duration::from_millis(500),
-            max,
-            attempt: 0,
-        }
+        Reconnect(Backoff::new(Duration::from_millis(500), max))
     }
 
     fn reset(&mut self) {
-        self.next = Duration::from_millis(500);
-        self.attempt = 0;
+        self.0.reset();
     }
 
     async fn wait(&mut self, config: &MysqlSourceConfig, error: &SourceError, stop: &Stop) {
-        self.attempt += 1;
+        let (attempt, delay) = self.0.next_delay();
         tracing::warn!(
             source = %config.name,
-            attempt = self.attempt,
-            retry_in_ms = self.next.as_millis() as u64,
+            attempt,
+            retry_in_ms = delay.as_millis() as u64,
             "{error}; retrying with backoff"
         );
-        tokio::select! {
-            _ = tokio::time::sleep(self.next) => {}
-            _ = stop.wait() => {}
-        }
-        self.next = (self.next * 2).min(self.max);
+        stop.sleep(delay).await;
     }
 }

@@ -19,8 +19,7 @@ async fn reconnect_mid_transaction_neither_loses_nor_repeats() {
     .await
     .unwrap();
     let dir = TestDir::new("bigtxn");
-    let start = binlog_end(&server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(&server, &dir, &db, "").await;
     let out = dir.path("out.jsonl");
     let rowbus = Rowbus::start(&config);
     tokio::task::block_in_place(|| rowbus.wait_started());
@@ -91,8 +90,7 @@ async fn an_event_larger_than_16_mb_arrives_whole() {
     .await
     .unwrap();
     let dir = TestDir::new("bigevent");
-    let start = binlog_end(&server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(&server, &dir, &db, "").await;
     let out = dir.path("out.jsonl");
     let rowbus = Rowbus::start(&config);
     // A fresh connection sees the larger max_allowed_packet.

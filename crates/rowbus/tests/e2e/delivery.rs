@@ -138,9 +138,8 @@ async fn excluded_tables_are_not_delivered() {
     ))
     .await
     .unwrap();
-    let start = binlog_end(server).await;
     let extra = format!("exclude = [\"{db}.audit_*\"]");
-    let config = write_config(&dir, server.port, &db, &start, server_id(), &extra);
+    let config = config_from_now(server, &dir, &db, &extra).await;
     let rowbus = Rowbus::start(&config);
     conn.query_drop(format!(
         "INSERT INTO `{db}`.audit_log VALUES (1); INSERT INTO `{db}`.keep_me VALUES (1);
@@ -166,8 +165,7 @@ async fn savepoints_stay_inside_their_transaction() {
     let db = server.fresh_database("savepoint").await;
     create_table_t(server, &db).await;
     let dir = TestDir::new("savepoint");
-    let start = binlog_end(server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(server, &dir, &db, "").await;
     let rowbus = Rowbus::start(&config);
     let mut conn = server.conn().await;
     conn.query_drop(format!(

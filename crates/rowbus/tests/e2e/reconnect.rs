@@ -14,8 +14,7 @@ async fn server_restart_neither_loses_nor_repeats() {
     let db = server.fresh_database("restart").await;
     create_table_t(&server, &db).await;
     let dir = TestDir::new("server-restart");
-    let start = binlog_end(&server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(&server, &dir, &db, "").await;
     let out = dir.path("out.jsonl");
     let rowbus = Rowbus::start(&config);
 
@@ -43,8 +42,7 @@ async fn idle_source_advances_through_heartbeats() {
     let db = server.fresh_database("idle").await;
     let other = server.fresh_database("idle_other").await;
     let dir = TestDir::new("idle");
-    let start = binlog_end(server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(server, &dir, &db, "").await;
     let rowbus = Rowbus::start(&config);
 
     let first = tokio::task::block_in_place(|| {
@@ -85,8 +83,7 @@ async fn unresponsive_server_is_detected_and_reported() {
     let db = server.fresh_database("silent").await;
     create_table_t(&server, &db).await;
     let dir = TestDir::new("silent");
-    let start = binlog_end(&server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(&server, &dir, &db, "").await;
     let out = dir.path("out.jsonl");
     let rowbus = Rowbus::start(&config);
     let expected = write_transactions(&server, &db, 1, 5).await;

@@ -17,8 +17,7 @@ async fn sigterm_then_restart_delivers_each_change_exactly_once() {
     let db = server.fresh_database("sigterm").await;
     create_table_t(server, &db).await;
     let dir = TestDir::new("sigterm");
-    let start = binlog_end(server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(server, &dir, &db, "").await;
     let out = dir.path("out.jsonl");
 
     let rowbus = Rowbus::start(&config);
@@ -52,8 +51,7 @@ async fn sigkill_then_restart_repeats_only_after_the_checkpoint() {
     let db = server.fresh_database("sigkill").await;
     create_table_t(server, &db).await;
     let dir = TestDir::new("sigkill");
-    let start = binlog_end(server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(server, &dir, &db, "").await;
     let out = dir.path("out.jsonl");
 
     let rowbus = Rowbus::start(&config);
@@ -108,8 +106,7 @@ async fn restart_right_after_sigkill_is_not_refused_as_a_duplicate_replica() {
     let db = server.fresh_database("rekill").await;
     create_table_t(server, &db).await;
     let dir = TestDir::new("rekill");
-    let start = binlog_end(server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(server, &dir, &db, "").await;
     for _ in 0..3 {
         let rowbus = Rowbus::start(&config);
         tokio::task::block_in_place(|| rowbus.wait_started());

@@ -55,6 +55,17 @@ pub async fn binlog_end(server: &MariaDb) -> String {
     format!("{file}:{pos}")
 }
 
+/// A config for `db` that starts at the server's current binlog end, with a fresh server_id.
+pub async fn config_from_now(
+    server: &MariaDb,
+    dir: &TestDir,
+    db: &str,
+    extra_source: &str,
+) -> PathBuf {
+    let start = binlog_end(server).await;
+    write_config(dir, server.port, db, &start, server_id(), extra_source)
+}
+
 /// A config with one MySQL source and one file sink; `extra_source` lines go into the source.
 pub fn write_config(
     dir: &TestDir,

@@ -204,8 +204,7 @@ async fn survives_twenty_sigkills_without_losing_a_change() {
         .await
         .unwrap();
     let dir = TestDir::new("torture");
-    let start = binlog_end(&server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(&server, &dir, &db, "").await;
     let text_config = std::fs::read_to_string(&config).unwrap()
         + &format!(
             "\n[sinks.ab]\ntype = \"file\"\npath = \"{}\"\ntables = [\"{db}.a\", \"{db}.b\"]\n",

@@ -209,8 +209,7 @@ async fn check_type_matrix(metadata: RowMetadata) {
         .unwrap();
     conn.query_drop(GEOMETRY_FIRST).await.unwrap();
     let dir = TestDir::new("types");
-    let start = binlog_end(&server).await;
-    let config = write_config(&dir, server.port, &db, &start, server_id(), "");
+    let config = config_from_now(&server, &dir, &db, "").await;
     let rowbus = Rowbus::start(&config);
     conn.query_drop(format!("USE `{db}`; {INSERTS}"))
         .await
