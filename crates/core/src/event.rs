@@ -19,6 +19,39 @@ pub enum Op {
     Delete,
     #[serde(rename = "r")]
     Read,
+    /// A schema change (`ddl` says which); only for sinks that ask for them.
+    #[serde(rename = "ddl")]
+    Ddl,
+    /// TRUNCATE TABLE; only for sinks that ask for schema changes.
+    #[serde(rename = "t")]
+    Truncate,
+}
+
+impl Op {
+    /// Schema changes and truncations, which only sinks with `schema_changes = true` receive.
+    pub fn is_schema_change(self) -> bool {
+        matches!(self, Op::Ddl | Op::Truncate)
+    }
+}
+
+/// A column as a schema change lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub sql_type: String,
+}
+
+/// What a DDL statement did to one table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaChange {
+    /// `create`, `alter`, `rename`, `drop`, `truncate`, `create_database`, `drop_database`.
+    pub kind: String,
+    /// The statement as the server logged it.
+    pub sql: String,
+    /// The table's columns after the statement (empty when dropped).
+    pub columns: Vec<ColumnSpec>,
+    pub primary_key: Vec<String>,
 }
 
 /// A row image: column names (shared between rows of one table map) and their JSON values, in table
@@ -87,6 +120,9 @@ pub struct ChangeEvent {
     pub source: SourceInfo,
     /// When rowbus read the event, in ms since the epoch.
     pub read_ts_ms: u64,
+    /// For `op = "ddl"` and `"t"`: the statement and the table after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddl: Option<Arc<SchemaChange>>,
 }
 
 impl ChangeEvent {

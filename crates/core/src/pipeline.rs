@@ -63,6 +63,22 @@ pub struct SinkSpec {
     pub sink: Box<dyn Sink>,
     pub tables: TableFilter,
     pub batch_max_events: usize,
+    /// Whether the sink receives schema changes and truncations (`op` "ddl" and "t").
+    pub schema_changes: bool,
+}
+
+/// Where the router sends a sink's events.
+struct Route {
+    tables: TableFilter,
+    schema_changes: bool,
+    tx: QueueSender<SinkItem>,
+}
+
+impl Route {
+    fn accepts(&self, event: &ChangeEvent) -> bool {
+        (self.schema_changes || !event.op.is_schema_change())
+            && self.tables.matches(&event.db, &event.table)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,7 +136,11 @@ pub async fn run(
     let mut routes = Vec::new();
     for spec in sinks {
         let (tx, rx) = bounded::<SinkItem>(config.queue);
-        routes.push((spec.tables.clone(), tx));
+        routes.push(Route {
+            tables: spec.tables.clone(),
+            schema_changes: spec.schema_changes,
+            tx,
+        });
         tasks.spawn(sink_worker(
             spec,
             rx,
@@ -178,7 +198,7 @@ pub async fn run(
 
 async fn route(
     mut records: QueueReceiver<SourceRecord>,
-    routes: Vec<(TableFilter, QueueSender<SinkItem>)>,
+    routes: Vec<Route>,
     tracker: Tracker,
     acked: Arc<Notify>,
     max_in_flight: usize,
@@ -203,13 +223,13 @@ async fn route(
             routes
                 .iter()
                 .enumerate()
-                .filter(|(_, (tables, _))| tables.matches(&event.db, &event.table))
+                .filter(|(_, route)| route.accepts(&event))
                 .map(|(i, _)| i),
         );
         let seq = lock(&tracker).register(targets.len() as u32, None);
         let size = event.approx_size();
         for &i in &targets {
-            if routes[i].1.send((seq, event.clone()), size).await.is_err() {
+            if routes[i].tx.send((seq, event.clone()), size).await.is_err() {
                 return count; // the sink stopped; the pipeline is ending
             }
         }
@@ -388,6 +408,7 @@ mod tests {
             sink: Box::new(Stuck),
             tables: TableFilter::new(&["db.y".to_string()], &[]).unwrap(),
             batch_max_events: 2,
+            schema_changes: false,
         };
         let (tx, rx) = source_queue(QueueLimits {
             max_items: 10,
@@ -467,6 +488,7 @@ mod tests {
                 snapshot: false,
             },
             read_ts_ms: 0,
+            ddl: None,
         }))
     }
 
@@ -481,6 +503,7 @@ mod tests {
             }),
             tables: TableFilter::new(&include, &[]).unwrap(),
             batch_max_events: 2,
+            schema_changes: false,
         };
         (spec, seen)
     }

@@ -61,6 +61,26 @@ fn is_gtid_text(text: &str) -> bool {
         })
 }
 
+/// What to do with a DDL statement on an included table that rowbus cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnUnknownDdl {
+    /// Stop the source, naming the statement and its position.
+    #[default]
+    Stop,
+    /// Re-read the table from information_schema (right unless the table changed again since).
+    Refresh,
+}
+
+impl OnUnknownDdl {
+    pub fn parse(text: &str) -> Option<OnUnknownDdl> {
+        match text {
+            "stop" => Some(OnUnknownDdl::Stop),
+            "refresh" => Some(OnUnknownDdl::Refresh),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MysqlSourceConfig {
     /// The configured source name (`[sources.NAME]`).
@@ -82,6 +102,9 @@ pub struct MysqlSourceConfig {
     pub connect_timeout: Duration,
     /// The longest wait between reconnection attempts.
     pub max_backoff: Duration,
+    pub on_unknown_ddl: OnUnknownDdl,
+    /// The schema history file (in the data directory); `None` keeps it in memory only.
+    pub history_path: Option<std::path::PathBuf>,
 }
 
 impl MysqlSourceConfig {

@@ -117,31 +117,8 @@ pub async fn preflight(
              binlog_row_image='FULL' and set binlog_row_image=FULL in the server's configuration"
         )));
     }
-    check_row_metadata(conn, config).await?;
     check_server_id(conn, config).await?;
     Ok(info)
-}
-
-/// Refuses a server that writes no row metadata: without it an unsigned integer cannot be told from
-/// a signed one, nor text from bytes (the schema history, which will fill in, does not exist yet).
-async fn check_row_metadata(
-    conn: &mut Conn,
-    config: &MysqlSourceConfig,
-) -> Result<(), SourceError> {
-    let addr = config.addr();
-    let fix = "binlog_row_metadata=FULL (or MINIMAL; FULL also gives column names and keys)";
-    match conn.query_first::<Option<String>, _>("SELECT @@GLOBAL.binlog_row_metadata").await {
-        Ok(Some(Some(value))) if value.eq_ignore_ascii_case("NO_LOG") => Err(SourceError::halt(format!(
-            "binlog_row_metadata is NO_LOG on {addr}: rowbus needs row metadata to decode values exactly; \
-             run SET GLOBAL {fix} and set it in the server's configuration"
-        ))),
-        Ok(_) => Ok(()),
-        Err(mysql_async::Error::Server(e)) if e.code == 1193 => Err(SourceError::halt(format!(
-            "{addr} writes no row metadata (binlog_row_metadata needs MySQL 8.0 or MariaDB 10.5): \
-             rowbus cannot yet decode such binlogs exactly; upgrade the server and set {fix}"
-        ))),
-        Err(e) => Err(SourceError::from_mysql(e, &addr, &config.user, "checking binlog_row_metadata")),
-    }
 }
 
 /// Refuses to start when another replica is registered with our `server_id`: the server would

@@ -7,17 +7,23 @@
 //! re-read from the last boundary, and the decoder skips the rows events it already emitted, so a
 //! reconnect neither loses nor repeats a change.
 
+use crate::config::OnUnknownDdl;
 use crate::error::SourceError;
 use crate::mariadb::{self, GtidState};
 use crate::mysql_gtid::{self, uuid_text, GtidSet};
 use crate::rows::{decode_image, Cursor, Image};
+use crate::schema::ddl::{self, Parsed, TableName};
+use crate::schema::history::{At, History};
+use crate::schema::Schema;
 use crate::table::TableInfo;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::binlog::{BinlogChecksumAlg, EventType};
-use rowbus_core::event::{now_ms, ChangeEvent, Op, Row, SourceInfo, SourceRecord};
+use rowbus_core::event::{
+    now_ms, ChangeEvent, ColumnSpec, Op, Row, SchemaChange, SourceInfo, SourceRecord,
+};
 use rowbus_core::table_filter::TableFilter;
 use rowbus_core::Position;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -80,6 +86,24 @@ pub struct Decoder {
     /// Whether the binlog was written by MariaDB, from its FORMAT_DESCRIPTION event.
     mariadb: bool,
     verify_checksums: bool,
+    /// The schema at the position being read, and its record on disk.
+    history: History,
+    /// Whether the history came from the server (else table maps without names are expected).
+    has_history: bool,
+    on_unknown_ddl: OnUnknownDdl,
+    /// Tables to re-read from information_schema before the next event (`on_unknown_ddl = "refresh"`).
+    refresh: Option<Refresh>,
+    /// History disagreements already logged, so each is logged once.
+    warned: HashSet<String>,
+}
+
+/// Tables whose definition must be re-read from the server, and the statement's position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refresh {
+    pub db: String,
+    /// Empty: every table of `db`.
+    pub tables: Vec<String>,
+    pub at: At,
 }
 
 impl Decoder {
@@ -102,7 +126,53 @@ impl Decoder {
             fake_rotate_has_checksum: false,
             mariadb: false,
             verify_checksums: true,
+            history: History::in_memory(At::new("", 0), Schema::default()),
+            has_history: false,
+            on_unknown_ddl: OnUnknownDdl::Stop,
+            refresh: None,
+            warned: HashSet::new(),
         }
+    }
+
+    /// Reads column names and types from `history` where the binlog lacks them, and follows DDL.
+    pub fn with_history(mut self, history: History, on_unknown_ddl: OnUnknownDdl) -> Self {
+        self.history = history;
+        self.has_history = true;
+        self.on_unknown_ddl = on_unknown_ddl;
+        self
+    }
+
+    pub fn history_mut(&mut self) -> &mut History {
+        &mut self.history
+    }
+
+    /// Tables to re-read from the server now, before the next event is decoded.
+    pub fn take_refresh(&mut self) -> Option<Refresh> {
+        self.refresh.take()
+    }
+
+    /// Asks again for a refresh that could not be done.
+    pub fn request_refresh(&mut self, refresh: Refresh) {
+        self.refresh = Some(refresh);
+    }
+
+    /// Installs re-read table definitions (`fresh` holds `refresh.db` as the server has it now).
+    pub fn apply_refresh(&mut self, refresh: &Refresh, fresh: &Schema) -> std::io::Result<()> {
+        let tables: Vec<String> = if refresh.tables.is_empty() {
+            let known = self.history.schema().databases.get(&refresh.db);
+            let fresh = fresh.databases.get(&refresh.db);
+            known
+                .into_iter()
+                .chain(fresh)
+                .flat_map(|d| d.tables.keys().cloned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        } else {
+            refresh.tables.clone()
+        };
+        self.history
+            .replace_tables(&refresh.at, fresh, &refresh.db, &tables)
     }
 
     /// Stops verifying event checksums (for reading damaged files, and for fuzzing the decoder).
@@ -224,7 +294,9 @@ impl Decoder {
                     self.boundary(rotate.position(), out);
                 }
             }
-            Some(EventData::QueryEvent(query)) => self.query(&query.query(), header.log_pos(), out),
+            Some(EventData::QueryEvent(query)) => {
+                self.query(&query.query(), &query.schema(), event, out)?
+            }
             Some(EventData::GtidEvent(gtid)) => {
                 let uuid = uuid_text(&gtid.sid());
                 let (text, tracked) = match gtid.tag() {
@@ -248,14 +320,17 @@ impl Decoder {
                 self.txn = Some(txn);
             }
             Some(EventData::TableMapEvent(map)) => {
-                let included = self.filter.matches(&map.database_name(), &map.table_name());
+                let (db, name) = (map.database_name(), map.table_name());
+                let included = self.filter.matches(&db, &name);
+                let known = self.history.schema().table(&db, &name).cloned();
                 let table_id = map.table_id();
                 let mariadb = self.mariadb;
                 let info = catch_unwind(AssertUnwindSafe(|| {
-                    TableInfo::from_map(map.into_owned(), included, mariadb)
+                    TableInfo::from_map(map.into_owned(), included, mariadb, known.as_deref())
                 }))
                 .map_err(|_| self.corrupt(end, "malformed table map"))?
                 .map_err(|e| self.corrupt(end, &format!("bad table map: {e}")))?;
+                self.warn_mismatch(&info);
                 self.tables.insert(table_id, Arc::new(info));
             }
             Some(EventData::RowsEvent(rows)) => self.rows(event, &rows, out)?,
@@ -287,7 +362,28 @@ impl Decoder {
         }
     }
 
-    fn query(&mut self, sql: &str, end: u32, out: &mut Vec<SourceRecord>) {
+    /// Logs, once each, where the schema history and an included table's map disagree.
+    fn warn_mismatch(&mut self, info: &TableInfo) {
+        let Some(mismatch) = &info.mismatch else {
+            return;
+        };
+        if !info.included || !self.has_history {
+            return;
+        }
+        let key = format!("{}.{}: {mismatch}", info.db, info.table);
+        if self.warned.insert(key) {
+            tracing::warn!(source = %self.source, table = %format!("{}.{}", info.db, info.table), "{mismatch}; if the table is not in the history, grant SELECT on it to the replication user so rowbus can read its columns");
+        }
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        default_db: &str,
+        event: &Event,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<(), SourceError> {
+        let end = event.header().log_pos();
         let statement = sql.trim_start();
         let starts = |word: &str| {
             statement.len() >= word.len()
@@ -318,7 +414,156 @@ impl Decoder {
             // one inside it (SAVEPOINT, ROLLBACK TO SAVEPOINT, XA END, ...) does not.
             let inside = self.txn.as_ref().is_some_and(|t| t.begun && !t.standalone);
             if !inside {
+                self.schema_statement(sql, default_db, event, out)?;
                 self.commit(end as u64, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows a DDL statement: applies it to the schema history, records it, and emits a
+    /// schema-change event per included table it touched.
+    fn schema_statement(
+        &mut self,
+        sql: &str,
+        default_db: &str,
+        event: &Event,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<(), SourceError> {
+        if !self.has_history {
+            // Offline reading: no schema to follow.
+            return Ok(());
+        }
+        let end = event.header().log_pos() as u64;
+        let ddl = match ddl::parse(sql) {
+            Parsed::Other => return Ok(()),
+            Parsed::Ddl(ddl) => ddl,
+            Parsed::Unreadable(u) => {
+                let tables: Vec<&TableName> = u.tables.iter().collect();
+                return self.unknown_ddl(sql, default_db, &tables, &u.reason, end);
+            }
+        };
+        let at = At::new(&self.file, end);
+        if at <= *self.history.last_at() {
+            // Read before (the history is ahead of this replay): already applied.
+            return Ok(());
+        }
+        let mut next = self.history.schema().clone();
+        let applied = match next.apply(&ddl, default_db) {
+            Ok(applied) => applied,
+            Err(reason) => return self.unknown_ddl(sql, default_db, &ddl.tables(), &reason, end),
+        };
+        *self.history.schema_mut() = next;
+        self.history
+            .record(&at, &applied)
+            .map_err(|e| SourceError::halt(format!("cannot write the schema history: {e}")))?;
+        let header = event.header();
+        let start = end.saturating_sub(header.event_size() as u64);
+        for a in applied {
+            if a.table.is_empty() || !self.filter.matches(&a.db, &a.table) {
+                continue;
+            }
+            let (columns, primary_key) = match &a.after {
+                Some(t) if a.kind != "drop" => (
+                    t.columns
+                        .iter()
+                        .map(|c| ColumnSpec {
+                            name: c.name.clone(),
+                            sql_type: c.sql_type.clone(),
+                        })
+                        .collect(),
+                    t.primary_key.clone(),
+                ),
+                _ => (Vec::new(), Vec::new()),
+            };
+            let txn: Arc<str> = match &self.txn {
+                Some(t) => t.id.clone(),
+                None => Arc::from(format!("{}:{start}", self.file)),
+            };
+            out.push(SourceRecord::Change(Arc::new(ChangeEvent {
+                op: if a.kind == "truncate" {
+                    Op::Truncate
+                } else {
+                    Op::Ddl
+                },
+                db: Arc::from(a.db.as_str()),
+                table: Arc::from(a.table.as_str()),
+                key: Row::default(),
+                before: None,
+                after: None,
+                source: SourceInfo {
+                    name: self.source.clone(),
+                    server_id: header.server_id(),
+                    file: self.file.clone(),
+                    pos: start,
+                    gtid: self.txn.as_ref().and_then(|t| t.gtid.clone()),
+                    txn,
+                    ts_ms: header.timestamp() as u64 * 1000,
+                    row: 0,
+                    snapshot: false,
+                },
+                read_ts_ms: now_ms(),
+                ddl: Some(Arc::new(SchemaChange {
+                    kind: a.kind.to_string(),
+                    sql: sql.to_string(),
+                    columns,
+                    primary_key,
+                })),
+            })));
+        }
+        Ok(())
+    }
+
+    /// A DDL statement the history cannot follow: ignored on excluded tables; on included ones,
+    /// a stop or a refresh from information_schema, as configured.
+    fn unknown_ddl(
+        &mut self,
+        sql: &str,
+        default_db: &str,
+        tables: &[&TableName],
+        reason: &str,
+        end: u64,
+    ) -> Result<(), SourceError> {
+        let qualified: Vec<(String, String)> = tables
+            .iter()
+            .map(|t| {
+                (
+                    t.db.clone().unwrap_or_else(|| default_db.to_string()),
+                    t.name.clone(),
+                )
+            })
+            .collect();
+        let included =
+            qualified.is_empty() || qualified.iter().any(|(db, t)| self.filter.matches(db, t));
+        let names = qualified
+            .iter()
+            .map(|(db, t)| format!("{db}.{t}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !included {
+            tracing::warn!(source = %self.source, tables = %names, position = %format!("{}:{end}", self.file), "ignoring a DDL statement on excluded tables: {reason}");
+            return Ok(());
+        }
+        match self.on_unknown_ddl {
+            OnUnknownDdl::Stop => Err(SourceError::halt(format!(
+                "cannot follow the DDL statement at {}:{end} on {}: {reason}: `{sql}`;                  set on_unknown_ddl = \"refresh\" to re-read the table from information_schema \
+                 instead",
+                self.file,
+                if names.is_empty() { "an unknown table".to_string() } else { names },
+            ))),
+            OnUnknownDdl::Refresh => {
+                tracing::warn!(source = %self.source, tables = %names, position = %format!("{}:{end}", self.file), "re-reading from information_schema after a DDL statement rowbus cannot follow: {reason}");
+                let db = qualified.first().map_or(default_db.to_string(), |q| q.0.clone());
+                self.refresh = Some(Refresh {
+                    tables: qualified
+                        .iter()
+                        .filter(|(d, _)| *d == db)
+                        .map(|(_, t)| t.clone())
+                        .collect(),
+                    db,
+                    at: At::new(&self.file, end),
+                });
+                Ok(())
             }
         }
     }
@@ -414,6 +659,7 @@ impl Decoder {
                     snapshot: false,
                 },
                 read_ts_ms,
+                ddl: None,
             })));
         }
         Ok(())

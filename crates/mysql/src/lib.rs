@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod mariadb;
 pub mod mysql_gtid;
 pub mod rows;
+pub mod schema;
 pub mod source;
 pub mod start;
 pub mod table;

@@ -4,10 +4,12 @@
 //! checkpoint covers exactly what was delivered.
 
 use crate::config::MysqlSourceConfig;
-use crate::connect::{connect, preflight, ServerInfo};
+use crate::connect::{connect, preflight, query, ServerInfo};
 use crate::decode::Decoder;
 use crate::error::SourceError;
 use crate::mysql_gtid::GtidSet;
+use crate::schema::history::{At, History};
+use crate::schema::{load, Schema};
 use crate::start;
 use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -48,7 +50,7 @@ pub async fn run_source(
         // answer: bounded by a timeout, and abandoned on a stop request.
         let limit = config.connect_timeout * 3;
         let session = tokio::select! {
-            opened = tokio::time::timeout(limit, open_stream(&config, resume)) => opened.unwrap_or_else(|_| {
+            opened = tokio::time::timeout(limit, open_stream(&config, resume, decoder.is_none() && needs_bootstrap(&config))) => opened.unwrap_or_else(|_| {
                 Err(SourceError::retry(format!(
                     "{} accepted the connection but did not answer within {limit:?}",
                     config.addr()
@@ -56,7 +58,7 @@ pub async fn run_source(
             }),
             _ = stop.wait() => return Ok(()),
         };
-        let (stream, start, server) = match session {
+        let session = match session {
             Ok(opened) => opened,
             Err(e) if e.is_retriable() => {
                 backoff.wait(&config, &e, &stop).await;
@@ -64,12 +66,34 @@ pub async fn run_source(
             }
             Err(e) => return Err(e),
         };
-        let decoder = decoder.get_or_insert_with(|| {
-            tracing::info!(source = %config.name, position = %start, "starting to read the binlog");
-            Decoder::new(&config.name, config.tables.clone(), start)
-        });
-        decoder.begin_session(server.checksum);
-        match pump(&config, stream, decoder, &out, &stop, &mut backoff).await {
+        let decoder = match decoder.as_mut() {
+            Some(decoder) => decoder,
+            None => {
+                let start = session.start.clone();
+                tracing::info!(source = %config.name, position = %start, "starting to read the binlog");
+                let history = match open_history(&config, &start, session.base).await {
+                    Ok(history) => history,
+                    Err(e) if e.is_retriable() => {
+                        backoff.wait(&config, &e, &stop).await;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                decoder.insert(
+                    Decoder::new(&config.name, config.tables.clone(), start)
+                        .with_history(history, config.on_unknown_ddl),
+                )
+            }
+        };
+        if let Some(oldest) = &session.oldest_binlog {
+            compact_history(&config, decoder, oldest)?;
+        }
+        decoder.begin_session(session.server.checksum);
+        let pumped = match refresh_schema(&config, decoder).await {
+            Ok(()) => pump(&config, session.stream, decoder, &out, &stop, &mut backoff).await,
+            Err(e) => Err(e),
+        };
+        match pumped {
             Ok(Ended::Stopped) => {
                 tracing::info!(source = %config.name, position = %decoder.last_boundary(), "source stopped at a transaction boundary");
                 return Ok(());
@@ -81,16 +105,35 @@ pub async fn run_source(
     }
 }
 
+/// An open binlog stream and what was learned while opening it.
+struct Session {
+    stream: BinlogStream,
+    start: Position,
+    server: ServerInfo,
+    /// The oldest binlog file the server still has.
+    oldest_binlog: Option<String>,
+    /// On the first session without a history file: the server's schema and its position.
+    base: Option<(Schema, At)>,
+}
+
 /// Connects, checks the server, and requests the binlog from `resume` (or the configured start).
+/// `bootstrap`: also read the schema from information_schema, for a new history.
 async fn open_stream(
     config: &MysqlSourceConfig,
     resume: Option<Position>,
-) -> Result<(BinlogStream, Position, ServerInfo), SourceError> {
+    bootstrap: bool,
+) -> Result<Session, SourceError> {
     let mut conn = connect(config).await?;
     let server = preflight(&mut conn, config).await?;
     let position = match resume {
         Some(position) => position,
         None => start::resolve(&mut conn, config, &server).await?,
+    };
+    let logs: Vec<mysql_async::Row> = query(&mut conn, config, "SHOW BINARY LOGS").await?;
+    let oldest_binlog: Option<String> = logs.first().and_then(|row| row.get(0));
+    let base = match bootstrap {
+        true => Some(load::read_consistent(&mut conn, config).await?),
+        false => None,
     };
     let setup = session_settings(config, &server, &position);
     for sql in &setup {
@@ -135,7 +178,108 @@ async fn open_stream(
         )
     })?;
     tracing::debug!(source = %config.name, %position, use_gtid, "binlog stream requested");
-    Ok((stream, position, server))
+    Ok(Session {
+        stream,
+        start: position,
+        server,
+        oldest_binlog,
+        base,
+    })
+}
+
+/// Whether the first session must read the schema: there is no history file to continue.
+fn needs_bootstrap(config: &MysqlSourceConfig) -> bool {
+    config
+        .history_path
+        .as_deref()
+        .is_none_or(|path| !path.exists())
+}
+
+/// The schema history to start with: the saved one, rewound to `start`, or a new one from the
+/// schema read at the first connection.
+async fn open_history(
+    config: &MysqlSourceConfig,
+    start: &Position,
+    base: Option<(Schema, At)>,
+) -> Result<History, SourceError> {
+    let failed = |e: std::io::Error| {
+        SourceError::halt(format!(
+            "cannot use the schema history {}: {e}",
+            config
+                .history_path
+                .as_deref()
+                .map_or("(in memory)".into(), |p| p.display().to_string())
+        ))
+    };
+    if let Some(path) = &config.history_path {
+        if let Some(mut history) = History::open(path).map_err(failed)? {
+            if !start.file.is_empty() {
+                history
+                    .rewind(&At::new(&start.file, start.pos))
+                    .map_err(failed)?;
+            }
+            if !start.file.is_empty() && At::new(&start.file, start.pos) < *history.base_at() {
+                tracing::warn!(source = %config.name, %start, base = ?history.base_at(), "starting before the oldest schema the history keeps; rows before it are read with that schema");
+            }
+            return Ok(history);
+        }
+    }
+    let (schema, at) = base.ok_or_else(|| {
+        SourceError::retry("the schema history file disappeared; reading the schema again")
+    })?;
+    let tables: usize = schema.databases.values().map(|d| d.tables.len()).sum();
+    tracing::info!(source = %config.name, tables, position = ?at, "schema history started from information_schema");
+    match &config.history_path {
+        Some(path) => History::create(path, at, schema).map_err(failed),
+        None => Ok(History::in_memory(at, schema)),
+    }
+}
+
+/// Folds history older than the oldest binlog on the server: no start position can need it.
+fn compact_history(
+    config: &MysqlSourceConfig,
+    decoder: &mut Decoder,
+    oldest: &str,
+) -> Result<(), SourceError> {
+    let folded = decoder
+        .history_mut()
+        .compact(&At::new(oldest, 0))
+        .map_err(|e| SourceError::halt(format!("cannot compact the schema history: {e}")))?;
+    if folded > 0 {
+        tracing::info!(source = %config.name, folded, oldest, "schema history compacted");
+    }
+    Ok(())
+}
+
+/// Re-reads tables from information_schema when the decoder asks (`on_unknown_ddl = "refresh"`).
+/// On failure the request stays, for the next session.
+async fn refresh_schema(
+    config: &MysqlSourceConfig,
+    decoder: &mut Decoder,
+) -> Result<(), SourceError> {
+    let Some(refresh) = decoder.take_refresh() else {
+        return Ok(());
+    };
+    let fresh = async {
+        let mut conn = connect(config).await?;
+        let only = Some((refresh.db.as_str(), refresh.tables.as_slice()));
+        let schema = load::read(&mut conn, config, only).await;
+        let _ = conn.disconnect().await;
+        schema
+    }
+    .await;
+    let fresh = match fresh {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            decoder.request_refresh(refresh);
+            return Err(e);
+        }
+    };
+    decoder
+        .apply_refresh(&refresh, &fresh)
+        .map_err(|e| SourceError::halt(format!("cannot write the schema history: {e}")))?;
+    tracing::info!(source = %config.name, db = %refresh.db, tables = ?refresh.tables, "tables re-read from information_schema");
+    Ok(())
 }
 
 /// Session variables a replica sets before requesting the binlog.
@@ -200,6 +344,7 @@ async fn pump(
                 return Ok(Ended::PipelineClosed);
             }
         }
+        refresh_schema(config, decoder).await?;
         if stop.is_triggered() && !decoder.in_transaction() {
             return Ok(Ended::Stopped);
         }

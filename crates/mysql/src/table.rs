@@ -3,6 +3,8 @@
 //! map so that decoding each row needs no further lookups.
 
 use crate::rows::{plan_column, DecodeError, Kind};
+use crate::schema::types::{collation_id, Special, TypeInfo};
+use crate::schema::Table;
 use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::consts::ColumnType;
 use std::sync::Arc;
@@ -28,6 +30,8 @@ pub struct ColumnInfo {
     /// Whether the charset metadata has an entry for this column: character columns, and also
     /// GEOMETRY on MariaDB and VECTOR on MySQL.
     pub charset_slot: bool,
+    /// A MariaDB type the binlog logs as a plain binary string (from the schema history).
+    pub special: Option<Special>,
 }
 
 #[derive(Debug)]
@@ -49,14 +53,29 @@ pub struct TableInfo {
     pub plan: Result<Vec<Kind>, DecodeError>,
     /// How many JSON columns the table has (partial JSON updates number them).
     pub json_columns: usize,
+    /// Where the table map and the schema history disagree (the table map wins), or why the
+    /// history could not be used.
+    pub mismatch: Option<String>,
+}
+
+/// Which optional metadata the table map carried.
+#[derive(Debug, Default)]
+struct Carried {
+    names: bool,
+    signedness: bool,
+    primary_key: bool,
+    labels: bool,
 }
 
 impl TableInfo {
     /// `mariadb`: the binlog was written by MariaDB (its charset metadata differs from MySQL's).
+    /// `history`: the table as the schema history has it at this position, for what the
+    /// binlog's metadata lacks (names, signedness, charsets, labels, the key, MariaDB types).
     pub fn from_map(
         map: TableMapEvent<'static>,
         included: bool,
         mariadb: bool,
+        history: Option<&Table>,
     ) -> std::io::Result<Self> {
         let count = map.columns_count() as usize;
         if count > MAX_COLUMNS {
@@ -78,6 +97,7 @@ impl TableInfo {
                 enum_values: None,
                 set_values: None,
                 charset_slot: false,
+                special: None,
             });
             let column = columns.last_mut().expect("just pushed");
             column.charset_slot = is_character(column)
@@ -86,7 +106,13 @@ impl TableInfo {
         }
         let mut names: Vec<Arc<str>> = (1..=count).map(|i| Arc::from(format!("@{i}"))).collect();
         let mut primary_key = Vec::new();
-        apply_optional_metadata(&map, &mut columns, &mut names, &mut primary_key)?;
+        let carried = apply_optional_metadata(&map, &mut columns, &mut names, &mut primary_key)?;
+        let mismatch = match history {
+            Some(table) => {
+                fill_from_history(table, &carried, &mut columns, &mut names, &mut primary_key)
+            }
+            None => (!carried.names).then(|| "not in the schema history".to_string()),
+        };
         let key_names = primary_key.iter().map(|&i| names[i].clone()).collect();
         let plan = columns
             .iter()
@@ -107,8 +133,68 @@ impl TableInfo {
             primary_key,
             map,
             included,
+            mismatch,
         })
     }
+}
+
+/// Fills what the table map lacks from the history's table; returns a disagreement, if any.
+fn fill_from_history(
+    table: &Table,
+    carried: &Carried,
+    columns: &mut [ColumnInfo],
+    names: &mut [Arc<str>],
+    primary_key: &mut Vec<usize>,
+) -> Option<String> {
+    if table.columns.len() != columns.len() {
+        return Some(format!(
+            "the schema history has {} columns, the binlog {}; columns named by position",
+            table.columns.len(),
+            columns.len()
+        ));
+    }
+    let mut mismatch = None;
+    for (i, (column, known)) in columns.iter_mut().zip(&table.columns).enumerate() {
+        if carried.names {
+            if !names[i].eq_ignore_ascii_case(&known.name) && mismatch.is_none() {
+                mismatch = Some(format!(
+                    "column {} is `{}` in the binlog but `{}` in the schema history",
+                    i + 1,
+                    names[i],
+                    known.name
+                ));
+            }
+        } else {
+            names[i] = Arc::from(known.name.as_str());
+        }
+        let info = TypeInfo::parse(&known.sql_type);
+        if !carried.signedness {
+            column.unsigned = info.unsigned;
+        }
+        if column.charset == 0 && (column.charset_slot || is_enum(column) || is_set(column)) {
+            column.charset = known.charset.as_deref().map_or(0, collation_id);
+        }
+        if !carried.labels {
+            let labels = info
+                .labels
+                .as_ref()
+                .map(|l| labels_of(l.iter().map(|s| s.into())));
+            if is_enum(column) {
+                column.enum_values = labels;
+            } else if is_set(column) {
+                column.set_values = labels;
+            }
+        }
+        column.special = info.special();
+    }
+    if !carried.primary_key {
+        *primary_key = table
+            .primary_key
+            .iter()
+            .filter_map(|k| table.column_index(k))
+            .collect();
+    }
+    mismatch
 }
 
 fn invalid(message: String) -> std::io::Error {
@@ -192,12 +278,14 @@ fn apply_optional_metadata(
     columns: &mut [ColumnInfo],
     names: &mut [Arc<str>],
     primary_key: &mut Vec<usize>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Carried> {
+    let mut carried = Carried::default();
     let mut default_charset = None;
     let mut enum_set_default = None;
     for field in map.iter_optional_meta() {
         match field? {
             OptionalMetadataField::Signedness(bits) => {
+                carried.signedness = true;
                 let flags: Vec<bool> = bits.iter().by_vals().collect();
                 assign(
                     columns,
@@ -238,11 +326,13 @@ fn apply_optional_metadata(
                 );
             }
             OptionalMetadataField::ColumnName(list) => {
+                carried.names = true;
                 for (slot, name) in names.iter_mut().zip(list.iter_names()) {
                     *slot = Arc::from(name?.name().as_ref());
                 }
             }
             OptionalMetadataField::EnumStrValue(list) => {
+                carried.labels = true;
                 let labels = list
                     .iter_values()
                     .map(|values| values.map(|v| labels_of(v.values().iter().map(|l| l.value()))))
@@ -250,6 +340,7 @@ fn apply_optional_metadata(
                 assign(columns, is_enum, labels, |c, l| c.enum_values = Some(l));
             }
             OptionalMetadataField::SetStrValue(list) => {
+                carried.labels = true;
                 let labels = list
                     .iter_values()
                     .map(|values| values.map(|v| labels_of(v.values().iter().map(|l| l.value()))))
@@ -257,11 +348,13 @@ fn apply_optional_metadata(
                 assign(columns, is_set, labels, |c, l| c.set_values = Some(l));
             }
             OptionalMetadataField::SimplePrimaryKey(pk) => {
+                carried.primary_key = true;
                 for index in pk.iter_indexes() {
                     primary_key.push(index? as usize);
                 }
             }
             OptionalMetadataField::PrimaryKeyWithPrefix(pk) => {
+                carried.primary_key = true;
                 for key in pk.iter_keys() {
                     primary_key.push(key?.column_index() as usize);
                 }
@@ -279,5 +372,5 @@ fn apply_optional_metadata(
         fill(c, enum_set_default, |c| is_enum(c) || is_set(c));
     }
     primary_key.retain(|&i| i < columns.len());
-    Ok(())
+    Ok(carried)
 }

@@ -31,6 +31,8 @@ pub struct SinkConfig {
     pub name: String,
     pub tables: TableFilter,
     pub batch_max_events: usize,
+    /// Whether the sink receives schema changes and truncations.
+    pub schema_changes: bool,
     pub kind: SinkKind,
 }
 

@@ -18,6 +18,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Servers limit the registered host name (MySQL 5.7: 60 characters).
     let name = format!("rowbus-{}-{}", store.instance_id()?, source.name);
     source.replica_name = name.chars().take(60).collect();
+    let history = config
+        .data_dir
+        .join("schema")
+        .join(format!("{}.jsonl", source.name));
+    source.history_path = Some(history);
     let checkpoint = store.load(&source.name)?.map(|c| c.position);
     match &checkpoint {
         Some(position) => {
@@ -84,6 +89,7 @@ fn build_sinks(config: &Config) -> anyhow::Result<Vec<SinkSpec>> {
                 sink: built,
                 tables: sink.tables.clone(),
                 batch_max_events: sink.batch_max_events,
+                schema_changes: sink.schema_changes,
             })
         })
         .collect()

@@ -47,11 +47,13 @@ impl NativeEncoder {
     /// Appends the native JSON of `event` and a newline to `out`.
     pub fn encode(&mut self, event: &ChangeEvent, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"op\":\"");
-        out.push(match event.op {
-            Op::Insert => b'c',
-            Op::Update => b'u',
-            Op::Delete => b'd',
-            Op::Read => b'r',
+        out.extend_from_slice(match event.op {
+            Op::Insert => b"c",
+            Op::Update => b"u",
+            Op::Delete => b"d",
+            Op::Read => b"r",
+            Op::Ddl => b"ddl",
+            Op::Truncate => b"t",
         });
         out.extend_from_slice(b"\",\"db\":");
         string(out, &event.db);
@@ -85,6 +87,11 @@ impl NativeEncoder {
         });
         out.extend_from_slice(b",\"read_ts_ms\":");
         number(out, event.read_ts_ms);
+        if let Some(ddl) = &event.ddl {
+            out.extend_from_slice(b",\"ddl\":");
+            // Rare: serde's encoding of the same structure is exact and fast enough.
+            serde_json::to_writer(&mut *out, ddl).expect("writing to a Vec cannot fail");
+        }
         out.extend_from_slice(b"}\n");
     }
 }
@@ -177,6 +184,7 @@ mod tests {
                 snapshot: false,
             },
             read_ts_ms: 2000,
+            ddl: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use super::{duration, Errors, SinkConfig, SinkKind};
 use rowbus_core::secret::Secret;
 use rowbus_core::table_filter::TableFilter;
+use rowbus_mysql::config::OnUnknownDdl;
 use rowbus_mysql::{MysqlSourceConfig, StartFrom};
 use rowbus_sinks::file::{FileSinkConfig, Fsync};
 use serde::de::DeserializeOwned;
@@ -203,6 +204,8 @@ pub(super) struct MysqlSection {
     connect_timeout: String,
     #[serde(default = "default_max_backoff")]
     max_backoff: String,
+    #[serde(default = "default_on_unknown_ddl")]
+    on_unknown_ddl: String,
 }
 
 fn default_start() -> String {
@@ -219,6 +222,9 @@ fn default_connect_timeout() -> String {
 }
 fn default_max_backoff() -> String {
     "30s".into()
+}
+fn default_on_unknown_ddl() -> String {
+    "stop".into()
 }
 
 /// `mysql://user@host:port`, split; a password in the URL is refused.
@@ -350,6 +356,16 @@ impl MysqlSection {
             errors,
         );
         let max_backoff = check_duration(&self.max_backoff, &format!("{path}.max_backoff"), errors);
+        let on_unknown_ddl = OnUnknownDdl::parse(&self.on_unknown_ddl);
+        if on_unknown_ddl.is_none() {
+            errors.add(
+                format!("{path}.on_unknown_ddl"),
+                format!(
+                    "unknown value `{}`, expected stop or refresh",
+                    self.on_unknown_ddl
+                ),
+            );
+        }
         let url = url?;
         Some(MysqlSourceConfig {
             name: name.to_string(),
@@ -365,6 +381,9 @@ impl MysqlSection {
             heartbeat: heartbeat?,
             connect_timeout: connect_timeout?,
             max_backoff: max_backoff?,
+            on_unknown_ddl: on_unknown_ddl?,
+            // Set in the data directory when the pipeline starts.
+            history_path: None,
         })
     }
 }
@@ -381,6 +400,8 @@ pub(super) struct FileSection {
     tables: Vec<String>,
     #[serde(default = "default_batch")]
     batch_max_events: usize,
+    #[serde(default)]
+    schema_changes: bool,
 }
 
 fn default_batch() -> usize {
@@ -401,18 +422,20 @@ impl FileSection {
             path,
             &self.tables,
             self.batch_max_events,
+            self.schema_changes,
             kind,
             errors,
         )
     }
 }
 
-/// The settings every sink has (`tables`, `batch_max_events`), checked, around its own `kind`.
+/// The settings every sink has (`tables`, `batch_max_events`, `schema_changes`), checked, around its own `kind`.
 fn sink_config(
     name: &str,
     path: &str,
     tables: &[String],
     batch_max_events: usize,
+    schema_changes: bool,
     kind: SinkKind,
     errors: &mut Errors,
 ) -> Option<SinkConfig> {
@@ -425,6 +448,7 @@ fn sink_config(
         name: name.to_string(),
         tables,
         batch_max_events,
+        schema_changes,
         kind,
     })
 }
@@ -438,6 +462,8 @@ pub(super) struct StdoutSection {
     tables: Vec<String>,
     #[serde(default = "default_batch")]
     batch_max_events: usize,
+    #[serde(default)]
+    schema_changes: bool,
 }
 
 impl StdoutSection {
@@ -447,6 +473,7 @@ impl StdoutSection {
             path,
             &self.tables,
             self.batch_max_events,
+            self.schema_changes,
             SinkKind::Stdout,
             errors,
         )

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use mysql_async::prelude::Queryable;
-use rowbus_testkit::{wait_for, MariaDb, MariaDbOptions, RowMetadata};
+use rowbus_testkit::{wait_for, MariaDb, MariaDbOptions};
 
 /// Runs rowbus until it exits by itself; returns its exit code and log.
 fn run_to_exit(config: &std::path::Path, env: &[(&str, &str)]) -> (i32, String) {
@@ -116,15 +116,6 @@ async fn binlog_row_image_not_full() {
         ..Default::default()
     };
     settings_error(options, "binlog_row_image is MINIMAL on 127.0.0.1:").await;
-}
-
-#[tokio::test]
-async fn no_row_metadata() {
-    let options = MariaDbOptions {
-        row_metadata: RowMetadata::NoLog,
-        ..Default::default()
-    };
-    settings_error(options, "binlog_row_metadata is NO_LOG on 127.0.0.1:").await;
 }
 
 #[tokio::test]
