@@ -1,5 +1,6 @@
 //! Table selection by `db.table` globs (`*` any run of characters, `?` one character): a table is
 //! selected when it matches an `include` pattern (or there are none) and no `exclude` pattern.
+//! The helper tables of online schema change tools need an include pattern naming them exactly.
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableFilter {
@@ -30,11 +31,24 @@ impl TableFilter {
         TableFilter::default()
     }
 
+    /// The helper tables of online schema change tools are selected only by an include pattern
+    /// that names them without wildcards: their rows are copies, not changes.
     pub fn matches(&self, db: &str, table: &str) -> bool {
         let name = format!("{db}.{table}");
-        let included = self.include.is_empty() || self.include.iter().any(|p| glob(p, &name));
+        let helper = is_schema_change_helper(table);
+        let picks = |p: &String| glob(p, &name) && (!helper || !p.contains(['*', '?']));
+        let included = (self.include.is_empty() && !helper) || self.include.iter().any(picks);
         included && !self.exclude.iter().any(|p| glob(p, &name))
     }
+}
+
+/// gh-ost's `_T_gho`, `_T_ghc`, `_T_del` and pt-online-schema-change's `_T_new`, `_T_old`.
+pub fn is_schema_change_helper(table: &str) -> bool {
+    table.len() > 5
+        && table.starts_with('_')
+        && ["_gho", "_ghc", "_del", "_new", "_old"]
+            .iter()
+            .any(|suffix| table.ends_with(suffix))
 }
 
 /// Checks that a pattern has the `db.table` shape.
@@ -76,6 +90,17 @@ fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_change_helpers_need_an_exact_include() {
+        for helper in ["_t_gho", "_t_ghc", "_t_del", "_orders_new", "_orders_old"] {
+            assert!(!filter(&["db.*"], &[]).matches("db", helper), "{helper}");
+            assert!(!TableFilter::all().matches("db", helper), "{helper}");
+            assert!(filter(&[&format!("db.{helper}")], &[]).matches("db", helper));
+        }
+        assert!(filter(&["db.*"], &[]).matches("db", "_new"));
+        assert!(filter(&["db.*"], &[]).matches("db", "t_old"));
+    }
 
     fn filter(include: &[&str], exclude: &[&str]) -> TableFilter {
         let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();

@@ -9,6 +9,7 @@ mod delivery;
 mod inspect_cli;
 mod reconnect;
 mod restart;
+mod schema_history;
 mod server_errors;
 mod start_positions;
 mod torture;
