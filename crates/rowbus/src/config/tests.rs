@@ -1,4 +1,5 @@
 use super::*;
+use rowbus_mysql::config::OnUnknownDdl;
 
 const GOOD: &str = r#"
 data_dir = "/tmp/rowbus-test"
@@ -163,5 +164,29 @@ fn malformed_url_is_not_echoed() {
     assert_eq!(
         errors,
         vec!["sources.shop.url: is not of the form mysql://USER@HOST:PORT".to_string()]
+    );
+}
+
+#[test]
+fn schema_options_are_read_and_checked() {
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.source.on_unknown_ddl, OnUnknownDdl::Stop);
+    assert!(config.sinks.iter().all(|s| !s.schema_changes));
+    let text = GOOD
+        .replace("start = ", "on_unknown_ddl = \"refresh\"\nstart = ")
+        .replace(
+            "fsync = \"never\"",
+            "fsync = \"never\"\nschema_changes = true",
+        );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.source.on_unknown_ddl, OnUnknownDdl::Refresh);
+    assert!(config
+        .sinks
+        .iter()
+        .any(|s| s.name == "archive" && s.schema_changes));
+    let errors = errors_of(&GOOD.replace("start = ", "on_unknown_ddl = \"skip\"\nstart = "));
+    assert_eq!(
+        errors,
+        ["sources.shop.on_unknown_ddl: unknown value `skip`, expected stop or refresh"]
     );
 }
