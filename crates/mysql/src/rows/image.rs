@@ -145,6 +145,19 @@ pub fn value(c: &mut Cursor<'_>, kind: &Kind) -> Result<Value> {
                 Value::Text(text::decode(bytes, *charset))
             }
         }
+        Kind::Special { special, len_bytes } => {
+            let len = c.uint_le(*len_bytes as usize)? as usize;
+            let size = super::special::size(*special);
+            let bytes = c.take(len)?;
+            if len > size {
+                return Err(DecodeError(format!(
+                    "a {special:?} value of {len} bytes (at most {size})"
+                )));
+            }
+            let mut padded = [0u8; 16];
+            padded[..len].copy_from_slice(bytes);
+            Value::Text(super::special::text(*special, &padded[..size]))
+        }
         Kind::Json { len_bytes } => {
             let len = c.uint_le(*len_bytes as usize)? as usize;
             Value::Json(Box::new(jsonb::decode_document(c.take(len)?)?))

@@ -9,6 +9,7 @@ pub mod image;
 pub mod json_diff;
 pub mod jsonb;
 pub mod plan;
+pub mod special;
 pub mod temporal;
 pub mod text;
 

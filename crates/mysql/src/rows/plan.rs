@@ -3,6 +3,7 @@
 //! optional metadata (signedness, charset, ENUM/SET labels).
 
 use super::cursor::{DecodeError, Result};
+use crate::schema::types::Special;
 use crate::table::{ColumnInfo, Labels, BINARY_CHARSET};
 use mysql_async::consts::ColumnType;
 
@@ -56,6 +57,11 @@ pub enum Kind {
     },
     Bit {
         bytes: u8,
+    },
+    /// MariaDB's UUID, INET6 and INET4: a fixed binary string shown in the server's text form.
+    Special {
+        special: Special,
+        len_bytes: u8,
     },
 }
 
@@ -179,6 +185,15 @@ fn string_kind(column: &ColumnInfo) -> Result<Kind> {
             bytes: b1.clamp(1, 8),
             labels: column.set_values.clone(),
         },
+        _ if column
+            .special
+            .is_some_and(|s| super::special::size(s) == length) =>
+        {
+            Kind::Special {
+                special: column.special.expect("checked"),
+                len_bytes: 1,
+            }
+        }
         _ => Kind::Bytes {
             len_bytes: if length < 256 { 1 } else { 2 },
             charset: column.charset,

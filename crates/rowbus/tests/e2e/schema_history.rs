@@ -296,3 +296,37 @@ async fn ddl_the_history_cannot_follow_stops_or_refreshes_but_never_on_excluded_
     });
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_uuid_and_inet_columns_arrive_as_text() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("uuid_inet").await;
+    let dir = TestDir::new("uuid-inet");
+    let config = config_from_now(server, &dir, &db, "").await;
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    // Created after the start: the types come from the CREATE TABLE the history follows.
+    sql(
+        server,
+        &db,
+        &[
+            "CREATE TABLE n (id INT PRIMARY KEY, u UUID, i6 INET6, i4 INET4)",
+            "INSERT INTO n VALUES (1, '12345678-9abc-1def-8123-456789abcdef', '2001:db8::1', '10.0.0.1'),
+               (2, '01890a5d-ac96-774b-bcce-b302099a8057', '::ffff:1.2.3.4', '0.0.0.0'),
+               (3, '00000000-0000-0000-0000-000000000000', '::', '255.255.255.255'),
+               (4, NULL, '::1.2.3.4', NULL)",
+        ],
+    )
+    .await;
+    let events = tokio::task::block_in_place(|| wait_for_events(&dir.path("out.jsonl"), 4));
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    assert_eq!(
+        afters(&events),
+        [
+            json!({"id": 1, "u": "12345678-9abc-1def-8123-456789abcdef", "i6": "2001:db8::1", "i4": "10.0.0.1"}),
+            json!({"id": 2, "u": "01890a5d-ac96-774b-bcce-b302099a8057", "i6": "::ffff:1.2.3.4", "i4": "0.0.0.0"}),
+            json!({"id": 3, "u": "00000000-0000-0000-0000-000000000000", "i6": "::", "i4": "255.255.255.255"}),
+            json!({"id": 4, "u": null, "i6": "::1.2.3.4", "i4": null}),
+        ]
+    );
+}
