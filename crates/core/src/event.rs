@@ -85,9 +85,26 @@ impl Serialize for Row {
     }
 }
 
-/// Where a change was read: enough to find it again in the binlog and to order it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Where a change was read: enough to find it again in the binlog and to order it. The part shared
+/// by every row of one rows event is shared (`event`); fields read through it as `source.file`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceInfo {
+    pub event: Arc<SourceEvent>,
+    /// The row's index within its rows event.
+    pub row: u32,
+}
+
+impl std::ops::Deref for SourceInfo {
+    type Target = SourceEvent;
+
+    fn deref(&self) -> &SourceEvent {
+        &self.event
+    }
+}
+
+/// What the rows of one rows event share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceEvent {
     /// The name of the configured source (`[sources.NAME]`).
     pub name: Arc<str>,
     /// The `server_id` of the server that wrote the event.
@@ -101,9 +118,24 @@ pub struct SourceInfo {
     pub txn: Arc<str>,
     /// When the server wrote the event, in ms since the epoch (second precision in the binlog).
     pub ts_ms: u64,
-    /// The row's index within its rows event.
-    pub row: u32,
     pub snapshot: bool,
+}
+
+impl Serialize for SourceInfo {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let e = &self.event;
+        let mut map = serializer.serialize_map(Some(9))?;
+        map.serialize_entry("name", &*e.name)?;
+        map.serialize_entry("server_id", &e.server_id)?;
+        map.serialize_entry("file", &*e.file)?;
+        map.serialize_entry("pos", &e.pos)?;
+        map.serialize_entry("gtid", &e.gtid.as_deref())?;
+        map.serialize_entry("txn", &*e.txn)?;
+        map.serialize_entry("ts_ms", &e.ts_ms)?;
+        map.serialize_entry("row", &self.row)?;
+        map.serialize_entry("snapshot", &e.snapshot)?;
+        map.end()
+    }
 }
 
 /// One row change.

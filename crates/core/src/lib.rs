@@ -15,6 +15,6 @@ pub mod sink;
 pub mod table_filter;
 pub mod value;
 
-pub use event::{ChangeEvent, Op, Row, SourceInfo};
+pub use event::{ChangeEvent, Op, Row, SourceEvent, SourceInfo};
 pub use position::Position;
 pub use value::Value;

@@ -378,7 +378,7 @@ pub fn source_queue(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Op, Row, SourceInfo};
+    use crate::event::{Op, Row, SourceEvent, SourceInfo};
     use crate::sink::BoxFuture;
 
     /// An in-memory sink that records what it was given; optionally fails permanently.
@@ -477,15 +477,17 @@ mod tests {
             before: None,
             after: Some(Row::default()),
             source: SourceInfo {
-                name: "s".into(),
-                server_id: 1,
-                file: "b.1".into(),
-                pos: 4,
-                gtid: None,
-                txn: "t".into(),
-                ts_ms: 0,
+                event: Arc::new(SourceEvent {
+                    name: "s".into(),
+                    server_id: 1,
+                    file: "b.1".into(),
+                    pos: 4,
+                    gtid: None,
+                    txn: "t".into(),
+                    ts_ms: 0,
+                    snapshot: false,
+                }),
                 row: 0,
-                snapshot: false,
             },
             read_ts_ms: 0,
             ddl: None,

@@ -19,7 +19,7 @@ use crate::table::TableInfo;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::binlog::{BinlogChecksumAlg, EventType};
 use rowbus_core::event::{
-    now_ms, ChangeEvent, ColumnSpec, Op, Row, SchemaChange, SourceInfo, SourceRecord,
+    now_ms, ChangeEvent, ColumnSpec, Op, Row, SchemaChange, SourceEvent, SourceInfo, SourceRecord,
 };
 use rowbus_core::table_filter::TableFilter;
 use rowbus_core::Position;
@@ -492,15 +492,17 @@ impl Decoder {
                 before: None,
                 after: None,
                 source: SourceInfo {
-                    name: self.source.clone(),
-                    server_id: header.server_id(),
-                    file: self.file.clone(),
-                    pos: start,
-                    gtid: self.txn.as_ref().and_then(|t| t.gtid.clone()),
-                    txn,
-                    ts_ms: header.timestamp() as u64 * 1000,
+                    event: Arc::new(SourceEvent {
+                        name: self.source.clone(),
+                        server_id: header.server_id(),
+                        file: self.file.clone(),
+                        pos: start,
+                        gtid: self.txn.as_ref().and_then(|t| t.gtid.clone()),
+                        txn,
+                        ts_ms: header.timestamp() as u64 * 1000,
+                        snapshot: false,
+                    }),
                     row: 0,
-                    snapshot: false,
                 },
                 read_ts_ms: now_ms(),
                 ddl: Some(Arc::new(SchemaChange {
@@ -628,6 +630,16 @@ impl Decoder {
             None => (None, Arc::from(format!("{}:{start}", self.file))),
         };
         let read_ts_ms = now_ms();
+        let shared = Arc::new(SourceEvent {
+            name: self.source.clone(),
+            server_id: header.server_id(),
+            file: self.file.clone(),
+            pos: start,
+            gtid,
+            txn,
+            ts_ms: header.timestamp() as u64 * 1000,
+            snapshot: false,
+        });
         let fail = |e: String| {
             SourceError::halt(format!(
                 "cannot decode the rows event at {}:{start} for {}.{}: {e}",
@@ -648,15 +660,8 @@ impl Decoder {
                 before,
                 after,
                 source: SourceInfo {
-                    name: self.source.clone(),
-                    server_id: header.server_id(),
-                    file: self.file.clone(),
-                    pos: start,
-                    gtid: gtid.clone(),
-                    txn: txn.clone(),
-                    ts_ms: header.timestamp() as u64 * 1000,
+                    event: shared.clone(),
                     row: index as u32,
-                    snapshot: false,
                 },
                 read_ts_ms,
                 ddl: None,

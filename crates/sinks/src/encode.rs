@@ -3,7 +3,8 @@
 //! fast path for strings that need no escaping).
 
 use rowbus_core::value::write_json_string as string_to;
-use rowbus_core::{ChangeEvent, Op, Row, SourceInfo};
+use rowbus_core::{ChangeEvent, Op, Row, SourceEvent};
+use std::sync::Arc;
 
 /// Appends the native JSON of `event` and a newline to `out`.
 pub fn native_json_line(event: &ChangeEvent, out: &mut Vec<u8>) {
@@ -15,32 +16,57 @@ pub fn native_json_line(event: &ChangeEvent, out: &mut Vec<u8>) {
 #[derive(Default)]
 pub struct NativeEncoder {
     source: Vec<u8>,
-    /// The source the cached block was made for, with its row index set to 0.
-    source_of: Option<SourceInfo>,
+    /// The rows event the cached block was made for.
+    source_of: Option<Arc<SourceEvent>>,
+    /// Encoded column names of the last few column lists (rows of one table map share theirs).
+    names: NameCache,
 }
 
-/// Whether `cached` (row 0) is `source` but for the row index. Destructured field by field, so
-/// that a field added to `SourceInfo` must be considered here.
-fn same_but_row(cached: &SourceInfo, source: &SourceInfo) -> bool {
-    let SourceInfo {
-        name,
-        server_id,
-        file,
-        pos,
-        gtid,
-        txn,
-        ts_ms,
-        row: _,
-        snapshot,
-    } = source;
-    cached.pos == *pos
-        && cached.ts_ms == *ts_ms
-        && cached.server_id == *server_id
-        && cached.snapshot == *snapshot
-        && cached.file == *file
-        && cached.txn == *txn
-        && cached.gtid == *gtid
-        && cached.name == *name
+/// Column lists and their encoded `"name":` fragments (`,"name":` after the first), so that a row
+/// costs one copy per column name instead of an escape check and several small copies.
+#[derive(Default)]
+struct NameCache {
+    entries: Vec<(Arc<[Arc<str>]>, Vec<u8>, Vec<usize>)>,
+    next: usize,
+}
+
+impl NameCache {
+    const SIZE: usize = 4;
+
+    /// The fragments of `columns` and where each starts (with one end offset after the last).
+    fn get(&mut self, columns: &Arc<[Arc<str>]>) -> (&[u8], &[usize]) {
+        let found = self
+            .entries
+            .iter()
+            .position(|(c, _, _)| Arc::ptr_eq(c, columns));
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let mut bytes = Vec::new();
+                let mut starts = vec![0];
+                for (n, name) in columns.iter().enumerate() {
+                    if n > 0 {
+                        bytes.push(b',');
+                    }
+                    string_to(name, &mut bytes);
+                    bytes.push(b':');
+                    starts.push(bytes.len());
+                }
+                let entry = (columns.clone(), bytes, starts);
+                if self.entries.len() < Self::SIZE {
+                    self.entries.push(entry);
+                    self.entries.len() - 1
+                } else {
+                    let slot = self.next;
+                    self.next = (self.next + 1) % Self::SIZE;
+                    self.entries[slot] = entry;
+                    slot
+                }
+            }
+        };
+        let (_, bytes, starts) = &self.entries[i];
+        (bytes, starts)
+    }
 }
 
 impl NativeEncoder {
@@ -60,22 +86,19 @@ impl NativeEncoder {
         out.extend_from_slice(b",\"table\":");
         string(out, &event.table);
         out.extend_from_slice(b",\"key\":");
-        row(out, &event.key);
+        self.row(out, &event.key);
         out.extend_from_slice(b",\"before\":");
-        optional_row(out, event.before.as_ref());
+        self.optional_row(out, event.before.as_ref());
         out.extend_from_slice(b",\"after\":");
-        optional_row(out, event.after.as_ref());
+        self.optional_row(out, event.after.as_ref());
         if !self
             .source_of
             .as_ref()
-            .is_some_and(|c| same_but_row(c, &event.source))
+            .is_some_and(|cached| Arc::ptr_eq(cached, &event.source.event))
         {
             self.source.clear();
-            source_block(&mut self.source, &event.source);
-            self.source_of = Some(SourceInfo {
-                row: 0,
-                ..event.source.clone()
-            });
+            source_block(&mut self.source, &event.source.event);
+            self.source_of = Some(event.source.event.clone());
         }
         out.extend_from_slice(&self.source);
         number(out, event.source.row as u64);
@@ -97,7 +120,7 @@ impl NativeEncoder {
 }
 
 /// The `source` object up to the row index.
-fn source_block(out: &mut Vec<u8>, s: &SourceInfo) {
+fn source_block(out: &mut Vec<u8>, s: &SourceEvent) {
     out.extend_from_slice(b",\"source\":{\"name\":");
     string(out, &s.name);
     out.extend_from_slice(b",\"server_id\":");
@@ -118,24 +141,23 @@ fn source_block(out: &mut Vec<u8>, s: &SourceInfo) {
     out.extend_from_slice(b",\"row\":");
 }
 
-fn optional_row(out: &mut Vec<u8>, image: Option<&Row>) {
-    match image {
-        Some(image) => row(out, image),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-fn row(out: &mut Vec<u8>, image: &Row) {
-    out.push(b'{');
-    for (i, (name, v)) in image.columns.iter().zip(&image.values).enumerate() {
-        if i > 0 {
-            out.push(b',');
+impl NativeEncoder {
+    fn optional_row(&mut self, out: &mut Vec<u8>, image: Option<&Row>) {
+        match image {
+            Some(image) => self.row(out, image),
+            None => out.extend_from_slice(b"null"),
         }
-        string(out, name);
-        out.push(b':');
-        v.write_json(out);
     }
-    out.push(b'}');
+
+    fn row(&mut self, out: &mut Vec<u8>, image: &Row) {
+        out.push(b'{');
+        let (names, starts) = self.names.get(&image.columns);
+        for (i, v) in image.values.iter().enumerate().take(image.columns.len()) {
+            out.extend_from_slice(&names[starts[i]..starts[i + 1]]);
+            v.write_json(out);
+        }
+        out.push(b'}');
+    }
 }
 
 fn number(out: &mut Vec<u8>, n: u64) {
@@ -149,7 +171,7 @@ fn string(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use rowbus_core::{SourceInfo, Value};
 
     fn event(op: Op, text: &str, gtid: Option<&str>) -> ChangeEvent {
         let columns: Arc<[Arc<str>]> =
@@ -173,15 +195,17 @@ mod tests {
             }),
             after: Some(Row { columns, values }),
             source: SourceInfo {
-                name: "src".into(),
-                server_id: 1,
-                file: "b.000001".into(),
-                pos: 300,
-                gtid: gtid.map(Arc::from),
-                txn: "0-1-7".into(),
-                ts_ms: 1000,
+                event: Arc::new(SourceEvent {
+                    name: "src".into(),
+                    server_id: 1,
+                    file: "b.000001".into(),
+                    pos: 300,
+                    gtid: gtid.map(Arc::from),
+                    txn: "0-1-7".into(),
+                    ts_ms: 1000,
+                    snapshot: false,
+                }),
                 row: 0,
-                snapshot: false,
             },
             read_ts_ms: 2000,
             ddl: None,
@@ -208,7 +232,7 @@ mod tests {
         let mut second = first.clone();
         second.source.row = 1;
         let mut third = first.clone();
-        third.source.pos = 400;
+        Arc::make_mut(&mut third.source.event).pos = 400;
         for e in [&first, &second, &third, &first] {
             let mut ours = Vec::new();
             encoder.encode(e, &mut ours);
@@ -218,6 +242,41 @@ mod tests {
                 String::from_utf8(ours).unwrap(),
                 String::from_utf8(theirs).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn cached_column_names_follow_each_column_list() {
+        let mut encoder = NativeEncoder::default();
+        // More column lists than the cache holds, revisited, with names that need escaping.
+        let lists: Vec<Arc<[Arc<str>]>> = (0..6)
+            .map(|i| {
+                vec![
+                    Arc::from(format!("id{i}")),
+                    Arc::from("q\"uote"),
+                    Arc::from("z"),
+                ]
+                .into()
+            })
+            .collect();
+        for round in 0..3 {
+            for (i, columns) in lists.iter().enumerate() {
+                let mut e = event(Op::Insert, "a", None);
+                let row = Row {
+                    columns: columns.clone(),
+                    values: vec![Value::Int(i as i64), Value::Int(round), Value::Null],
+                };
+                e.after = Some(row.clone());
+                e.key = row;
+                let mut ours = Vec::new();
+                encoder.encode(&e, &mut ours);
+                let mut theirs = serde_json::to_vec(&e).unwrap();
+                theirs.push(b'\n');
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    String::from_utf8(theirs).unwrap()
+                );
+            }
         }
     }
 

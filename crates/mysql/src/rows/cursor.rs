@@ -26,28 +26,32 @@ impl<'a> Cursor<'a> {
         self.pos
     }
 
+    #[inline]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| {
-                DecodeError(format!(
-                    "truncated: needs {n} bytes at offset {} of {}",
-                    self.pos,
-                    self.data.len()
-                ))
-            })?;
-        let bytes = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
+        match self.pos.checked_add(n).filter(|&e| e <= self.data.len()) {
+            Some(end) => {
+                let bytes = &self.data[self.pos..end];
+                self.pos = end;
+                Ok(bytes)
+            }
+            None => Err(self.truncated(n)),
+        }
+    }
+
+    #[cold]
+    fn truncated(&self, n: usize) -> DecodeError {
+        DecodeError(format!(
+            "truncated: needs {n} bytes at offset {} of {}",
+            self.pos,
+            self.data.len()
+        ))
     }
 
     pub fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
 
-    /// An unsigned little-endian integer of `n` (1..=8) bytes.
+    /// An unsigned little-endian integer of `n` (1..=8) bytes (more keep the low 8; 0 reads 0).
     pub fn uint_le(&mut self, n: usize) -> Result<u64> {
         Ok(self
             .take(n)?
@@ -98,6 +102,27 @@ mod tests {
         assert!(c.u8().is_err());
         let mut c = Cursor::new(&[0xff]);
         assert!(c.take(usize::MAX).is_err());
+    }
+
+    #[test]
+    fn integers_of_every_width_with_and_without_eight_bytes_left() {
+        let data: Vec<u8> = (1..=16).collect();
+        for n in 0..=8usize {
+            let expected = data[..n]
+                .iter()
+                .rev()
+                .fold(0u64, |a, &b| (a << 8) | b as u64);
+            // With bytes to spare, and with exactly n bytes left.
+            assert_eq!(Cursor::new(&data).uint_le(n).unwrap(), expected, "{n}");
+            let mut c = Cursor::new(&data[..n]);
+            assert_eq!(c.uint_le(n).unwrap(), expected, "{n}");
+            assert!(c.is_empty());
+        }
+        let mut c = Cursor::new(&data);
+        c.uint_le(3).unwrap();
+        assert_eq!(c.position(), 3);
+        assert_eq!(c.uint_le(2).unwrap(), 0x0504);
+        assert!(Cursor::new(&data[..2]).uint_le(3).is_err());
     }
 
     #[test]
