@@ -57,6 +57,25 @@ pub async fn query<T: mysql_async::prelude::FromRow + Send + 'static>(
     })
 }
 
+/// `SHOW MASTER STATUS`, or `SHOW BINARY LOG STATUS` on MySQL 8.4 and later, which removed it.
+pub async fn binlog_status(
+    conn: &mut Conn,
+    config: &MysqlSourceConfig,
+) -> Result<Vec<mysql_async::Row>, SourceError> {
+    match conn.query("SHOW MASTER STATUS").await {
+        Ok(rows) => Ok(rows),
+        Err(mysql_async::Error::Server(e)) if e.code == 1064 => {
+            query(conn, config, "SHOW BINARY LOG STATUS").await
+        }
+        Err(e) => Err(SourceError::from_mysql(
+            e,
+            &config.addr(),
+            &config.user,
+            "running `SHOW MASTER STATUS`",
+        )),
+    }
+}
+
 /// Checks the server's binlog settings; returns what the server is.
 pub async fn preflight(
     conn: &mut Conn,

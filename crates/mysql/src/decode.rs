@@ -12,6 +12,7 @@ use crate::error::SourceError;
 use crate::mariadb::{self, GtidState};
 use crate::mysql_gtid::{self, uuid_text, GtidSet};
 use crate::rows::{decode_image, Cursor, Image};
+use crate::schema::apply::Applied;
 use crate::schema::ddl::{self, Parsed, TableName};
 use crate::schema::history::{At, History};
 use crate::schema::Schema;
@@ -412,9 +413,11 @@ impl Decoder {
         } else {
             // A statement outside BEGIN..COMMIT (DDL, a standalone GTID transaction) ends here;
             // one inside it (SAVEPOINT, ROLLBACK TO SAVEPOINT, XA END, ...) does not.
+            // DDL is followed inside a transaction too: CREATE TABLE ... SELECT is logged as
+            // BEGIN, CREATE TABLE, its rows, COMMIT.
+            self.schema_statement(sql, default_db, event, out)?;
             let inside = self.txn.as_ref().is_some_and(|t| t.begun && !t.standalone);
             if !inside {
-                self.schema_statement(sql, default_db, event, out)?;
                 self.commit(end as u64, out);
             }
         }
@@ -435,6 +438,11 @@ impl Decoder {
             return Ok(());
         }
         let end = event.header().log_pos() as u64;
+        let at = At::new(&self.file, end);
+        if at <= *self.history.last_at() {
+            // Read before (the history is ahead of this replay): already applied.
+            return Ok(());
+        }
         let ddl = match ddl::parse(sql) {
             Parsed::Other => return Ok(()),
             Parsed::Ddl(ddl) => ddl,
@@ -443,11 +451,6 @@ impl Decoder {
                 return self.unknown_ddl(sql, default_db, &tables, &u.reason, end);
             }
         };
-        let at = At::new(&self.file, end);
-        if at <= *self.history.last_at() {
-            // Read before (the history is ahead of this replay): already applied.
-            return Ok(());
-        }
         let mut next = self.history.schema().clone();
         let applied = match next.apply(&ddl, default_db) {
             Ok(applied) => applied,
@@ -516,6 +519,26 @@ impl Decoder {
         Ok(())
     }
 
+    /// Drops tables from the history (durably).
+    fn forget(&mut self, tables: &[(String, String)], end: u64) -> Result<(), SourceError> {
+        let mut applied = Vec::new();
+        for (db, table) in tables {
+            let known = self.history.schema().table(db, table).is_some();
+            if let (true, Some(d)) = (known, self.history.schema_mut().databases.get_mut(db)) {
+                d.tables.remove(table);
+                applied.push(Applied {
+                    db: db.clone(),
+                    table: table.clone(),
+                    kind: "drop",
+                    after: None,
+                });
+            }
+        }
+        self.history
+            .record(&At::new(&self.file, end), &applied)
+            .map_err(|e| SourceError::halt(format!("cannot write the schema history: {e}")))
+    }
+
     /// A DDL statement the history cannot follow: ignored on excluded tables; on included ones,
     /// a stop or a refresh from information_schema, as configured.
     fn unknown_ddl(
@@ -543,8 +566,10 @@ impl Decoder {
             .collect::<Vec<_>>()
             .join(", ");
         if !included {
-            tracing::warn!(source = %self.source, tables = %names, position = %format!("{}:{end}", self.file), "ignoring a DDL statement on excluded tables: {reason}");
-            return Ok(());
+            tracing::warn!(source = %self.source, tables = %names, position = %format!("{}:{end}", self.file), "ignoring a DDL statement on excluded tables: {reason}; they leave the schema history");
+            // Their definition is no longer known: forgotten, so that a later RENAME of one of
+            // them onto an included name is an unknown table, not a stale definition.
+            return self.forget(&qualified, end);
         }
         match self.on_unknown_ddl {
             OnUnknownDdl::Stop => Err(SourceError::halt(format!(

@@ -229,6 +229,9 @@ async fn open_history(
     })?;
     let tables: usize = schema.databases.values().map(|d| d.tables.len()).sum();
     tracing::info!(source = %config.name, tables, position = ?at, "schema history started from information_schema");
+    if !start.file.is_empty() && At::new(&start.file, start.pos) < at {
+        tracing::warn!(source = %config.name, %start, schema_at = ?at, "the stream starts before the schema just read; rows before it are read with today's schema (exact only with binlog_row_metadata=FULL)");
+    }
     match &config.history_path {
         Some(path) => History::create(path, at, schema).map_err(failed),
         None => Ok(History::in_memory(at, schema)),
@@ -338,13 +341,16 @@ async fn pump(
         };
         backoff.reset();
         decoder.decode(&event, &mut records)?;
+        // Before the statement's boundary can reach a checkpoint, the history must hold the
+        // re-read table. If the refresh fails, the request is kept for the next session, which
+        // starts after that boundary and refreshes first.
+        refresh_schema(config, decoder).await?;
         for record in records.drain(..) {
             let size = record.approx_size();
             if out.send(record, size).await.is_err() {
                 return Ok(Ended::PipelineClosed);
             }
         }
-        refresh_schema(config, decoder).await?;
         if stop.is_triggered() && !decoder.in_transaction() {
             return Ok(Ended::Stopped);
         }

@@ -3,7 +3,7 @@
 //! file position (MariaDB's `BINLOG_GTID_POS`) so that later resumes can use GTIDs.
 
 use crate::config::{MysqlSourceConfig, StartFrom};
-use crate::connect::{query, ServerInfo};
+use crate::connect::{binlog_status, query, ServerInfo};
 use crate::error::SourceError;
 use crate::mysql_gtid::GtidSet;
 use mysql_async::Conn;
@@ -27,7 +27,7 @@ pub async fn resolve(
             Position::new(file, 4)
         }
         StartFrom::Latest => {
-            let status: Vec<mysql_async::Row> = query(conn, config, "SHOW MASTER STATUS").await?;
+            let status = binlog_status(conn, config).await?;
             let row = status.into_iter().next().ok_or_else(|| {
                 SourceError::halt(format!(
                     "{} reports no binlog position (SHOW MASTER STATUS is empty)",

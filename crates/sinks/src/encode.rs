@@ -26,8 +26,15 @@ pub struct NativeEncoder {
 /// costs one copy per column name instead of an escape check and several small copies.
 #[derive(Default)]
 struct NameCache {
-    entries: Vec<(Arc<[Arc<str>]>, Vec<u8>, Vec<usize>)>,
+    entries: Vec<EncodedNames>,
     next: usize,
+}
+
+/// A column list, its fragments one after another, and where each starts (plus the end).
+struct EncodedNames {
+    columns: Arc<[Arc<str>]>,
+    bytes: Vec<u8>,
+    starts: Vec<usize>,
 }
 
 impl NameCache {
@@ -38,7 +45,7 @@ impl NameCache {
         let found = self
             .entries
             .iter()
-            .position(|(c, _, _)| Arc::ptr_eq(c, columns));
+            .position(|e| Arc::ptr_eq(&e.columns, columns));
         let i = match found {
             Some(i) => i,
             None => {
@@ -52,7 +59,11 @@ impl NameCache {
                     bytes.push(b':');
                     starts.push(bytes.len());
                 }
-                let entry = (columns.clone(), bytes, starts);
+                let entry = EncodedNames {
+                    columns: columns.clone(),
+                    bytes,
+                    starts,
+                };
                 if self.entries.len() < Self::SIZE {
                     self.entries.push(entry);
                     self.entries.len() - 1
@@ -64,8 +75,8 @@ impl NameCache {
                 }
             }
         };
-        let (_, bytes, starts) = &self.entries[i];
-        (bytes, starts)
+        let entry = &self.entries[i];
+        (&entry.bytes, &entry.starts)
     }
 }
 

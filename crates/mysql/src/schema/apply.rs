@@ -22,12 +22,15 @@ impl Schema {
     /// Applies one statement run in database `default_db`. An error means the history does not
     /// know what the statement works on (it has diverged from the server), and says what.
     pub fn apply(&mut self, ddl: &Ddl, default_db: &str) -> Result<Vec<Applied>, String> {
-        let qualify = |n: &TableName| {
-            (
-                n.db.clone().unwrap_or_else(|| default_db.to_string()),
-                n.name.clone(),
-            )
+        let fold = self.lower_case_table_names != 0;
+        let case = move |name: &str| {
+            if fold {
+                name.to_lowercase()
+            } else {
+                name.to_string()
+            }
         };
+        let qualify = |n: &TableName| (case(n.db.as_deref().unwrap_or(default_db)), case(&n.name));
         let mut out = Vec::new();
         match ddl {
             Ddl::CreateTable {
@@ -35,8 +38,12 @@ impl Schema {
                 columns,
                 primary_key,
                 charset,
+                if_not_exists,
             } => {
                 let (db, table) = qualify(name);
+                if *if_not_exists && self.table(&db, &table).is_some() {
+                    return Ok(out);
+                }
                 let charset = charset.clone().or_else(|| self.database_charset(&db));
                 let def = Table {
                     columns: columns
@@ -48,8 +55,15 @@ impl Schema {
                 };
                 out.push(self.put(db, table, "create", def));
             }
-            Ddl::CreateTableLike { name, like } => {
+            Ddl::CreateTableLike {
+                name,
+                like,
+                if_not_exists,
+            } => {
                 let (db, table) = qualify(name);
+                if *if_not_exists && self.table(&db, &table).is_some() {
+                    return Ok(out);
+                }
                 let (like_db, like_table) = qualify(like);
                 let def = self
                     .table(&like_db, &like_table)
@@ -64,15 +78,18 @@ impl Schema {
                         .ok_or_else(|| format!("`{db}`.`{table}` is not in the history"))?,
                 );
                 let mut target = (db.clone(), table.clone());
+                let db_charset = self.database_charset(&db);
                 for op in ops {
                     if let AlterOp::RenameTable(to) = op {
                         target = qualify(to);
                     } else {
-                        alter(&mut def, op).map_err(|e| format!("`{db}`.`{table}`: {e}"))?;
+                        alter(&mut def, op, db_charset.as_deref())
+                            .map_err(|e| format!("`{db}`.`{table}`: {e}"))?;
                     }
                 }
                 if target != (db.clone(), table.clone()) {
                     self.remove(&db, &table);
+                    out.push(applied(db, table, "rename", None));
                     out.push(self.put(target.0, target.1, "rename", def));
                 } else {
                     out.push(self.put(db, table, "alter", def));
@@ -84,6 +101,7 @@ impl Schema {
                     let def = self
                         .remove(&db, &table)
                         .ok_or_else(|| format!("`{db}`.`{table}` is not in the history"))?;
+                    out.push(applied(db, table, "rename", None));
                     let (db, table) = qualify(to);
                     out.push(self.put(db, table, "rename", Table::clone(&def)));
                 }
@@ -100,7 +118,15 @@ impl Schema {
                 let after = self.table(&db, &table).cloned();
                 out.push(applied(db, table, "truncate", after));
             }
-            Ddl::CreateDatabase { name, charset } => {
+            Ddl::CreateDatabase {
+                name,
+                charset,
+                if_not_exists,
+            } => {
+                let name = case(name);
+                if *if_not_exists && self.databases.contains_key(&name) {
+                    return Ok(out);
+                }
                 let charset = charset.clone().or_else(|| self.server_charset.clone());
                 self.databases.entry(name.clone()).or_default().charset = charset;
                 out.push(applied(
@@ -111,13 +137,19 @@ impl Schema {
                 ));
             }
             Ddl::DropDatabase(name) => {
-                self.databases.remove(name);
-                out.push(applied(name.clone(), String::new(), "drop_database", None));
+                let name = case(name);
+                if let Some(database) = self.databases.remove(&name) {
+                    for table in database.tables.into_keys() {
+                        out.push(applied(name.clone(), table, "drop", None));
+                    }
+                }
+                out.push(applied(name, String::new(), "drop_database", None));
             }
             Ddl::AlterDatabase { name, charset } => {
-                let name = name.clone().unwrap_or_else(|| default_db.to_string());
+                let name = case(name.as_deref().unwrap_or(default_db));
                 if let Some(charset) = charset {
-                    self.databases.entry(name).or_default().charset = Some(charset.clone());
+                    self.databases.entry(name.clone()).or_default().charset = Some(charset.clone());
+                    out.push(applied(name, String::new(), "alter_database", None));
                 }
             }
         }
@@ -164,10 +196,16 @@ fn applied(db: String, table: String, kind: &'static str, after: Option<Arc<Tabl
 /// A column definition with its charset resolved against the table's default.
 fn column(def: &ColumnDef, table_charset: Option<&str>) -> Column {
     let info = TypeInfo::parse(&def.sql_type);
+    let national = matches!(info.base.as_str(), "national" | "nchar" | "nvarchar");
     let charset = if info.is_bytes() {
         Some("binary".to_string())
     } else if info.is_character() {
-        def.charset.clone().or(table_charset.map(str::to_string))
+        let implied = if national {
+            Some("utf8mb3")
+        } else {
+            table_charset
+        };
+        def.charset.clone().or(implied.map(str::to_string))
     } else {
         None
     };
@@ -189,7 +227,8 @@ fn position(def: &Table, place: &Place) -> Result<usize, String> {
     }
 }
 
-fn alter(def: &mut Table, op: &AlterOp) -> Result<(), String> {
+/// Applies one clause; `db_charset` is what `CHARACTER SET DEFAULT` means.
+fn alter(def: &mut Table, op: &AlterOp, db_charset: Option<&str>) -> Result<(), String> {
     let missing = |name: &str| format!("no column `{name}`");
     match op {
         AlterOp::AddColumn(c, place) => {
@@ -241,6 +280,7 @@ fn alter(def: &mut Table, op: &AlterOp) -> Result<(), String> {
         AlterOp::AddPrimaryKey(columns) => def.primary_key = columns.clone(),
         AlterOp::DropPrimaryKey => def.primary_key.clear(),
         AlterOp::ConvertCharset(charset) => {
+            let charset = &resolve_default(charset, db_charset);
             for c in def.columns.iter_mut() {
                 if TypeInfo::parse(&c.sql_type).is_character() {
                     c.charset = Some(charset.clone());
@@ -248,8 +288,18 @@ fn alter(def: &mut Table, op: &AlterOp) -> Result<(), String> {
             }
             def.charset = Some(charset.clone());
         }
-        AlterOp::DefaultCharset(charset) => def.charset = Some(charset.clone()),
+        AlterOp::DefaultCharset(charset) => {
+            def.charset = Some(resolve_default(charset, db_charset));
+        }
         AlterOp::RenameTable(_) => {}
     }
     Ok(())
+}
+
+/// `CHARACTER SET DEFAULT` is the database's charset.
+fn resolve_default(charset: &str, db_charset: Option<&str>) -> String {
+    match (charset, db_charset) {
+        ("default", Some(db)) => db.to_string(),
+        _ => charset.to_string(),
+    }
 }

@@ -56,15 +56,18 @@ pub enum AlterOp {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ddl {
+    /// `if_not_exists`: an existing table stays as it is (servers log the statement anyway).
     CreateTable {
         name: TableName,
         columns: Vec<ColumnDef>,
         primary_key: Vec<String>,
         charset: Option<String>,
+        if_not_exists: bool,
     },
     CreateTableLike {
         name: TableName,
         like: TableName,
+        if_not_exists: bool,
     },
     AlterTable {
         name: TableName,
@@ -76,6 +79,7 @@ pub enum Ddl {
     CreateDatabase {
         name: String,
         charset: Option<String>,
+        if_not_exists: bool,
     },
     DropDatabase(String),
     AlterDatabase {
@@ -90,8 +94,13 @@ impl Ddl {
         match self {
             Ddl::CreateTable { name, .. }
             | Ddl::CreateTableLike { name, .. }
-            | Ddl::AlterTable { name, .. }
             | Ddl::Truncate(name) => vec![name],
+            Ddl::AlterTable { name, ops } => std::iter::once(name)
+                .chain(ops.iter().filter_map(|op| match op {
+                    AlterOp::RenameTable(to) => Some(to),
+                    _ => None,
+                }))
+                .collect(),
             Ddl::RenameTables(pairs) => pairs.iter().flat_map(|(a, b)| [a, b]).collect(),
             Ddl::DropTables(names) => names.iter().collect(),
             Ddl::CreateDatabase { .. } | Ddl::DropDatabase(_) | Ddl::AlterDatabase { .. } => {
@@ -173,8 +182,8 @@ pub fn schema_statement(toks: &[Tok]) -> Option<Kind> {
         ["CREATE", "TEMPORARY", ..] | ["DROP", "TEMPORARY", ..] => return None,
         ["CREATE", "TABLE", ..] => Kind::CreateTable,
         ["ALTER", "TABLE", ..] => Kind::AlterTable,
-        ["RENAME", "TABLE", ..] => Kind::RenameTable,
-        ["DROP", "TABLE", ..] => Kind::DropTable,
+        ["RENAME", "TABLE" | "TABLES", ..] => Kind::RenameTable,
+        ["DROP", "TABLE" | "TABLES", ..] => Kind::DropTable,
         ["TRUNCATE", ..] => Kind::Truncate,
         ["CREATE", x, ..] if db(x) => Kind::CreateDatabase,
         ["DROP", x, ..] if db(x) => Kind::DropDatabase,
@@ -187,7 +196,8 @@ pub fn schema_statement(toks: &[Tok]) -> Option<Kind> {
 /// statement concerns an included table.
 fn named_tables(toks: &[Tok], kind: Kind) -> Vec<TableName> {
     let mut p = Parser { toks, i: 0 };
-    while p.i < toks.len() && !p.peek_is("TABLE") && !p.peek_is("TRUNCATE") {
+    while p.i < toks.len() && !p.peek_is("TABLE") && !p.peek_is("TABLES") && !p.peek_is("TRUNCATE")
+    {
         p.i += 1;
     }
     p.i += 1;
@@ -195,6 +205,7 @@ fn named_tables(toks: &[Tok], kind: Kind) -> Vec<TableName> {
         p.kw("TABLE");
     }
     p.if_exists();
+    p.if_not_exists();
     let mut out = Vec::new();
     while let Some(name) = p.table_name() {
         out.push(name);
@@ -243,6 +254,69 @@ const COLUMN_OPTION_WORDS: &[&str] = &[
     "COMPRESSED",
     "ENGINE_ATTRIBUTE",
     "SECONDARY_ENGINE_ATTRIBUTE",
+];
+
+/// ALTER TABLE clauses (by their first word) that change no column, key or charset.
+const NO_COLUMN_CHANGE: &[&str] = &[
+    "ENGINE",
+    "ALGORITHM",
+    "LOCK",
+    "FORCE",
+    "ORDER",
+    "AUTO_INCREMENT",
+    "COMMENT",
+    "ROW_FORMAT",
+    "KEY_BLOCK_SIZE",
+    "STATS_AUTO_RECALC",
+    "STATS_PERSISTENT",
+    "STATS_SAMPLE_PAGES",
+    "PACK_KEYS",
+    "CHECKSUM",
+    "PAGE_CHECKSUM",
+    "DELAY_KEY_WRITE",
+    "MAX_ROWS",
+    "MIN_ROWS",
+    "AVG_ROW_LENGTH",
+    "ENABLE",
+    "DISABLE",
+    "DISCARD",
+    "IMPORT",
+    "ALTER",
+    "PARTITION",
+    "REMOVE",
+    "COALESCE",
+    "REORGANIZE",
+    "EXCHANGE",
+    "ANALYZE",
+    "CHECK",
+    "OPTIMIZE",
+    "REBUILD",
+    "REPAIR",
+    "TRUNCATE",
+    "TABLESPACE",
+    "UNION",
+    "INSERT_METHOD",
+    "DATA",
+    "INDEX",
+    "ENCRYPTED",
+    "ENCRYPTION",
+    "ENCRYPTION_KEY_ID",
+    "PAGE_COMPRESSED",
+    "PAGE_COMPRESSION_LEVEL",
+    "TRANSACTIONAL",
+    "SECONDARY_ENGINE",
+    "SECONDARY_ENGINE_ATTRIBUTE",
+    "ENGINE_ATTRIBUTE",
+    "WITH",
+    "WITHOUT",
+    "UPGRADE",
+    "STORAGE",
+    "CONNECTION",
+    "PASSWORD",
+    "COMPRESSION",
+    "SEQUENCE",
+    "AUTOEXTEND_SIZE",
+    "ATTRIBUTE",
 ];
 
 const NON_COLUMN_ITEMS: &[&str] = &[
@@ -328,8 +402,8 @@ impl<'a> Parser<'a> {
         self.kws(&["IF", "EXISTS"]);
     }
 
-    fn if_not_exists(&mut self) {
-        self.kws(&["IF", "NOT", "EXISTS"]);
+    fn if_not_exists(&mut self) -> bool {
+        self.kws(&["IF", "NOT", "EXISTS"])
     }
 
     /// The tokens up to the matching `)` of an already consumed `(`.
@@ -385,6 +459,17 @@ impl<'a> Parser<'a> {
         self.at_end().then_some(ddl)
     }
 
+    /// MariaDB's `WAIT n` and `NOWAIT`.
+    fn wait_clause(&mut self) {
+        if self.kw("WAIT") {
+            if let Some(Tok::Num(_)) = self.peek() {
+                self.i += 1;
+            }
+        } else {
+            self.kw("NOWAIT");
+        }
+    }
+
     fn skip_words(&mut self, words: &[&str]) {
         while words.iter().any(|w| self.peek_is(w)) {
             self.i += 1;
@@ -393,7 +478,7 @@ impl<'a> Parser<'a> {
 
     fn create_table(&mut self) -> Option<Ddl> {
         self.skip_words(&["CREATE", "OR", "REPLACE", "TABLE"]);
-        self.if_not_exists();
+        let if_not_exists = self.if_not_exists();
         let name = self.table_name()?;
         let parenthesized = self.sym('(');
         if self.kw("LIKE") {
@@ -401,7 +486,11 @@ impl<'a> Parser<'a> {
             if parenthesized && !self.sym(')') {
                 return None;
             }
-            return Some(Ddl::CreateTableLike { name, like });
+            return Some(Ddl::CreateTableLike {
+                name,
+                like,
+                if_not_exists,
+            });
         }
         if !parenthesized {
             return None;
@@ -432,6 +521,7 @@ impl<'a> Parser<'a> {
             columns,
             primary_key,
             charset,
+            if_not_exists,
         })
     }
 
@@ -569,6 +659,7 @@ impl<'a> Parser<'a> {
         self.skip_words(&["ALTER", "ONLINE", "OFFLINE", "IGNORE", "TABLE"]);
         self.if_exists();
         let name = self.table_name()?;
+        self.wait_clause();
         let mut ops = Vec::new();
         let rest = &self.toks[self.i..];
         self.i = self.toks.len();
@@ -648,32 +739,38 @@ impl<'a> Parser<'a> {
             ops.push(AlterOp::ConvertCharset(charset));
         } else if let Some(charset) = self.charset_clause() {
             ops.push(AlterOp::DefaultCharset(charset));
-        } else {
-            // ENGINE=, ALGORITHM=, LOCK=, ADD INDEX, ORDER BY, FORCE, ...: no column change.
+        } else if self
+            .peek()
+            .is_some_and(|t| NO_COLUMN_CHANGE.iter().any(|w| t.is(w)))
+        {
+            // ENGINE=, ALGORITHM=, LOCK=, ORDER BY, FORCE, partitioning, ...: no column change.
             return Some(());
+        } else {
+            // A clause this parser does not know might change columns: unreadable.
+            return None;
         }
         // After the clause: only FIRST/AFTER were allowed, and they were read.
         Some(())
     }
 
     fn rename_table(&mut self) -> Option<Ddl> {
-        self.skip_words(&["RENAME", "TABLE"]);
+        self.skip_words(&["RENAME", "TABLE", "TABLES"]);
+        self.if_exists();
         let mut pairs = Vec::new();
         loop {
             let from = self.table_name()?;
+            self.wait_clause();
             self.kw("TO").then_some(())?;
             pairs.push((from, self.table_name()?));
             if !self.sym(',') {
                 break;
             }
         }
-        self.kw("WAIT");
-        self.kw("NOWAIT");
         Some(Ddl::RenameTables(pairs))
     }
 
     fn drop_table(&mut self) -> Option<Ddl> {
-        self.skip_words(&["DROP", "TABLE"]);
+        self.skip_words(&["DROP", "TABLE", "TABLES"]);
         self.if_exists();
         let mut names = Vec::new();
         loop {
@@ -682,13 +779,14 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        self.skip_words(&["RESTRICT", "CASCADE", "WAIT", "NOWAIT"]);
+        self.wait_clause();
+        self.skip_words(&["RESTRICT", "CASCADE"]);
         Some(Ddl::DropTables(names))
     }
 
     fn database(&mut self, kind: Kind) -> Option<Ddl> {
         self.i += 2;
-        self.if_not_exists();
+        let if_not_exists = self.if_not_exists();
         let name = match self.peek() {
             Some(t) if t.is("DEFAULT") || t.is("CHARACTER") || t.is("CHARSET") => None,
             _ => self.ident(),
@@ -704,6 +802,7 @@ impl<'a> Parser<'a> {
             Kind::CreateDatabase => Ddl::CreateDatabase {
                 name: name?,
                 charset,
+                if_not_exists,
             },
             _ => Ddl::AlterDatabase { name, charset },
         })

@@ -145,13 +145,13 @@ pub fn tokens(sql: &str) -> Vec<Tok> {
                 i += 1;
             }
             let text = sql[start..i].to_string();
-            out.push(
-                if all_digits(text.as_bytes()) || text.parse::<f64>().is_ok() {
-                    Tok::Num(text)
-                } else {
-                    Tok::Word(text)
-                },
-            );
+            // `1.5`, `1e3`; not `inf` or `nan`, which are identifiers.
+            let numeric = text.as_bytes()[0].is_ascii_digit() && text.parse::<f64>().is_ok();
+            out.push(if numeric {
+                Tok::Num(text)
+            } else {
+                Tok::Word(text)
+            });
         } else {
             let ch = sql[i..].chars().next().unwrap_or(' ');
             out.push(Tok::Sym(ch));

@@ -36,7 +36,7 @@ pub async fn read_consistent(
 }
 
 async fn current_position(conn: &mut Conn, config: &MysqlSourceConfig) -> Result<At, SourceError> {
-    let rows: Vec<mysql_async::Row> = query(conn, config, "SHOW MASTER STATUS").await?;
+    let rows = crate::connect::binlog_status(conn, config).await?;
     let row = rows.into_iter().next().ok_or_else(|| {
         SourceError::halt(format!(
             "{} reports no binlog position (SHOW MASTER STATUS is empty)",
@@ -72,8 +72,14 @@ pub async fn read(
         Some((db, _)) => format!("{db_column} = {}", quote(db)),
     };
     let mut schema = Schema::default();
-    let server: Vec<Option<String>> = query(conn, config, "SELECT @@character_set_server").await?;
-    schema.server_charset = server.into_iter().next().flatten();
+    let sql = "SELECT @@character_set_server, @@lower_case_table_names";
+    let server: Vec<(Option<String>, Option<u8>)> = query(conn, config, sql).await?;
+    if let Some((charset, lower)) = server.into_iter().next() {
+        schema.server_charset = charset;
+        schema.lower_case_table_names = lower.unwrap_or(0);
+    }
+    let fold = schema.lower_case_table_names != 0;
+    let case = |name: String| if fold { name.to_lowercase() } else { name };
     let sql = format!(
         "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE {}",
         filter("SCHEMA_NAME", false)
@@ -81,7 +87,7 @@ pub async fn read(
     let filter = filter("TABLE_SCHEMA", true);
     let dbs: Vec<(String, Option<String>)> = query(conn, config, &sql).await?;
     for (db, charset) in dbs {
-        schema.databases.entry(db).or_default().charset = charset;
+        schema.databases.entry(case(db)).or_default().charset = charset;
     }
     let sql = format!(
         "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES \
@@ -132,8 +138,8 @@ pub async fn read(
         }
     }
     for ((db, table), def) in defs {
-        let database = schema.databases.entry(db).or_default();
-        database.tables.insert(table, Arc::new(def));
+        let database = schema.databases.entry(case(db)).or_default();
+        database.tables.insert(case(table), Arc::new(def));
     }
     Ok(schema)
 }

@@ -69,10 +69,21 @@ pub struct Schema {
     pub server_charset: Option<String>,
     #[serde(default)]
     pub databases: BTreeMap<String, Database>,
+    /// The server's `lower_case_table_names`: when not 0, names are kept and looked up in lower case.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lower_case_table_names: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl Schema {
     pub fn table(&self, db: &str, table: &str) -> Option<&Arc<Table>> {
+        if self.lower_case_table_names != 0 {
+            let (db, table) = (db.to_lowercase(), table.to_lowercase());
+            return self.databases.get(&db)?.tables.get(&table);
+        }
         self.databases.get(db)?.tables.get(table)
     }
 

@@ -33,6 +33,7 @@ fn convert(statement: Statement) -> Option<Ddl> {
                 return Some(Ddl::CreateTableLike {
                     name,
                     like: table_name(&like.name)?,
+                    if_not_exists: create.if_not_exists,
                 });
             }
             let mut primary_key = Vec::new();
@@ -55,6 +56,7 @@ fn convert(statement: Statement) -> Option<Ddl> {
                 columns,
                 primary_key,
                 charset: charset_in(&options),
+                if_not_exists: create.if_not_exists,
             }
         }
         Statement::AlterTable(alter) => {
@@ -86,8 +88,10 @@ fn convert(statement: Statement) -> Option<Ddl> {
             db_name,
             default_charset,
             default_collation,
+            if_not_exists,
             ..
         } => Ddl::CreateDatabase {
+            if_not_exists,
             name: single_name(&db_name)?,
             charset: default_charset
                 .map(|c| c.to_ascii_lowercase())
@@ -227,10 +231,10 @@ fn column_from_parts<'a>(
     for option in options {
         match option {
             ColumnOption::CharacterSet(cs) => {
-                column.charset = Some(cs.to_string().to_ascii_lowercase());
+                column.charset = single_name(cs).map(|c| c.to_ascii_lowercase());
             }
             ColumnOption::Collation(c) if column.charset.is_none() => {
-                column.charset = Some(charset_of_collation(&c.to_string()));
+                column.charset = single_name(c).map(|c| charset_of_collation(&c));
             }
             ColumnOption::PrimaryKey(_) => column.primary_key = true,
             _ => {}

@@ -315,3 +315,99 @@ fn mutated_statements_never_panic() {
         );
     }
 }
+
+#[test]
+fn if_not_exists_keeps_what_exists() {
+    let mut s = Schema::default();
+    run(&mut s, "CREATE DATABASE d2 CHARACTER SET latin1");
+    run(&mut s, "CREATE TABLE t (id INT, a INT)");
+    run(&mut s, "ALTER TABLE t ADD b INT");
+    // Idempotent migrations re-run these; the server logs them and changes nothing.
+    run(&mut s, "CREATE TABLE IF NOT EXISTS t (id INT, a INT)");
+    run(&mut s, "CREATE TABLE IF NOT EXISTS t LIKE other");
+    run(&mut s, "CREATE DATABASE IF NOT EXISTS d2");
+    assert_eq!(columns(&s, "t"), ["id int", "a int", "b int"]);
+    assert_eq!(s.databases["d2"].charset.as_deref(), Some("latin1"));
+}
+
+#[test]
+fn renames_and_database_statements_are_recorded() {
+    let dir = temp("record");
+    let path = dir.join("src.jsonl");
+    let mut h = History::create(&path, At::new("b.000001", 4), Schema::default()).unwrap();
+    alter(&mut h, At::new("b.000001", 10), "CREATE TABLE t (id INT)");
+    alter(&mut h, At::new("b.000001", 20), "RENAME TABLE t TO u");
+    alter(&mut h, At::new("b.000001", 30), "ALTER TABLE u RENAME TO v");
+    alter(&mut h, At::new("b.000001", 40), "CREATE DATABASE d2");
+    alter(
+        &mut h,
+        At::new("b.000001", 50),
+        "ALTER DATABASE d2 CHARACTER SET latin1",
+    );
+    alter(
+        &mut h,
+        At::new("b.000001", 60),
+        "CREATE TABLE d2.x (c CHAR(1), n NCHAR(2))",
+    );
+    let reopened = History::open(&path).unwrap().unwrap();
+    let s = reopened.schema();
+    assert!(s.table("db", "t").is_none() && s.table("db", "u").is_none());
+    assert_eq!(columns(s, "v"), ["id int"]);
+    let x = s.table("d2", "x").unwrap();
+    assert_eq!(x.columns[0].charset.as_deref(), Some("latin1"));
+    assert_eq!(x.columns[1].charset.as_deref(), Some("utf8mb3"));
+    let mut h = reopened;
+    alter(&mut h, At::new("b.000001", 70), "DROP DATABASE d2");
+    let s = History::open(&path).unwrap().unwrap().schema().clone();
+    assert!(!s.databases.contains_key("d2"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_unknown_alter_clause_is_unreadable_not_ignored() {
+    assert!(matches!(
+        parse("ALTER TABLE t FROBNICATE c"),
+        Parsed::Unreadable(_)
+    ));
+    assert!(matches!(
+        parse("ALTER TABLE t ENGINE=InnoDB, ALGORITHM=INPLACE, LOCK=NONE, ADD INDEX i (a), ORDER BY a"),
+        Parsed::Ddl(Ddl::AlterTable { ops, .. }) if ops.is_empty()
+    ));
+    // MariaDB's WAIT/NOWAIT, and the plural forms.
+    let d = ddl("ALTER TABLE t NOWAIT ADD COLUMN c INT");
+    assert!(matches!(d, Ddl::AlterTable { ops, .. } if ops.len() == 1));
+    assert!(matches!(ddl("RENAME TABLES a WAIT 5 TO b"), Ddl::RenameTables(p) if p.len() == 1));
+    assert!(matches!(ddl("DROP TABLES a, b"), Ddl::DropTables(n) if n.len() == 2));
+    // The table an unreadable CREATE names, past IF NOT EXISTS.
+    let Parsed::Unreadable(u) = parse("CREATE TABLE IF NOT EXISTS x.t (a INT FROB (") else {
+        panic!()
+    };
+    assert_eq!(u.tables[0].name, "t");
+    // `inf` and `nan` are names, not numbers.
+    let mut s = Schema::default();
+    run(&mut s, "CREATE TABLE inf (nan INT)");
+    assert_eq!(columns(&s, "inf"), ["nan int"]);
+    // ALTER ... RENAME TO names both tables.
+    let d = ddl("ALTER TABLE a RENAME TO b");
+    assert_eq!(d.tables().len(), 2);
+}
+
+#[test]
+fn charset_default_and_case_insensitive_names() {
+    let mut s = Schema::default();
+    run(&mut s, "CREATE DATABASE db CHARACTER SET latin1");
+    run(&mut s, "CREATE TABLE t (c VARCHAR(3)) CHARSET utf8mb4");
+    run(&mut s, "ALTER TABLE t CONVERT TO CHARACTER SET DEFAULT");
+    assert_eq!(
+        s.table("db", "t").unwrap().columns[0].charset.as_deref(),
+        Some("latin1")
+    );
+    let mut s = Schema {
+        lower_case_table_names: 1,
+        ..Schema::default()
+    };
+    s.apply(&ddl("CREATE TABLE Orders (Id INT)"), "DB").unwrap();
+    s.apply(&ddl("ALTER TABLE ORDERS ADD x INT"), "db").unwrap();
+    assert_eq!(s.table("db", "orders").unwrap().columns.len(), 2);
+    assert!(s.table("DB", "Orders").is_some());
+}

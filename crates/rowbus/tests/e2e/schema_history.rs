@@ -330,3 +330,46 @@ async fn mariadb_uuid_and_inet_columns_arrive_as_text() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_select_is_followed_inside_its_transaction() {
+    let server = server_with(RowMetadata::Minimal).await;
+    let db = server.fresh_database("ctas").await;
+    sql(
+        &server,
+        &db,
+        &[
+            "CREATE TABLE src (id INT PRIMARY KEY, v VARCHAR(5))",
+            "INSERT INTO src VALUES (1, 'a')",
+        ],
+    )
+    .await;
+    let dir = TestDir::new("ctas");
+    let config = config_from_now(&server, &dir, &db, "").await;
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    // Logged in ROW format as BEGIN, CREATE TABLE (with its columns), the copied rows, COMMIT.
+    sql(
+        &server,
+        &db,
+        &[
+            "CREATE TABLE copy (PRIMARY KEY (id)) SELECT id, v FROM src",
+            "INSERT INTO copy VALUES (2, 'b')",
+            "ALTER TABLE copy ADD w INT UNSIGNED",
+            "INSERT INTO copy VALUES (3, 'c', 4294967295)",
+        ],
+    )
+    .await;
+    let events = tokio::task::block_in_place(|| wait_for_events(&dir.path("out.jsonl"), 3));
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    assert_eq!(
+        afters(&events),
+        [
+            json!({"id": 1, "v": "a"}),
+            json!({"id": 2, "v": "b"}),
+            json!({"id": 3, "v": "c", "w": 4294967295u32}),
+        ]
+    );
+    assert!(events.iter().all(|e| e["table"] == "copy"));
+    assert_eq!(events[2]["key"], json!({"id": 3}));
+}
