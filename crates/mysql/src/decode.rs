@@ -143,6 +143,10 @@ impl Decoder {
         self
     }
 
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
     pub fn history_mut(&mut self) -> &mut History {
         &mut self.history
     }

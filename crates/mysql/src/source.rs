@@ -38,6 +38,8 @@ pub async fn run_source(
 ) -> Result<(), SourceError> {
     let mut backoff = Reconnect::new(config.max_backoff);
     let mut decoder: Option<Decoder> = None;
+    // Set when the server is not the one the history's positions belong to.
+    let mut force_bootstrap = false;
     loop {
         if stop.is_triggered() {
             return Ok(());
@@ -50,7 +52,7 @@ pub async fn run_source(
         // answer: bounded by a timeout, and abandoned on a stop request.
         let limit = config.connect_timeout * 3;
         let session = tokio::select! {
-            opened = tokio::time::timeout(limit, open_stream(&config, resume, decoder.is_none() && needs_bootstrap(&config))) => opened.unwrap_or_else(|_| {
+            opened = tokio::time::timeout(limit, open_stream(&config, resume, force_bootstrap || (decoder.is_none() && needs_bootstrap(&config)))) => opened.unwrap_or_else(|_| {
                 Err(SourceError::retry(format!(
                     "{} accepted the connection but did not answer within {limit:?}",
                     config.addr()
@@ -58,7 +60,7 @@ pub async fn run_source(
             }),
             _ = stop.wait() => return Ok(()),
         };
-        let session = match session {
+        let mut session = match session {
             Ok(opened) => opened,
             Err(e) if e.is_retriable() => {
                 backoff.wait(&config, &e, &stop).await;
@@ -71,7 +73,7 @@ pub async fn run_source(
             None => {
                 let start = session.start.clone();
                 tracing::info!(source = %config.name, position = %start, "starting to read the binlog");
-                let history = match open_history(&config, &start, session.base).await {
+                let history = match open_history(&config, &start, session.base.take()).await {
                     Ok(history) => history,
                     Err(e) if e.is_retriable() => {
                         backoff.wait(&config, &e, &stop).await;
@@ -85,6 +87,11 @@ pub async fn run_source(
                 )
             }
         };
+        if !same_server(&config, decoder, &session.identity, session.base.take())? {
+            force_bootstrap = true;
+            continue;
+        }
+        force_bootstrap = false;
         if let Some(oldest) = &session.oldest_binlog {
             compact_history(&config, decoder, oldest)?;
         }
@@ -114,6 +121,8 @@ struct Session {
     oldest_binlog: Option<String>,
     /// On the first session without a history file: the server's schema and its position.
     base: Option<(Schema, At)>,
+    /// Which server this is (`load::server_identity`).
+    identity: String,
 }
 
 /// Connects, checks the server, and requests the binlog from `resume` (or the configured start).
@@ -129,6 +138,7 @@ async fn open_stream(
         Some(position) => position,
         None => start::resolve(&mut conn, config, &server).await?,
     };
+    let identity = load::server_identity(&mut conn, config).await?;
     let logs: Vec<mysql_async::Row> = query(&mut conn, config, "SHOW BINARY LOGS").await?;
     let oldest_binlog: Option<String> = logs.first().and_then(|row| row.get(0));
     let base = match bootstrap {
@@ -184,7 +194,37 @@ async fn open_stream(
         server,
         oldest_binlog,
         base,
+        identity,
     })
+}
+
+/// Whether the history's positions are this server's. If not (a failover, a new primary), the
+/// history starts again from this server's information_schema, read in `base`; without `base`
+/// returns false, and the next session must read it.
+fn same_server(
+    config: &MysqlSourceConfig,
+    decoder: &mut Decoder,
+    identity: &str,
+    base: Option<(Schema, At)>,
+) -> Result<bool, SourceError> {
+    let Some(known) = decoder.history().server() else {
+        return Ok(true);
+    };
+    if known == identity {
+        return Ok(true);
+    }
+    let Some((schema, at)) = base else {
+        tracing::warn!(source = %config.name, history_server = known, server = identity, "the schema history holds another server's positions (a failover?); reading this server's schema");
+        return Ok(false);
+    };
+    let history = match &config.history_path {
+        Some(path) => History::create(path, at, schema),
+        None => Ok(History::in_memory(at, schema)),
+    }
+    .map_err(|e| SourceError::halt(format!("cannot write the schema history: {e}")))?;
+    *decoder.history_mut() = history;
+    tracing::info!(source = %config.name, server = identity, "schema history started again from this server's information_schema");
+    Ok(true)
 }
 
 /// Whether the first session must read the schema: there is no history file to continue.

@@ -179,6 +179,11 @@ impl History {
         self.lines.last().map_or(&self.base_at, |l| &l.at)
     }
 
+    /// The server whose positions these are (`None` for histories from before it was recorded).
+    pub fn server(&self) -> Option<&str> {
+        self.base.server.as_deref()
+    }
+
     pub fn base_at(&self) -> &At {
         &self.base_at
     }

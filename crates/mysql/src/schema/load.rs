@@ -52,6 +52,21 @@ fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
+/// Which server this is, for telling whether history positions are its own.
+pub async fn server_identity(
+    conn: &mut Conn,
+    config: &MysqlSourceConfig,
+) -> Result<String, SourceError> {
+    let sql = "SELECT @@server_id, @@log_bin_basename";
+    let rows: Vec<(Option<u64>, Option<String>)> = query(conn, config, sql).await?;
+    let (id, basename) = rows.into_iter().next().unwrap_or_default();
+    Ok(format!(
+        "{}:{}",
+        id.unwrap_or(0),
+        basename.unwrap_or_default()
+    ))
+}
+
 /// Reads databases, tables, columns and primary keys.
 pub async fn read(
     conn: &mut Conn,
@@ -71,7 +86,10 @@ pub async fn read(
         }
         Some((db, _)) => format!("{db_column} = {}", quote(db)),
     };
-    let mut schema = Schema::default();
+    let mut schema = Schema {
+        server: Some(server_identity(conn, config).await?),
+        ..Schema::default()
+    };
     let sql = "SELECT @@character_set_server, @@lower_case_table_names";
     let server: Vec<(Option<String>, Option<u8>)> = query(conn, config, sql).await?;
     if let Some((charset, lower)) = server.into_iter().next() {

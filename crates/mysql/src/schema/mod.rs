@@ -69,6 +69,10 @@ pub struct Schema {
     pub server_charset: Option<String>,
     #[serde(default)]
     pub databases: BTreeMap<String, Database>,
+    /// The server the positions belong to (`server_id:log_bin_basename`), when known: after a
+    /// failover the history starts again from the new server's information_schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// The server's `lower_case_table_names`: when not 0, names are kept and looked up in lower case.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lower_case_table_names: u8,

@@ -78,7 +78,8 @@ async fn rows_follow_alters(metadata: RowMetadata) {
     let rowbus = Rowbus::start(&config);
     rowbus.wait_started();
     sql(&server, &db, ALTERS).await;
-    let events = tokio::task::block_in_place(|| wait_for_events(&dir.path("out.jsonl"), 9));
+    sql(&server, &db, &["TRUNCATE TABLE t"]).await;
+    let events = tokio::task::block_in_place(|| wait_for_events(&dir.path("out.jsonl"), 10));
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
 
     let got = afters(&events);
@@ -100,6 +101,10 @@ async fn rows_follow_alters(metadata: RowMetadata) {
         json!([{"name": "c2", "type": "VARCHAR(5)"}, {"name": "id", "type": "int(11)"}, {"name": "a2", "type": "BIGINT UNSIGNED"}])
     );
     assert_eq!(ddl[3]["ddl"]["primary_key"], json!(["id"]));
+    let last = events.last().unwrap();
+    assert_eq!((&last["op"], &last["table"]), (&json!("t"), &json!("t")));
+    assert_eq!(last["ddl"]["kind"], "truncate");
+    assert_eq!(last["ddl"]["sql"], "TRUNCATE TABLE t");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,4 +377,49 @@ async fn create_table_select_is_followed_inside_its_transaction() {
     );
     assert!(events.iter().all(|e| e["table"] == "copy"));
     assert_eq!(events[2]["key"], json!({"id": 3}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_of_another_server_starts_again_from_this_one() {
+    let server = server_with(RowMetadata::Minimal).await;
+    let db = server.fresh_database("other_server").await;
+    sql(
+        &server,
+        &db,
+        &["CREATE TABLE t (id INT PRIMARY KEY, a INT)"],
+    )
+    .await;
+    let dir = TestDir::new("other-server");
+    let config = config_from_now(&server, &dir, &db, "").await;
+    let rowbus = Rowbus::start(&config);
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    // As after a failover: the saved history's positions belong to another server, whose
+    // schema had other column names.
+    let path = dir.path("data/schema/src.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let ours = text
+        .split("\"server\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &path,
+        text.replace(&ours, "99:/elsewhere/mysql-bin")
+            .replace("\"name\":\"a\"", "\"name\":\"stale\""),
+    )
+    .unwrap();
+    sql(&server, &db, &["INSERT INTO t VALUES (1, 2)"]).await;
+    let rowbus = Rowbus::start(&config);
+    let events = tokio::task::block_in_place(|| wait_for_events(&dir.path("out.jsonl"), 1));
+    assert_eq!(afters(&events), [json!({"id": 1, "a": 2})]);
+    assert!(
+        rowbus.log().contains("holds another server's positions"),
+        "{}",
+        rowbus.log()
+    );
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    assert!(std::fs::read_to_string(&path).unwrap().contains(&ours));
 }
