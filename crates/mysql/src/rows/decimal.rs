@@ -3,6 +3,7 @@
 //! in the top bit (negative numbers have every bit inverted).
 
 use super::cursor::{Cursor, DecodeError, Result};
+use compact_str::CompactString;
 
 const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
 
@@ -16,9 +17,39 @@ pub fn decimal_size(precision: u8, scale: u8) -> Result<usize> {
     Ok(intg / 9 * 4 + DIG2BYTES[intg % 9] + scale / 9 * 4 + DIG2BYTES[scale % 9])
 }
 
-pub fn read_decimal(cursor: &mut Cursor<'_>, precision: u8, scale: u8) -> Result<String> {
+/// The digits of a decimal as it is built. 128 bytes hold the longest text even corrupt groups
+/// give (ten digits per four bytes): a sign, 80 integer digits, a point, 40 fraction digits.
+struct Digits {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Digits {
+    fn push(&mut self, b: u8) {
+        self.bytes[self.len] = b;
+        self.len += 1;
+    }
+
+    /// `v` in decimal, zero-padded to at least `width` digits (nine at most per group).
+    fn push_padded(&mut self, v: u64, width: usize) {
+        let mut buf = itoa::Buffer::new();
+        let digits = buf.format(v).as_bytes();
+        for _ in digits.len()..width {
+            self.push(b'0');
+        }
+        for &d in digits {
+            self.push(d);
+        }
+    }
+}
+
+/// Reads a DECIMAL(precision, scale) into its text, without allocating unless it is longer than
+/// a `CompactString` holds inline.
+pub fn read_decimal(cursor: &mut Cursor<'_>, precision: u8, scale: u8) -> Result<CompactString> {
     let size = decimal_size(precision, scale)?;
-    let mut bytes = cursor.take(size)?.to_vec();
+    let mut stored = [0u8; 32];
+    let bytes = &mut stored[..size];
+    bytes.copy_from_slice(cursor.take(size)?);
     let negative = bytes.first().is_some_and(|b| b & 0x80 == 0);
     if let Some(first) = bytes.first_mut() {
         *first ^= 0x80;
@@ -26,42 +57,51 @@ pub fn read_decimal(cursor: &mut Cursor<'_>, precision: u8, scale: u8) -> Result
     if negative {
         bytes.iter_mut().for_each(|b| *b = !*b);
     }
-    let mut c = Cursor::new(&bytes);
+    let mut c = Cursor::new(bytes);
     let intg = (precision - scale) as usize;
     let scale = scale as usize;
-    let mut int_part = String::new();
+    // Integer digits, each group padded to nine digits (the lead group to its own width), then
+    // the leading zeros dropped.
+    let mut int = Digits {
+        bytes: [0; 128],
+        len: 0,
+    };
     let lead = DIG2BYTES[intg % 9];
     if lead > 0 {
-        int_part.push_str(&c.uint_be(lead)?.to_string());
+        int.push_padded(c.uint_be(lead)?, intg % 9);
     }
     for _ in 0..intg / 9 {
-        let group = c.uint_be(4)?;
-        if int_part.is_empty() {
-            int_part.push_str(&group.to_string());
-        } else {
-            super::temporal::push_padded(&mut int_part, group, 9);
-        }
+        int.push_padded(c.uint_be(4)?, 9);
     }
-    let trimmed = int_part.trim_start_matches('0');
-    let mut text = String::with_capacity(precision as usize + 3);
+    let int_digits = &int.bytes[..int.len];
+    let first = int_digits.iter().position(|&d| d != b'0');
+    let mut text = Digits {
+        bytes: [0; 128],
+        len: 0,
+    };
     if negative {
-        text.push('-');
+        text.push(b'-');
     }
-    text.push_str(if trimmed.is_empty() { "0" } else { trimmed });
+    match first {
+        Some(i) => int_digits[i..].iter().for_each(|&d| text.push(d)),
+        None => text.push(b'0'),
+    }
     if scale > 0 {
-        text.push('.');
+        text.push(b'.');
         for _ in 0..scale / 9 {
-            super::temporal::push_padded(&mut text, c.uint_be(4)?, 9);
+            text.push_padded(c.uint_be(4)?, 9);
         }
         let rest = scale % 9;
         if rest > 0 {
-            super::temporal::push_padded(&mut text, c.uint_be(DIG2BYTES[rest])?, rest);
+            text.push_padded(c.uint_be(DIG2BYTES[rest])?, rest);
         }
     }
-    if negative && text[1..].bytes().all(|b| b == b'0' || b == b'.') {
-        text.remove(0); // -0.00 is 0.00
+    let mut out = &text.bytes[..text.len];
+    if negative && out[1..].iter().all(|&b| b == b'0' || b == b'.') {
+        out = &out[1..]; // -0.00 is 0.00
     }
-    Ok(text)
+    let out = std::str::from_utf8(out).map_err(|_| DecodeError("decimal digits".into()))?;
+    Ok(CompactString::new(out))
 }
 
 #[cfg(test)]
@@ -69,7 +109,9 @@ mod tests {
     use super::*;
 
     fn decode(bytes: &[u8], p: u8, s: u8) -> String {
-        read_decimal(&mut Cursor::new(bytes), p, s).unwrap()
+        read_decimal(&mut Cursor::new(bytes), p, s)
+            .unwrap()
+            .to_string()
     }
 
     #[test]
@@ -82,6 +124,19 @@ mod tests {
         // DECIMAL(5,0) 0
         assert_eq!(decode(&[0x80, 0x00, 0x00], 5, 0), "0");
         assert_eq!(decimal_size(65, 30).unwrap(), 30);
+    }
+
+    #[test]
+    fn widest_and_corrupt_values_never_overflow() {
+        let size = decimal_size(65, 30).unwrap();
+        // Every group at its largest, which no server writes: more digits than declared.
+        assert_eq!(
+            decode(&[0xff; 30][..size], 65, 30),
+            "2147483647429496729542949672954294967295.42949672954294967295429496729565535"
+        );
+        let mut zero = vec![0u8; size];
+        zero[0] = 0x80;
+        assert_eq!(decode(&zero, 65, 30), format!("0.{}", "0".repeat(30)));
     }
 
     #[test]

@@ -100,7 +100,9 @@ fn partial_update(c: &mut Cursor<'_>, kind: &Kind, before: Option<Value>) -> Res
     Ok(Value::Json(doc))
 }
 
-/// Decodes one non-null value.
+/// Decodes one non-null value. Inlined into the row loop: returned through memory, a `Value`
+/// was copied back with loads that straddle its stores, stalling the CPU on every column.
+#[inline(always)]
 pub fn value(c: &mut Cursor<'_>, kind: &Kind) -> Result<Value> {
     Ok(match kind {
         Kind::Int { bytes, unsigned } => {
@@ -118,7 +120,7 @@ pub fn value(c: &mut Cursor<'_>, kind: &Kind) -> Result<Value> {
         }
         Kind::Double => Value::Double(f64::from_bits(c.uint_le(8)?)),
         Kind::Decimal { precision, scale } => {
-            Value::Decimal(decimal::read_decimal(c, *precision, *scale)?.into())
+            Value::Decimal(decimal::read_decimal(c, *precision, *scale)?)
         }
         Kind::Date => temporal::date(c)?,
         Kind::Time => temporal::time_old(c)?,

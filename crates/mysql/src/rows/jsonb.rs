@@ -173,7 +173,10 @@ fn opaque(c: &mut Cursor<'_>) -> Result<Json> {
             let precision = v.u8()?;
             let scale = v.u8()?;
             let text = decimal::read_decimal(&mut v, precision, scale)?;
-            Ok(text.parse::<f64>().map(number).unwrap_or(Json::from(text)))
+            Ok(text
+                .parse::<f64>()
+                .map(number)
+                .unwrap_or(Json::from(text.as_str())))
         }
         10 | 7 | 12 | 11 | 17 | 18 | 19 => {
             let packed = v.uint_le(8)? as i64;
