@@ -30,11 +30,26 @@ impl Backoff {
         (self.attempt, delay)
     }
 
+    /// Failed attempts counted since the last reset.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
     /// After a success: the next failure waits `initial` again.
     pub fn reset(&mut self) {
         self.next = self.initial;
         self.attempt = 0;
     }
+}
+
+/// `delay` spread by up to ±20%, so that many retriers do not retry in step.
+pub fn jitter(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh random seed per call, from the standard library's hasher keys.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(delay.as_nanos() as u64);
+    let unit = (h.finish() % 1001) as f64 / 1000.0; // 0.0..=1.0
+    delay.mul_f64(0.8 + 0.4 * unit)
 }
 
 #[cfg(test)]
@@ -58,5 +73,17 @@ mod tests {
         );
         b.reset();
         assert_eq!(b.next_delay(), (1, ms(500)));
+    }
+
+    #[test]
+    fn jitter_stays_within_a_fifth() {
+        let d = Duration::from_millis(1000);
+        for _ in 0..100 {
+            let j = jitter(d);
+            assert!(
+                j >= Duration::from_millis(800) && j <= Duration::from_millis(1200),
+                "{j:?}"
+            );
+        }
     }
 }

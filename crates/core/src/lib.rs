@@ -6,7 +6,9 @@
 pub mod ack;
 pub mod backoff;
 pub mod checkpoint;
+pub mod delivery;
 pub mod event;
+pub mod failure;
 pub mod pipeline;
 pub mod position;
 pub mod queue;

@@ -7,8 +7,8 @@
 //! permanent error or a failing checkpoint save stops the pipeline through the shared `Stop`.
 
 use crate::ack::{AckTracker, Seq};
-use crate::backoff::Backoff;
 use crate::checkpoint::{CheckpointError, CheckpointStore};
+use crate::delivery::Delivery;
 use crate::event::{ChangeEvent, SourceRecord};
 use crate::position::Position;
 use crate::queue::{bounded, QueueLimits, QueueReceiver, QueueSender, Queued};
@@ -65,6 +65,8 @@ pub struct SinkSpec {
     pub batch_max_events: usize,
     /// Whether the sink receives schema changes and truncations (`op` "ddl" and "t").
     pub schema_changes: bool,
+    /// Its retry policy and failure log.
+    pub delivery: Delivery,
 }
 
 /// Where the router sends a sink's events.
@@ -105,6 +107,18 @@ pub enum PipelineError {
         #[source]
         source: SinkError,
     },
+    #[error(
+        "sink `{sink}`: {count} events failed within {within:?}, more than max_failures allows; \
+         stopping with the checkpoint before them (last error: {last_error})"
+    )]
+    TooManyFailures {
+        sink: String,
+        count: usize,
+        within: Duration,
+        last_error: String,
+    },
+    #[error("sink `{sink}`: cannot write its failure log {message}")]
+    FailureLog { sink: String, message: String },
     #[error("cannot save the checkpoint: {0}")]
     Checkpoint(#[from] CheckpointError),
     #[error("internal error: {0}")]
@@ -274,7 +288,9 @@ async fn sink_worker(
     let mut batch = Vec::new();
     while rx.recv_many(&mut queued, spec.batch_max_events).await > 0 {
         batch.extend(queued.iter().map(|q| q.item.1.clone()));
-        write_with_retry(&mut spec, &batch, &stop).await?;
+        spec.delivery
+            .deliver(&mut *spec.sink, &batch, &stop)
+            .await?;
         let mut tracker = lock(&tracker);
         for q in &queued {
             tracker
@@ -293,31 +309,6 @@ async fn sink_worker(
             sink: spec.name.clone(),
             source,
         })
-}
-
-/// Retries retriable failures with exponential backoff (100 ms doubling to 30 s) until they pass or
-/// a stop is requested; a permanent failure ends the sink.
-async fn write_with_retry(
-    spec: &mut SinkSpec,
-    batch: &[Arc<ChangeEvent>],
-    stop: &Stop,
-) -> Result<(), PipelineError> {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
-    loop {
-        let source = match spec.sink.write(batch).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.retriable && !stop.is_triggered() => e,
-            Err(source) => {
-                return Err(PipelineError::Sink {
-                    sink: spec.name.clone(),
-                    source,
-                })
-            }
-        };
-        let (attempt, delay) = backoff.next_delay();
-        tracing::warn!(sink = %spec.name, attempt, error = %source, retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
-        stop.sleep(delay).await;
-    }
 }
 
 async fn flush_periodically(
@@ -378,7 +369,9 @@ pub fn source_queue(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::DeliveryPolicy;
     use crate::event::{Op, Row, SourceEvent, SourceInfo};
+    use crate::failure::FailureLog;
     use crate::sink::BoxFuture;
 
     /// An in-memory sink that records what it was given; optionally fails permanently.
@@ -409,6 +402,7 @@ mod tests {
             tables: TableFilter::new(&["db.y".to_string()], &[]).unwrap(),
             batch_max_events: 2,
             schema_changes: false,
+            delivery: delivery("stuck", DeliveryPolicy::default()),
         };
         let (tx, rx) = source_queue(QueueLimits {
             max_items: 10,
@@ -495,6 +489,25 @@ mod tests {
     }
 
     fn spec(name: &str, tables: &[&str], fail: bool) -> (SinkSpec, Arc<Mutex<Vec<String>>>) {
+        spec_with(name, tables, fail, DeliveryPolicy::default())
+    }
+
+    fn delivery(name: &str, policy: DeliveryPolicy) -> Delivery {
+        let path = std::env::temp_dir().join(format!(
+            "rowbus-pipeline-failures-{name}-{}-{:?}.log",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        Delivery::new(name, policy, FailureLog::open(&path).unwrap())
+    }
+
+    fn spec_with(
+        name: &str,
+        tables: &[&str],
+        fail: bool,
+        policy: DeliveryPolicy,
+    ) -> (SinkSpec, Arc<Mutex<Vec<String>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let include: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
         let spec = SinkSpec {
@@ -506,6 +519,7 @@ mod tests {
             tables: TableFilter::new(&include, &[]).unwrap(),
             batch_max_events: 2,
             schema_changes: false,
+            delivery: delivery(name, policy),
         };
         (spec, seen)
     }
@@ -576,13 +590,45 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failing_sink_stops_the_pipeline_without_advancing_past_it() {
-        let (store, dir) = temp_store("failing");
-        let (good, _) = spec("good", &[], false);
+    async fn a_rejected_event_goes_to_the_failure_log_and_the_stream_goes_on() {
+        let (store, dir) = temp_store("rejected");
+        let (good, seen) = spec("good", &[], false);
         let (bad, _) = spec("bad", &["db.y"], true);
         let records = vec![
             change("x"),
             SourceRecord::Boundary(Position::new("b.1", 100)),
+            change("y"),
+            SourceRecord::Boundary(Position::new("b.1", 200)),
+        ];
+        let rx = feed(records).await;
+        let report = run(
+            config(),
+            rx,
+            vec![good, bad],
+            store.clone(),
+            None,
+            Stop::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec!["db.x", "db.y"]);
+        assert_eq!(report.checkpoint, Some(Position::new("b.1", 200)));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn too_many_failures_stop_the_pipeline_without_advancing_past_them() {
+        let (store, dir) = temp_store("guard");
+        let (good, _) = spec("good", &[], false);
+        let policy = DeliveryPolicy {
+            max_failures: 1,
+            ..DeliveryPolicy::default()
+        };
+        let (bad, _) = spec_with("guarded", &["db.y"], true, policy);
+        let records = vec![
+            change("x"),
+            SourceRecord::Boundary(Position::new("b.1", 100)),
+            change("y"),
             change("y"),
             SourceRecord::Boundary(Position::new("b.1", 200)),
         ];
@@ -599,7 +645,9 @@ mod tests {
         .await
         .unwrap_err();
         assert!(
-            err.to_string().starts_with("sink `bad` failed: rejected"),
+            err.to_string().starts_with(
+                "sink `guarded`: 2 events failed within 60s, more than max_failures allows"
+            ) && err.to_string().ends_with("(last error: rejected)"),
             "{err}"
         );
         assert!(stop.is_triggered(), "the source is told to stop");

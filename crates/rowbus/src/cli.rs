@@ -39,10 +39,58 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// The sinks' failure logs: events a sink rejected, kept in order until replayed or purged.
+    /// Works while rowbus is stopped (the data directory is locked while it runs).
+    Failures {
+        #[command(subcommand)]
+        what: FailuresCommand,
+    },
     /// Decode offline data, such as binlog files.
     Inspect {
         #[command(subcommand)]
         what: InspectCommand,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FailuresTarget {
+    /// The configuration file (TOML): its data_dir and sinks.
+    #[arg(short, long)]
+    pub config: PathBuf,
+    /// Only this sink (default: every sink).
+    #[arg(long)]
+    pub sink: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FailuresCommand {
+    /// One line per record: sink, id, time, attempts, parked, key, error.
+    List {
+        #[command(flatten)]
+        target: FailuresTarget,
+    },
+    /// One record in full, with its event as native JSON.
+    Show {
+        #[command(flatten)]
+        target: FailuresTarget,
+        /// The record's id (from `list`).
+        id: u64,
+    },
+    /// Re-send the records, in order, through each sink; delivered ones leave the log.
+    Replay {
+        #[command(flatten)]
+        target: FailuresTarget,
+        /// Print what would be sent, send nothing, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete the records (asks for confirmation on a terminal).
+    Purge {
+        #[command(flatten)]
+        target: FailuresTarget,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
     },
 }
 

@@ -6,11 +6,12 @@
 mod duration;
 mod sections;
 
+use rowbus_core::delivery::DeliveryPolicy;
 use rowbus_core::queue::QueueLimits;
 use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::MysqlSourceConfig;
 use rowbus_sinks::file::FileSinkConfig;
-use sections::{FileSection, MysqlSection, PipelineSection, StdoutSection};
+use sections::{FileSection, MysqlSection, PipelineSection, SinkCommon, StdoutSection};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,9 @@ pub struct SinkConfig {
     pub batch_max_events: usize,
     /// Whether the sink receives schema changes and truncations.
     pub schema_changes: bool,
+    pub delivery: DeliveryPolicy,
+    /// Replay the sink's failure log before streaming.
+    pub replay_failures_on_start: bool,
     pub kind: SinkKind,
 }
 
@@ -219,11 +223,17 @@ fn check_sinks(
     for (name, table) in sinks {
         let path = format!("sinks.{name}");
         check_name(&name, &path, errors);
-        let sink = match sections::type_of(&table, &path, &["file", "stdout"], errors) {
-            Some("file") => sections::typed::<FileSection>(Some(table.into()), &path, errors)
-                .and_then(|s| s.check(&name, &path, errors)),
-            Some("stdout") => sections::typed::<StdoutSection>(Some(table.into()), &path, errors)
-                .and_then(|s| s.check(&name, &path, errors)),
+        let (common, own): (toml::Table, toml::Table) = table
+            .into_iter()
+            .partition(|(key, _)| sections::COMMON_SINK_FIELDS.contains(&key.as_str()));
+        let common = sections::typed::<SinkCommon>(Some(common.into()), &path, errors);
+        let sink = match sections::type_of(&own, &path, &["file", "stdout"], errors) {
+            Some("file") => sections::typed::<FileSection>(Some(own.into()), &path, errors)
+                .zip(common)
+                .and_then(|(s, common)| s.check(&name, &path, common, errors)),
+            Some("stdout") => sections::typed::<StdoutSection>(Some(own.into()), &path, errors)
+                .zip(common)
+                .and_then(|(s, common)| s.check(&name, &path, common, errors)),
             _ => None,
         };
         checked.extend(sink);

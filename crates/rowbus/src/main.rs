@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod failures;
 mod inspect;
 mod run;
 
@@ -29,6 +30,13 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Inspect { what } => inspect::run(what),
+        cli::Command::Failures { what } => match failures_command(what) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("rowbus: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         cli::Command::Run { config } => {
             let config = match config::load(&config) {
                 Ok(config) => config,
@@ -57,4 +65,51 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn failures_command(what: cli::FailuresCommand) -> anyhow::Result<ExitCode> {
+    use cli::FailuresCommand::*;
+    let target = match &what {
+        List { target } | Show { target, .. } | Replay { target, .. } | Purge { target, .. } => {
+            target.clone()
+        }
+    };
+    let config = match config::load(&target.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    // The data directory's lock: a running rowbus owns its failure logs.
+    let _lock = rowbus_core::checkpoint::CheckpointStore::open(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!("{e}; stop rowbus first, or set replay_failures_on_start = true")
+    })?;
+    match what {
+        List { .. } => failures::list(&config, &target.sink)?,
+        Show { id, .. } => failures::show(&config, &target.sink, id)?,
+        Purge { yes, .. } => failures::purge(&config, &target.sink, yes)?,
+        Replay { dry_run, .. } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            for sink in failures::chosen(&config, &target.sink)? {
+                let mut built = run::open_sink(sink)?;
+                let done =
+                    runtime.block_on(failures::replay(&config, sink, &mut *built, dry_run))?;
+                eprintln!(
+                    "sink `{}`: {} {}, {} kept",
+                    sink.name,
+                    done.delivered,
+                    if dry_run {
+                        "would be sent"
+                    } else {
+                        "delivered"
+                    },
+                    done.kept
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,9 +2,12 @@
 //! handles SIGINT/SIGTERM (the first stops at the next transaction boundary, drains and saves the
 //! checkpoint; a second one exits at once).
 
-use crate::config::{Config, SinkKind};
+use crate::config::{Config, SinkConfig, SinkKind};
+use crate::failures;
 use anyhow::Context;
 use rowbus_core::checkpoint::CheckpointStore;
+use rowbus_core::delivery::Delivery;
+use rowbus_core::failure::{self, FailureLog};
 use rowbus_core::pipeline::{self, PipelineConfig, SinkSpec, Stop};
 use rowbus_core::sink::Sink;
 use rowbus_sinks::file::{FileSink, StdoutSink};
@@ -32,7 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::info!(source = %source.name, start = ?source.start, "no checkpoint; using the configured start")
         }
     }
-    let sinks = build_sinks(&config)?;
+    let sinks = build_sinks(&config).await?;
     let stop = Stop::default();
     tokio::spawn(handle_signals(stop.clone()));
 
@@ -72,27 +75,46 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_sinks(config: &Config) -> anyhow::Result<Vec<SinkSpec>> {
-    config
-        .sinks
-        .iter()
-        .map(|sink| {
-            let built: Box<dyn Sink> = match &sink.kind {
-                SinkKind::File(file) => Box::new(
-                    FileSink::open(file.clone())
-                        .with_context(|| format!("sink `{}`", sink.name))?,
-                ),
-                SinkKind::Stdout => Box::new(StdoutSink::default()),
-            };
-            Ok(SinkSpec {
-                name: sink.name.clone(),
-                sink: built,
-                tables: sink.tables.clone(),
-                batch_max_events: sink.batch_max_events,
-                schema_changes: sink.schema_changes,
-            })
-        })
-        .collect()
+/// Opens the sink a configuration describes.
+pub fn open_sink(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
+    Ok(match &sink.kind {
+        SinkKind::File(file) => {
+            Box::new(FileSink::open(file.clone()).with_context(|| format!("sink `{}`", sink.name))?)
+        }
+        SinkKind::Stdout => Box::new(StdoutSink::default()),
+    })
+}
+
+async fn build_sinks(config: &Config) -> anyhow::Result<Vec<SinkSpec>> {
+    let mut specs = Vec::new();
+    for sink in &config.sinks {
+        let mut built = open_sink(sink)?;
+        if sink.replay_failures_on_start {
+            let replayed = failures::replay(config, sink, &mut *built, false).await?;
+            tracing::info!(sink = %sink.name, delivered = replayed.delivered, kept = replayed.kept, "failure log replayed at start");
+            built = open_sink(sink)?;
+        }
+        let path = failure::log::path(&config.data_dir, &sink.name);
+        let log = FailureLog::open(&path).with_context(|| {
+            format!(
+                "sink `{}`: cannot open its failure log {}",
+                sink.name,
+                path.display()
+            )
+        })?;
+        if !log.is_empty() {
+            tracing::warn!(sink = %sink.name, records = log.len(), path = %path.display(), "the failure log holds undelivered events; see `rowbus failures list`");
+        }
+        specs.push(SinkSpec {
+            name: sink.name.clone(),
+            sink: built,
+            tables: sink.tables.clone(),
+            batch_max_events: sink.batch_max_events,
+            schema_changes: sink.schema_changes,
+            delivery: Delivery::new(&sink.name, sink.delivery.clone(), log),
+        });
+    }
+    Ok(specs)
 }
 
 async fn handle_signals(stop: Stop) {

@@ -2,6 +2,7 @@
 //! checks beyond types: URLs, passwords from env or file, globs, start positions, durations.
 
 use super::{duration, Errors, SinkConfig, SinkKind};
+use rowbus_core::delivery::{DeliveryPolicy, OnFailure};
 use rowbus_core::secret::Secret;
 use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::config::OnUnknownDdl;
@@ -396,12 +397,7 @@ pub(super) struct FileSection {
     path: PathBuf,
     #[serde(default)]
     fsync: Fsync,
-    #[serde(default)]
-    tables: Vec<String>,
-    #[serde(default = "default_batch")]
-    batch_max_events: usize,
-    #[serde(default)]
-    schema_changes: bool,
+    max_event_bytes: Option<usize>,
 }
 
 fn default_batch() -> usize {
@@ -409,46 +405,117 @@ fn default_batch() -> usize {
 }
 
 impl FileSection {
-    pub fn check(self, name: &str, path: &str, errors: &mut Errors) -> Option<SinkConfig> {
+    pub fn check(
+        self,
+        name: &str,
+        path: &str,
+        common: SinkCommon,
+        errors: &mut Errors,
+    ) -> Option<SinkConfig> {
         if self.path.as_os_str().is_empty() {
             errors.add(format!("{path}.path"), "must not be empty");
         }
         let kind = SinkKind::File(FileSinkConfig {
             path: self.path,
             fsync: self.fsync,
+            max_event_bytes: self.max_event_bytes,
         });
-        sink_config(
-            name,
-            path,
-            &self.tables,
-            self.batch_max_events,
-            self.schema_changes,
-            kind,
-            errors,
-        )
+        sink_config(name, path, common, kind, errors)
     }
 }
 
-/// The settings every sink has (`tables`, `batch_max_events`, `schema_changes`), checked, around its own `kind`.
+/// The settings every sink has, whatever its type (split from its section by `COMMON_SINK_FIELDS`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SinkCommon {
+    #[serde(default)]
+    tables: Vec<String>,
+    #[serde(default = "default_batch")]
+    batch_max_events: usize,
+    #[serde(default)]
+    schema_changes: bool,
+    #[serde(default = "default_on_failure")]
+    on_failure: String,
+    max_attempts: Option<u32>,
+    #[serde(default = "default_degraded_after")]
+    degraded_after: u32,
+    #[serde(default = "default_max_failures")]
+    max_failures: usize,
+    #[serde(default = "default_max_failures_within")]
+    max_failures_within: String,
+    #[serde(default)]
+    replay_failures_on_start: bool,
+}
+
+pub(super) const COMMON_SINK_FIELDS: [&str; 9] = [
+    "tables",
+    "batch_max_events",
+    "schema_changes",
+    "on_failure",
+    "max_attempts",
+    "degraded_after",
+    "max_failures",
+    "max_failures_within",
+    "replay_failures_on_start",
+];
+
+fn default_on_failure() -> String {
+    "park_key".into()
+}
+fn default_degraded_after() -> u32 {
+    DeliveryPolicy::default().degraded_after
+}
+fn default_max_failures() -> usize {
+    DeliveryPolicy::default().max_failures
+}
+fn default_max_failures_within() -> String {
+    "1m".into()
+}
+
+/// The common settings, checked, around the sink's own `kind`.
 fn sink_config(
     name: &str,
     path: &str,
-    tables: &[String],
-    batch_max_events: usize,
-    schema_changes: bool,
+    common: SinkCommon,
     kind: SinkKind,
     errors: &mut Errors,
 ) -> Option<SinkConfig> {
-    let tables = check_tables(tables, &[], path, "tables", errors)?;
-    if batch_max_events == 0 {
+    let tables = check_tables(&common.tables, &[], path, "tables", errors);
+    if common.batch_max_events == 0 {
         errors.add(format!("{path}.batch_max_events"), "must be at least 1");
-        return None;
     }
+    let on_failure = match common.on_failure.as_str() {
+        "park_key" => Some(OnFailure::ParkKey),
+        "skip_event" => Some(OnFailure::SkipEvent),
+        other => {
+            errors.add(
+                format!("{path}.on_failure"),
+                format!("unknown value `{other}`, expected park_key or skip_event"),
+            );
+            None
+        }
+    };
+    if common.max_attempts == Some(0) {
+        errors.add(format!("{path}.max_attempts"), "must be at least 1");
+    }
+    let within = check_duration(
+        &common.max_failures_within,
+        &format!("{path}.max_failures_within"),
+        errors,
+    );
     Some(SinkConfig {
         name: name.to_string(),
-        tables,
-        batch_max_events,
-        schema_changes,
+        tables: tables?,
+        batch_max_events: common.batch_max_events.max(1),
+        schema_changes: common.schema_changes,
+        delivery: DeliveryPolicy {
+            max_attempts: common.max_attempts,
+            degraded_after: common.degraded_after,
+            on_failure: on_failure?,
+            max_failures: common.max_failures,
+            max_failures_within: within?,
+        },
+        replay_failures_on_start: common.replay_failures_on_start,
         kind,
     })
 }
@@ -458,24 +525,16 @@ fn sink_config(
 pub(super) struct StdoutSection {
     #[serde(rename = "type")]
     _kind: String,
-    #[serde(default)]
-    tables: Vec<String>,
-    #[serde(default = "default_batch")]
-    batch_max_events: usize,
-    #[serde(default)]
-    schema_changes: bool,
 }
 
 impl StdoutSection {
-    pub fn check(self, name: &str, path: &str, errors: &mut Errors) -> Option<SinkConfig> {
-        sink_config(
-            name,
-            path,
-            &self.tables,
-            self.batch_max_events,
-            self.schema_changes,
-            SinkKind::Stdout,
-            errors,
-        )
+    pub fn check(
+        self,
+        name: &str,
+        path: &str,
+        common: SinkCommon,
+        errors: &mut Errors,
+    ) -> Option<SinkConfig> {
+        sink_config(name, path, common, SinkKind::Stdout, errors)
     }
 }

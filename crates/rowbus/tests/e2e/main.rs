@@ -6,6 +6,7 @@ mod support;
 mod big_transaction;
 mod config_errors;
 mod delivery;
+mod failures;
 mod inspect_cli;
 mod reconnect;
 mod restart;

@@ -18,4 +18,6 @@ pub enum Fsync {
 pub struct FileSinkConfig {
     pub path: PathBuf,
     pub fsync: Fsync,
+    /// A line longer than this is refused (a permanent error: the event goes to the failure log).
+    pub max_event_bytes: Option<usize>,
 }

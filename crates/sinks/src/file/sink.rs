@@ -53,7 +53,15 @@ impl FileSink {
     async fn append(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
         self.buffer.clear();
         for event in batch {
+            let start = self.buffer.len();
             self.encoder.encode(event, &mut self.buffer);
+            let len = self.buffer.len() - start;
+            if let Some(max) = self.config.max_event_bytes.filter(|&max| len > max) {
+                return Err(SinkError::permanent(format!(
+                    "event of {}.{} is {len} bytes, more than max_event_bytes = {max}",
+                    event.db, event.table
+                )));
+            }
         }
         let mut file = self
             .file
@@ -62,6 +70,7 @@ impl FileSink {
         let buffer = std::mem::take(&mut self.buffer);
         let (fsync, path) = (self.config.fsync, self.config.path.clone());
         let (file, buffer, result) = tokio::task::spawn_blocking(move || {
+            let before = file.metadata().map(|m| m.len());
             let result = file
                 .write_all(&buffer)
                 .and_then(|_| file.flush())
@@ -72,14 +81,21 @@ impl FileSink {
                         Ok(())
                     }
                 });
+            if result.is_err() {
+                // Take back a partial write, so that the retry starts on a whole line.
+                if let Ok(len) = before {
+                    let _ = file.set_len(len);
+                }
+            }
             (file, buffer, result)
         })
         .await
         .map_err(|e| SinkError::permanent(format!("file writer task failed: {e}")))?;
         self.file = Some(file);
         self.buffer = buffer;
-        // A full or failing disk needs a person; the checkpoint stays before this batch.
-        result.map_err(|e| SinkError::permanent(format!("cannot write to {}: {e}", path.display())))
+        // A full or failing disk: retried with backoff (reported as degraded) until someone frees
+        // it; the checkpoint stays before this batch meanwhile.
+        result.map_err(|e| SinkError::retriable(format!("cannot write to {}: {e}", path.display())))
     }
 }
 
@@ -131,6 +147,7 @@ mod tests {
             FileSink::open(FileSinkConfig {
                 path: path.to_path_buf(),
                 fsync: Fsync::Always,
+                max_event_bytes: None,
             })
             .unwrap(),
         );

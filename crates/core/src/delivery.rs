@@ -1,0 +1,348 @@
+//! Delivering a batch to one sink under the one retry policy every sink shares: retriable errors
+//! are retried with exponential backoff and jitter (without limit unless `max_attempts` is set,
+//! reported as degraded after `degraded_after` attempts); a permanent error, or `max_attempts`
+//! exhausted, sends the event to the sink's failure log, and the stream goes on. A batch that fails
+//! permanently is retried one event at a time, so only the events the sink rejects are logged.
+//! Under `on_failure = "park_key"` later changes of a logged key follow it into the log, so a
+//! replay restores them in order. More than `max_failures` within `max_failures_within` stops the
+//! pipeline instead, with the events unacknowledged, so the checkpoint skips nothing.
+
+use crate::backoff::Backoff;
+use crate::event::{now_ms, ChangeEvent};
+use crate::failure::{key_of, store_event, FailureLog, FailureRecord};
+use crate::pipeline::{PipelineError, Stop};
+use crate::sink::{Sink, SinkError};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What happens to later changes of a key whose change is in the failure log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// They follow it into the log (not tried), so a replay keeps the key's order.
+    #[default]
+    ParkKey,
+    /// They are tried as usual: the failed change is skipped until it is replayed.
+    SkipEvent,
+}
+
+/// A sink's retry and failure settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryPolicy {
+    pub max_attempts: Option<u32>,
+    pub degraded_after: u32,
+    pub on_failure: OnFailure,
+    /// Stop when more than this many events fail within `max_failures_within` (0: never).
+    pub max_failures: usize,
+    pub max_failures_within: Duration,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        DeliveryPolicy {
+            max_attempts: None,
+            degraded_after: 10,
+            on_failure: OnFailure::ParkKey,
+            max_failures: 100,
+            max_failures_within: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One sink's delivery state: its policy, its failure log, and recent failures for the guard.
+pub struct Delivery {
+    sink: String,
+    policy: DeliveryPolicy,
+    log: FailureLog,
+    recent: VecDeque<Instant>,
+}
+
+/// How a write ended after retries: delivered, or failed with the error and the attempts made.
+type Outcome = Result<(), (SinkError, u32)>;
+
+impl Delivery {
+    pub fn new(sink: &str, policy: DeliveryPolicy, log: FailureLog) -> Self {
+        Delivery {
+            sink: sink.to_string(),
+            policy,
+            log,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Delivers `batch`, or logs what cannot be delivered. Ok means every event may be
+    /// acknowledged.
+    pub async fn deliver(
+        &mut self,
+        sink: &mut dyn Sink,
+        batch: &[Arc<ChangeEvent>],
+        stop: &Stop,
+    ) -> Result<(), PipelineError> {
+        let park = self.policy.on_failure == OnFailure::ParkKey;
+        // (index in the batch, record), to log in batch order.
+        let mut failed: Vec<(usize, FailureRecord)> = Vec::new();
+        let mut send = Vec::with_capacity(batch.len());
+        for (i, e) in batch.iter().enumerate() {
+            match parking_key(e, park) {
+                Some(key) if self.log.is_parked(&key) => failed.push((i, self.parked(e, key))),
+                _ => send.push((i, e.clone())),
+            }
+        }
+        let events: Vec<Arc<ChangeEvent>> = send.iter().map(|(_, e)| e.clone()).collect();
+        match self.write_with_retry(sink, &events, stop).await? {
+            Ok(()) => {}
+            Err((error, attempts)) if !error.retriable && send.len() > 1 => {
+                tracing::warn!(sink = %self.sink, %error, events = send.len(), "a batch was rejected; writing its events one at a time");
+                let mut failed_keys = HashSet::new();
+                for (i, e) in &send {
+                    let key = parking_key(e, park);
+                    if let Some(key) = key.as_ref().filter(|k| failed_keys.contains(*k)) {
+                        failed.push((*i, self.parked(e, key.clone())));
+                        continue;
+                    }
+                    if let Err((error, n)) = self
+                        .write_with_retry(sink, std::slice::from_ref(e), stop)
+                        .await?
+                    {
+                        failed.push((*i, self.record(e, &error, attempts + n)));
+                        failed_keys.extend(key);
+                        // Stop before writing more of the batch once the guard would trip.
+                        let records: Vec<FailureRecord> =
+                            failed.iter().map(|(_, r)| r.clone()).collect();
+                        self.check_guard(&records)?;
+                    }
+                }
+            }
+            Err((error, attempts)) => {
+                for (i, e) in &send {
+                    failed.push((*i, self.record(e, &error, attempts)));
+                }
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        failed.sort_by_key(|(i, _)| *i);
+        let mut records: Vec<FailureRecord> = failed.into_iter().map(|(_, r)| r).collect();
+        self.check_guard(&records)?;
+        let now = Instant::now();
+        let new = records.iter().filter(|r| !r.parked).count();
+        self.recent.extend(std::iter::repeat_n(now, new));
+        self.log
+            .append(&mut records)
+            .map_err(|e| PipelineError::FailureLog {
+                sink: self.sink.clone(),
+                message: format!("{}: {e}", self.log.path().display()),
+            })?;
+        for r in &records {
+            tracing::error!(sink = %self.sink, id = r.id, key = %r.key, parked = r.parked, error = %r.error, "event sent to the failure log");
+        }
+        Ok(())
+    }
+
+    /// Stops the pipeline when these failures would exceed `max_failures` within the window.
+    fn check_guard(&mut self, records: &[FailureRecord]) -> Result<(), PipelineError> {
+        if self.policy.max_failures == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.policy.max_failures_within)
+        {
+            self.recent.pop_front();
+        }
+        let new = records.iter().filter(|r| !r.parked).count();
+        if self.recent.len() + new > self.policy.max_failures {
+            let last = records.last().map(|r| r.error.clone()).unwrap_or_default();
+            return Err(PipelineError::TooManyFailures {
+                sink: self.sink.clone(),
+                count: self.recent.len() + new,
+                within: self.policy.max_failures_within,
+                last_error: last,
+            });
+        }
+        Ok(())
+    }
+
+    fn record(&self, e: &ChangeEvent, error: &SinkError, attempts: u32) -> FailureRecord {
+        let now = now_ms();
+        FailureRecord {
+            id: 0,
+            sink: self.sink.clone(),
+            event: Some(store_event(e)),
+            error: error.message.clone(),
+            attempts,
+            first_ms: now,
+            last_ms: now,
+            key: parking_key(e, true).unwrap_or_default(),
+            parked: false,
+        }
+    }
+
+    fn parked(&self, e: &ChangeEvent, key: String) -> FailureRecord {
+        FailureRecord {
+            error: "parked: an earlier change of this key is in the failure log".into(),
+            attempts: 0,
+            key,
+            parked: true,
+            ..self.record(e, &SinkError::permanent(""), 0)
+        }
+    }
+
+    /// Writes until the write passes, fails permanently, or `max_attempts` are spent. Retrying
+    /// ends with an error (the pipeline stops) when a stop is requested.
+    async fn write_with_retry(
+        &mut self,
+        sink: &mut dyn Sink,
+        batch: &[Arc<ChangeEvent>],
+        stop: &Stop,
+    ) -> Result<Outcome, PipelineError> {
+        if batch.is_empty() {
+            return Ok(Ok(()));
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        loop {
+            let error = match sink.write(batch).await {
+                Ok(()) => return Ok(Ok(())),
+                Err(e) if !e.retriable => return Ok(Err((e, backoff.attempts() + 1))),
+                Err(e) if stop.is_triggered() => {
+                    return Err(PipelineError::Sink {
+                        sink: self.sink.clone(),
+                        source: e,
+                    })
+                }
+                Err(e) => e,
+            };
+            let (attempt, delay) = backoff.next_delay();
+            if self.policy.max_attempts.is_some_and(|max| attempt >= max) {
+                return Ok(Err((error, attempt)));
+            }
+            if attempt == self.policy.degraded_after {
+                tracing::error!(sink = %self.sink, attempt, %error, "sink degraded: writes keep failing; still retrying");
+            }
+            let delay = crate::backoff::jitter(delay);
+            tracing::warn!(sink = %self.sink, attempt, %error, retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
+            stop.sleep(delay).await;
+        }
+    }
+}
+
+/// The key an event parks under: `db.table` and its primary key (none without a key, or when
+/// parking is off).
+fn parking_key(e: &ChangeEvent, park: bool) -> Option<String> {
+    (park && !e.key.values.is_empty()).then(|| key_of(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Op, Row};
+    use crate::failure::{load_event, log};
+    use crate::sink::BoxFuture;
+    use crate::value::Value;
+
+    /// Rejects events whose `after` holds "bad"; records what it accepted as (id, text).
+    #[derive(Default)]
+    struct Picky {
+        accepted: Vec<(i64, String)>,
+    }
+
+    impl Sink for Picky {
+        fn write<'a>(
+            &'a mut self,
+            batch: &'a [Arc<ChangeEvent>],
+        ) -> BoxFuture<'a, Result<(), SinkError>> {
+            Box::pin(async move {
+                let rows: Vec<(i64, String)> = batch.iter().map(|e| id_text(e)).collect();
+                if rows.iter().any(|(_, t)| t == "bad") {
+                    return Err(SinkError::permanent("value `bad` not allowed"));
+                }
+                self.accepted.extend(rows);
+                Ok(())
+            })
+        }
+    }
+
+    fn id_text(e: &ChangeEvent) -> (i64, String) {
+        let after = e.after.as_ref().unwrap();
+        match (&after.values[0], &after.values[1]) {
+            (Value::Int(id), Value::Text(t)) => (*id, t.to_string()),
+            _ => unreachable!(),
+        }
+    }
+
+    fn change(id: i64, text: &str) -> Arc<ChangeEvent> {
+        let mut e = crate::failure::tests::event(id);
+        e.op = Op::Update;
+        e.after = Some(Row {
+            columns: vec![Arc::from("id"), Arc::from("v")].into(),
+            values: vec![Value::Int(id), Value::Text(text.into())],
+        });
+        Arc::new(e)
+    }
+
+    async fn run(on_failure: OnFailure) -> (Vec<(i64, String)>, Vec<(i64, String, bool)>) {
+        let path = std::env::temp_dir().join(format!(
+            "rowbus-delivery-{on_failure:?}-{}.log",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let policy = DeliveryPolicy {
+            on_failure,
+            ..DeliveryPolicy::default()
+        };
+        let mut delivery = Delivery::new("out", policy, FailureLog::open(&path).unwrap());
+        let mut sink = Picky::default();
+        let stop = Stop::default();
+        let first = [
+            change(1, "a"),
+            change(2, "bad"),
+            change(2, "b"),
+            change(3, "c"),
+        ];
+        delivery.deliver(&mut sink, &first, &stop).await.unwrap();
+        let second = [change(2, "fixed"), change(4, "d")];
+        delivery.deliver(&mut sink, &second, &stop).await.unwrap();
+        let logged = log::read(&path)
+            .unwrap()
+            .0
+            .iter()
+            .map(|r| {
+                let (id, text) = id_text(&load_event(r.event.as_ref().unwrap()).unwrap());
+                (id, text, r.parked)
+            })
+            .collect();
+        std::fs::remove_file(&path).unwrap();
+        (sink.accepted, logged)
+    }
+
+    fn pairs(v: &[(i64, &str)]) -> Vec<(i64, String)> {
+        v.iter().map(|(i, t)| (*i, t.to_string())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_key_parks_its_later_changes_and_others_flow() {
+        let (accepted, logged) = run(OnFailure::ParkKey).await;
+        assert_eq!(accepted, pairs(&[(1, "a"), (3, "c"), (4, "d")]));
+        assert_eq!(
+            logged,
+            [
+                (2, "bad".to_string(), false),
+                (2, "b".to_string(), true),
+                (2, "fixed".to_string(), true)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn skip_event_logs_only_the_rejected_change() {
+        let (accepted, logged) = run(OnFailure::SkipEvent).await;
+        assert_eq!(
+            accepted,
+            pairs(&[(1, "a"), (2, "b"), (3, "c"), (2, "fixed"), (4, "d")])
+        );
+        assert_eq!(logged, [(2, "bad".to_string(), false)]);
+    }
+}

@@ -1,0 +1,203 @@
+//! `rowbus failures list|show|replay|purge`: the sinks' failure logs, read and replayed while the
+//! pipeline is stopped (the data directory's lock keeps a running rowbus out). A replay re-sends
+//! each record, in order, through the sink's own write path; what is delivered leaves the log, and
+//! under `on_failure = "park_key"` a key whose record fails again keeps its later records parked.
+
+use crate::config::{Config, SinkConfig};
+use anyhow::{bail, Context};
+use rowbus_core::delivery::OnFailure;
+use rowbus_core::event::now_ms;
+use rowbus_core::failure::{load_event, log, FailureRecord};
+use rowbus_core::sink::Sink;
+use rowbus_sinks::encode::native_json_line;
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+/// The sinks a command applies to: the one named, or all.
+pub(crate) fn chosen<'a>(
+    config: &'a Config,
+    sink: &Option<String>,
+) -> anyhow::Result<Vec<&'a SinkConfig>> {
+    let all: Vec<&SinkConfig> = config.sinks.iter().collect();
+    match sink {
+        None => Ok(all),
+        Some(name) => match all.into_iter().find(|s| &s.name == name) {
+            Some(s) => Ok(vec![s]),
+            None => bail!(
+                "no sink `{name}` in the configuration (sinks: {})",
+                config
+                    .sinks
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
+}
+
+fn records(config: &Config, sink: &SinkConfig) -> anyhow::Result<Vec<FailureRecord>> {
+    let path = log::path(&config.data_dir, &sink.name);
+    let (records, torn) =
+        log::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    if torn > 0 {
+        eprintln!(
+            "{}: a torn last record of {torn} bytes is ignored",
+            path.display()
+        );
+    }
+    Ok(records)
+}
+
+fn time(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let value = rowbus_core::Value::Timestamp {
+        secs,
+        micros: 0,
+        fsp: 0,
+    };
+    let mut out = Vec::new();
+    value.write_json(&mut out);
+    String::from_utf8_lossy(&out).trim_matches('"').to_string()
+}
+
+pub fn list(config: &Config, sink: &Option<String>) -> anyhow::Result<()> {
+    println!(
+        "{:<12} {:>6} {:<20} {:>8} {:<6} {:<40} ERROR",
+        "SINK", "ID", "LAST FAILURE", "ATTEMPTS", "PARKED", "KEY"
+    );
+    let mut total = 0;
+    for s in chosen(config, sink)? {
+        for r in records(config, s)? {
+            total += 1;
+            let mut error = r.error.clone();
+            error.truncate(80);
+            println!(
+                "{:<12} {:>6} {:<20} {:>8} {:<6} {:<40} {error}",
+                s.name,
+                r.id,
+                time(r.last_ms),
+                r.attempts,
+                if r.parked { "yes" } else { "no" },
+                r.key
+            );
+        }
+    }
+    eprintln!("{total} record(s)");
+    Ok(())
+}
+
+pub fn show(config: &Config, sink: &Option<String>, id: u64) -> anyhow::Result<()> {
+    for s in chosen(config, sink)? {
+        for r in records(config, s)? {
+            if r.id != id {
+                continue;
+            }
+            println!("sink:      {}", s.name);
+            println!("id:        {}", r.id);
+            println!("key:       {}", r.key);
+            println!("parked:    {}", r.parked);
+            println!("attempts:  {}", r.attempts);
+            println!("first:     {}", time(r.first_ms));
+            println!("last:      {}", time(r.last_ms));
+            println!("error:     {}", r.error);
+            let event = load_event(r.event.as_ref().context("the record holds no event")?)
+                .map_err(anyhow::Error::msg)?;
+            let mut line = Vec::new();
+            native_json_line(&event, &mut line);
+            print!("event:     {}", String::from_utf8_lossy(&line));
+            return Ok(());
+        }
+    }
+    bail!("no failure record {id}")
+}
+
+pub fn purge(config: &Config, sink: &Option<String>, yes: bool) -> anyhow::Result<()> {
+    for s in chosen(config, sink)? {
+        let count = records(config, s)?.len();
+        if count == 0 {
+            continue;
+        }
+        if !yes {
+            if !std::io::stdin().is_terminal() {
+                bail!(
+                    "purging {count} record(s) of sink `{}` needs confirmation: add --yes",
+                    s.name
+                );
+            }
+            eprint!(
+                "Purge {count} record(s) of sink `{}`? This cannot be undone. [y/N] ",
+                s.name
+            );
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer)?;
+            if !answer.trim().eq_ignore_ascii_case("y") {
+                eprintln!("kept");
+                continue;
+            }
+        }
+        log::rewrite(&log::path(&config.data_dir, &s.name), &[])?;
+        eprintln!("sink `{}`: {count} record(s) purged", s.name);
+    }
+    Ok(())
+}
+
+/// What a replay did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Replayed {
+    pub delivered: usize,
+    pub kept: usize,
+}
+
+/// Re-sends a sink's records in order through `target`; `dry_run` prints them instead.
+pub async fn replay(
+    config: &Config,
+    sink: &SinkConfig,
+    target: &mut dyn Sink,
+    dry_run: bool,
+) -> anyhow::Result<Replayed> {
+    let path = log::path(&config.data_dir, &sink.name);
+    let mut kept = Vec::new();
+    let mut failed_keys = HashSet::new();
+    let mut report = Replayed::default();
+    for mut r in records(config, sink)? {
+        let event = load_event(r.event.as_ref().context("a record without its event")?)
+            .map_err(anyhow::Error::msg)?;
+        let parked_behind = sink.delivery.on_failure == OnFailure::ParkKey
+            && !r.key.is_empty()
+            && failed_keys.contains(&r.key);
+        if dry_run {
+            let mut line = Vec::new();
+            native_json_line(&event, &mut line);
+            print!("{} #{} {}", sink.name, r.id, String::from_utf8_lossy(&line));
+            report.delivered += 1;
+            continue;
+        }
+        if parked_behind {
+            kept.push(r);
+            report.kept += 1;
+            continue;
+        }
+        match target.write(&[Arc::new(event)]).await {
+            Ok(()) => report.delivered += 1,
+            Err(e) => {
+                r.attempts += 1;
+                r.last_ms = now_ms();
+                r.error = e.message;
+                r.parked = false;
+                failed_keys.insert(r.key.clone());
+                kept.push(r);
+                report.kept += 1;
+            }
+        }
+    }
+    if !dry_run {
+        target
+            .close()
+            .await
+            .map_err(|e| anyhow::anyhow!("closing sink `{}`: {e}", sink.name))?;
+        log::rewrite(&path, &kept).with_context(|| format!("cannot rewrite {}", path.display()))?;
+    }
+    Ok(report)
+}
