@@ -7,6 +7,7 @@ mod big_transaction;
 mod config_errors;
 mod delivery;
 mod failures;
+mod full_disk;
 mod inspect_cli;
 mod reconnect;
 mod restart;
