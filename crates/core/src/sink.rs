@@ -49,8 +49,10 @@ impl SinkError {
 ///   failed batch is retried whole. Writes must therefore be idempotent, or the duplicates must be
 ///   tolerable to the reader (a JSON-lines file gets repeated lines).
 /// - **Errors**: return `SinkError::retriable` for what may pass on a later try (the runtime retries
-///   with backoff) and `SinkError::permanent` for what will not (the runtime stops the pipeline with
-///   the message; the checkpoint stays before the batch).
+///   with backoff, see `delivery`) and `SinkError::permanent` for what will not: the runtime then
+///   writes the batch's events one at a time, and those refused again go to the sink's failure log.
+///   A sink must therefore leave nothing of a failed batch behind that a retry would duplicate
+///   wrongly (take back a partial write, or make writes idempotent).
 pub trait Sink: Send {
     /// Delivers a batch durably.
     fn write<'a>(
