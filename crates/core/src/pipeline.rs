@@ -499,7 +499,10 @@ mod tests {
             std::thread::current().id()
         ));
         let _ = std::fs::remove_file(&path);
-        Delivery::new(name, policy, FailureLog::open(&path).unwrap())
+        let log = FailureLog::open(&path).unwrap();
+        // The open log keeps working; the test leaves no file behind.
+        std::fs::remove_file(&path).unwrap();
+        Delivery::new(name, policy, log)
     }
 
     fn spec_with(

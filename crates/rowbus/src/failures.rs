@@ -161,7 +161,11 @@ pub async fn replay(
     let mut kept = Vec::new();
     let mut failed_keys = HashSet::new();
     let mut report = Replayed::default();
-    for mut r in records(config, sink)? {
+    let all = records(config, sink)?;
+    if all.is_empty() {
+        return Ok(report);
+    }
+    for mut r in all {
         let event = load_event(r.event.as_ref().context("a record without its event")?)
             .map_err(anyhow::Error::msg)?;
         let parked_behind = sink.delivery.on_failure == OnFailure::ParkKey

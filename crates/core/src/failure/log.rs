@@ -56,6 +56,9 @@ pub fn rewrite(path: &Path, records: &[FailureRecord]) -> io::Result<()> {
     for r in records {
         frame(r, &mut out);
     }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp)?;
     file.write_all(&out)?;

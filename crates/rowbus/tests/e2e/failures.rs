@@ -282,3 +282,56 @@ async fn purge_asks_unless_told_yes() {
     );
     assert!(text(&failures(&["list"], &config)).contains("0 record(s)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_failures_on_start_delivers_before_streaming() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("replay_start").await;
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT)"
+    ))
+    .await
+    .unwrap();
+    let dir = TestDir::new("replay-start");
+    let config = config_with_limit(server, &dir, &db, "replay_failures_on_start = true").await;
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    conn.query_drop(format!(
+        "USE `{db}`; INSERT INTO t VALUES (1, '{}'), (2, 'b')",
+        "w".repeat(1000)
+    ))
+    .await
+    .unwrap();
+    let out = dir.path("out.jsonl");
+    tokio::task::block_in_place(|| {
+        wait_for_events(&out, 1);
+        wait_for(
+            "a record in the failure log",
+            Duration::from_secs(20),
+            || {
+                rowbus
+                    .log()
+                    .contains("event sent to the failure log")
+                    .then_some(())
+            },
+        );
+        rowbus.stop_cleanly();
+    });
+    raise_limit(&config);
+    // Changes made while stopped come after the replayed ones.
+    conn.query_drop(format!("USE `{db}`; INSERT INTO t VALUES (3, 'c')"))
+        .await
+        .unwrap();
+    let rowbus = Rowbus::start(&config);
+    let events = tokio::task::block_in_place(|| wait_for_events(&out, 3));
+    assert!(
+        rowbus.log().contains("failure log replayed at start"),
+        "{}",
+        rowbus.log()
+    );
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    let ids: Vec<i64> = rows(&events).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, [2, 1, 3]);
+    assert!(text(&failures(&["list"], &config)).contains("0 record(s)"));
+}
