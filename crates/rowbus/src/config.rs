@@ -11,7 +11,9 @@ use rowbus_core::queue::QueueLimits;
 use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::MysqlSourceConfig;
 use rowbus_sinks::file::FileSinkConfig;
-use sections::{FileSection, MysqlSection, PipelineSection, SinkCommon, StdoutSection};
+use sections::{
+    FileSection, MysqlSection, PipelineSection, SinkCommon, SqlSection, StdoutSection,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,8 @@ pub struct SinkConfig {
 pub enum SinkKind {
     File(FileSinkConfig),
     Stdout,
+    /// PostgreSQL or MySQL/MariaDB tables.
+    Sql(rowbus_sinks::sql::SqlSinkConfig),
 }
 
 /// One problem in the configuration, at a field path.
@@ -227,13 +231,18 @@ fn check_sinks(
             .into_iter()
             .partition(|(key, _)| sections::COMMON_SINK_FIELDS.contains(&key.as_str()));
         let common = sections::typed::<SinkCommon>(Some(common.into()), &path, errors);
-        let sink = match sections::type_of(&own, &path, &["file", "stdout"], errors) {
+        let sink = match sections::type_of(&own, &path, &["file", "stdout", "postgres", "mysql"], errors) {
             Some("file") => sections::typed::<FileSection>(Some(own.into()), &path, errors)
                 .zip(common)
                 .and_then(|(s, common)| s.check(&name, &path, common, errors)),
             Some("stdout") => sections::typed::<StdoutSection>(Some(own.into()), &path, errors)
                 .zip(common)
                 .and_then(|(s, common)| s.check(&name, &path, common, errors)),
+            Some("postgres" | "mysql") => {
+                sections::typed::<SqlSection>(Some(own.into()), &path, errors)
+                    .zip(common)
+                    .and_then(|(s, common)| s.check(&name, &path, common, errors))
+            }
             _ => None,
         };
         checked.extend(sink);

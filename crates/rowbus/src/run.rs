@@ -11,6 +11,7 @@ use rowbus_core::failure::{self, FailureLog};
 use rowbus_core::pipeline::{self, PipelineConfig, SinkSpec, Stop};
 use rowbus_core::sink::Sink;
 use rowbus_sinks::file::{FileSink, StdoutSink};
+use rowbus_sinks::sql::SqlSink;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -82,6 +83,7 @@ pub fn open_sink(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
             Box::new(FileSink::open(file.clone()).with_context(|| format!("sink `{}`", sink.name))?)
         }
         SinkKind::Stdout => Box::new(StdoutSink::default()),
+        SinkKind::Sql(sql) => Box::new(SqlSink::new(sql.clone())),
     })
 }
 

@@ -3,3 +3,4 @@
 
 pub mod encode;
 pub mod file;
+pub mod sql;

@@ -8,6 +8,7 @@ use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::config::OnUnknownDdl;
 use rowbus_mysql::{MysqlSourceConfig, StartFrom};
 use rowbus_sinks::file::{FileSinkConfig, Fsync};
+use rowbus_sinks::sql::{Dialect, SqlSinkConfig};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -228,23 +229,47 @@ fn default_on_unknown_ddl() -> String {
     "stop".into()
 }
 
-/// `mysql://user@host:port`, split; a password in the URL is refused.
-struct MysqlUrl {
+/// `SCHEME://user@host:port[/database]`, split; a password in the URL is refused.
+struct DbUrl {
     user: String,
     host: String,
     port: u16,
+    database: Option<String>,
 }
 
-fn parse_mysql_url(url: &str, path: &str, errors: &mut Errors) -> Option<MysqlUrl> {
+/// The URL forms the configuration takes: schemes, default port, whether a database may follow.
+struct UrlForm {
+    schemes: &'static [&'static str],
+    default_port: u16,
+    database: bool,
+    shape: &'static str,
+}
+
+const MYSQL_URL: UrlForm = UrlForm {
+    schemes: &["mysql://", "mariadb://"],
+    default_port: 3306,
+    database: false,
+    shape: "mysql://USER@HOST:PORT",
+};
+
+const POSTGRES_URL: UrlForm = UrlForm {
+    schemes: &["postgres://", "postgresql://"],
+    default_port: 5432,
+    database: true,
+    shape: "postgres://USER@HOST:PORT/DATABASE",
+};
+
+fn parse_url(url: &str, form: &UrlForm, path: &str, errors: &mut Errors) -> Option<DbUrl> {
     let path = format!("{path}.url");
-    let Some(rest) = url
-        .strip_prefix("mysql://")
-        .or_else(|| url.strip_prefix("mariadb://"))
-    else {
-        errors.add(path, "expected mysql://USER@HOST:PORT");
+    let Some(rest) = form.schemes.iter().find_map(|s| url.strip_prefix(s)) else {
+        errors.add(path, format!("expected {}", form.shape));
         return None;
     };
     let rest = rest.trim_end_matches('/');
+    let (rest, database) = match rest.split_once('/') {
+        Some((r, db)) if form.database => (r, Some(db.to_string())),
+        _ => (rest, None),
+    };
     let (user, hostport) = rest.rsplit_once('@').unwrap_or(("root", rest));
     if user.contains(':') {
         errors.add(
@@ -255,22 +280,18 @@ fn parse_mysql_url(url: &str, path: &str, errors: &mut Errors) -> Option<MysqlUr
     }
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) => (h, p.parse::<u16>().ok()),
-        None => (hostport, Some(3306)),
+        None => (hostport, Some(form.default_port)),
     };
     match port {
-        Some(port) if !host.is_empty() && !user.is_empty() && !host.contains('/') => {
-            Some(MysqlUrl {
-                user: user.into(),
-                host: host.into(),
-                port,
-            })
-        }
+        Some(port) if !host.is_empty() && !user.is_empty() && !host.contains('/') => Some(DbUrl {
+            user: user.into(),
+            host: host.into(),
+            port,
+            database: database.filter(|d| !d.is_empty()),
+        }),
         _ => {
-            errors.add(
-                path,
-                // The URL is not echoed: a malformed one may hold a password.
-                "is not of the form mysql://USER@HOST:PORT",
-            );
+            // The URL is not echoed: a malformed one may hold a password.
+            errors.add(path, format!("is not of the form {}", form.shape));
             None
         }
     }
@@ -316,7 +337,7 @@ fn read_password(
 
 impl MysqlSection {
     pub fn check(self, name: &str, path: &str, errors: &mut Errors) -> Option<MysqlSourceConfig> {
-        let url = parse_mysql_url(&self.url, path, errors);
+        let url = parse_url(&self.url, &MYSQL_URL, path, errors);
         let password = read_password(&self.password_env, &self.password_file, path, errors);
         if self.server_id == 0 {
             errors.add(
@@ -536,5 +557,86 @@ impl StdoutSection {
         errors: &mut Errors,
     ) -> Option<SinkConfig> {
         sink_config(name, path, common, SinkKind::Stdout, errors)
+    }
+}
+
+/// `type = "postgres"` and `type = "mysql"`: the database sinks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SqlSection {
+    #[serde(rename = "type")]
+    kind: String,
+    url: String,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    /// PostgreSQL: the target schema; MySQL: the target database. `{db}` is the source database.
+    schema: Option<String>,
+    #[serde(default = "default_table_template")]
+    table: String,
+    #[serde(default = "default_workers")]
+    workers: usize,
+    #[serde(default)]
+    effectively_once: bool,
+    /// MySQL: the database holding `rowbus_applied` (effectively once).
+    state_database: Option<String>,
+}
+
+fn default_table_template() -> String {
+    "{table}".into()
+}
+fn default_workers() -> usize {
+    4
+}
+
+impl SqlSection {
+    pub fn check(
+        self,
+        name: &str,
+        path: &str,
+        common: SinkCommon,
+        errors: &mut Errors,
+    ) -> Option<SinkConfig> {
+        let postgres = self.kind == "postgres";
+        let form = if postgres { &POSTGRES_URL } else { &MYSQL_URL };
+        let url = parse_url(&self.url, form, path, errors);
+        let password = read_password(&self.password_env, &self.password_file, path, errors);
+        if self.workers == 0 || self.workers > 64 {
+            errors.add(format!("{path}.workers"), "must be between 1 and 64");
+        }
+        if self.table.is_empty() {
+            errors.add(format!("{path}.table"), "must not be empty");
+        }
+        if !postgres && self.effectively_once && self.state_database.is_none() {
+            errors.add(
+                format!("{path}.state_database"),
+                "required with effectively_once: the database that holds rowbus_applied",
+            );
+        }
+        if postgres && self.state_database.is_some() {
+            errors.add(
+                format!("{path}.state_database"),
+                "only for type = \"mysql\"; PostgreSQL keeps rowbus_applied in the URL's database",
+            );
+        }
+        let url = url?;
+        let database = if postgres {
+            url.database.clone().unwrap_or_else(|| url.user.clone())
+        } else {
+            self.state_database.clone().unwrap_or_default()
+        };
+        let kind = SinkKind::Sql(SqlSinkConfig {
+            name: name.to_string(),
+            dialect: if postgres { Dialect::Postgres } else { Dialect::Mysql },
+            host: url.host,
+            port: url.port,
+            user: url.user,
+            password: password?,
+            database,
+            schema: self.schema.unwrap_or_else(|| "{db}".into()),
+            table: self.table,
+            workers: self.workers.clamp(1, 64),
+            effectively_once: self.effectively_once,
+        });
+        sink_config(name, path, common, kind, errors)
     }
 }

@@ -1,0 +1,201 @@
+//! The database sinks: apply changes to tables of PostgreSQL or MySQL/MariaDB. A batch is collapsed
+//! to each row's final state (`plan`), split by key hash over `workers` connections, and applied by
+//! each in one transaction of multi-row statements: upserts of after images and deletes by key,
+//! with values always bound as parameters. Under `effectively_once` each transaction also records
+//! the last source position it applied, and rows at or before it are skipped after a restart.
+
+pub mod mysql;
+pub mod params;
+pub mod plan;
+pub mod postgres;
+
+use plan::{identity, RowState, SourceOrder, TablePlan};
+use rowbus_core::sink::{BoxFuture, Sink, SinkError};
+use rowbus_core::ChangeEvent;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// Which database a SQL sink writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Mysql,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqlSinkConfig {
+    pub name: String,
+    pub dialect: Dialect,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<rowbus_core::secret::Secret>,
+    /// PostgreSQL: the database to connect to. MySQL: unused (see `schema`).
+    pub database: String,
+    /// The target schema (PostgreSQL) or database (MySQL) of a source table; `{db}` is replaced.
+    pub schema: String,
+    /// The target table name; `{table}` and `{db}` are replaced.
+    pub table: String,
+    /// Connections applying in parallel, rows partitioned by key.
+    pub workers: usize,
+    pub effectively_once: bool,
+}
+
+impl SqlSinkConfig {
+    pub fn target_of(&self, db: &str, table: &str) -> (String, String) {
+        let fill = |t: &str| t.replace("{db}", db).replace("{table}", table);
+        (fill(&self.schema), fill(&self.table))
+    }
+
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The last source position a worker applied (effectively once).
+pub type Marker = SourceOrder;
+
+/// One connection's work: apply plans in one transaction.
+pub trait Target: Send {
+    /// Applies `plans` atomically; with `marker`, records it for this worker in the same
+    /// transaction.
+    fn apply<'a>(
+        &'a mut self,
+        plans: &'a [TablePlan],
+        marker: Option<Marker>,
+    ) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// The marker this worker recorded last, if any.
+    fn marker(&mut self) -> BoxFuture<'_, Result<Option<Marker>, SinkError>>;
+}
+
+struct Worker {
+    target: Box<dyn Target>,
+    /// Loaded on first use (effectively once).
+    marker: Option<Option<Marker>>,
+}
+
+/// A SQL sink: one `Target` per worker.
+pub struct SqlSink {
+    config: SqlSinkConfig,
+    workers: Vec<Worker>,
+}
+
+impl SqlSink {
+    pub fn new(config: SqlSinkConfig) -> Self {
+        let workers = (0..config.workers.max(1))
+            .map(|index| Worker {
+                target: match config.dialect {
+                    Dialect::Postgres => Box::new(postgres::PgTarget::new(config.clone(), index))
+                        as Box<dyn Target>,
+                    Dialect::Mysql => Box::new(mysql::MyTarget::new(config.clone(), index)),
+                },
+                marker: None,
+            })
+            .collect();
+        SqlSink { config, workers }
+    }
+
+    async fn write_batch(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
+        let plans = plan::plan(batch).map_err(|u| {
+            SinkError::permanent(format!(
+                "{} has no primary key: a database sink needs one to apply changes idempotently",
+                u.table
+            ))
+        })?;
+        let top = batch.iter().map(|e| plan::order_of(e)).max();
+        let n = self.workers.len();
+        let once = self.config.effectively_once;
+        if once {
+            for w in &mut self.workers {
+                if w.marker.is_none() {
+                    w.marker = Some(w.target.marker().await?);
+                }
+            }
+        }
+        let mut parts: Vec<Vec<TablePlan>> = (0..n).map(|_| Vec::new()).collect();
+        for p in plans {
+            let mut split: Vec<TablePlan> = (0..n)
+                .map(|_| TablePlan {
+                    db: p.db.clone(),
+                    table: p.table.clone(),
+                    key_columns: p.key_columns.clone(),
+                    ..TablePlan::default()
+                })
+                .collect();
+            for (state, at) in p.rows.into_iter().zip(p.at) {
+                let key = match &state {
+                    RowState::Delete(key) => key.values.clone(),
+                    RowState::Upsert(row) => p
+                        .key_columns
+                        .iter()
+                        .filter_map(|c| row.get(c).cloned())
+                        .collect(),
+                };
+                let w = worker_of(&p.db, &p.table, &identity(&key), n);
+                let done = self.workers[w].marker.flatten();
+                if once && done.is_some_and(|m| at <= m) {
+                    continue; // applied before a restart
+                }
+                split[w].rows.push(state);
+                split[w].at.push(at);
+            }
+            for (w, s) in split.into_iter().enumerate() {
+                if !s.rows.is_empty() {
+                    parts[w].push(s);
+                }
+            }
+        }
+        let marker = if once { top } else { None };
+        let results = futures_util::future::join_all(
+            self.workers
+                .iter_mut()
+                .zip(&parts)
+                .filter(|(_, p)| !p.is_empty())
+                .map(|(w, p)| w.target.apply(p, marker)),
+        )
+        .await;
+        for (w, p) in self.workers.iter_mut().zip(&parts) {
+            if !p.is_empty() && once {
+                w.marker = Some(marker);
+            }
+        }
+        // A retriable failure anywhere retries the batch (applying is idempotent); a permanent one
+        // wins, so that the batch is split and the rejected row found.
+        let mut first = None;
+        for r in results {
+            if let Err(e) = r {
+                if first.as_ref().is_none_or(|f: &SinkError| f.retriable && !e.retriable) {
+                    first = Some(e);
+                }
+            }
+        }
+        match first {
+            Some(e) => {
+                if once {
+                    // What committed is known only to the database: read the markers again.
+                    for w in &mut self.workers {
+                        w.marker = None;
+                    }
+                }
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+fn worker_of(db: &str, table: &str, key: &str, n: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (db, table, key).hash(&mut h);
+    (h.finish() % n as u64) as usize
+}
+
+impl Sink for SqlSink {
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [Arc<ChangeEvent>],
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.write_batch(batch))
+    }
+}

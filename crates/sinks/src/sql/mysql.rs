@@ -1,0 +1,245 @@
+//! The MySQL/MariaDB target: one connection per worker (mysql_async), a transaction per batch,
+//! multi-row `INSERT ... ON DUPLICATE KEY UPDATE` and `DELETE ... WHERE (key) IN (...)` with bound
+//! parameters, in a session whose time zone is UTC.
+
+use super::params::mysql_value;
+use super::plan::TablePlan;
+use super::{Marker, SqlSinkConfig, Target};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, TxOpts};
+use rowbus_core::sink::{BoxFuture, SinkError};
+use rowbus_core::Row;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A statement carries at most this many rows (and MySQL's 65535 placeholders).
+const MAX_ROWS: usize = 1000;
+
+pub struct MyTarget {
+    config: SqlSinkConfig,
+    worker: usize,
+    conn: Option<Conn>,
+    /// Target columns by lower-cased name, with their real spelling.
+    columns: HashMap<(String, String), Arc<HashMap<String, String>>>,
+}
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+enum Failed {
+    Db(&'static str, mysql_async::Error),
+    Permanent(String),
+}
+
+fn db(doing: &'static str) -> impl FnOnce(mysql_async::Error) -> Failed {
+    move |e| Failed::Db(doing, e)
+}
+
+impl MyTarget {
+    pub fn new(config: SqlSinkConfig, worker: usize) -> Self {
+        MyTarget {
+            config,
+            worker,
+            conn: None,
+            columns: HashMap::new(),
+        }
+    }
+
+    fn classify(&mut self, e: mysql_async::Error, doing: &str) -> SinkError {
+        let message = format!("MySQL at {}, {doing}: {e}", self.config.addr());
+        let retriable = match &e {
+            // Deadlock, lock wait timeout, too many connections, server shutting down.
+            mysql_async::Error::Server(s) => matches!(s.code, 1213 | 1205 | 1040 | 1053 | 2006 | 2013),
+            _ => true,
+        };
+        if retriable {
+            self.conn = None;
+            SinkError::retriable(message)
+        } else {
+            self.columns.clear();
+            SinkError::permanent(message)
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(), SinkError> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(self.config.host.clone())
+            .tcp_port(self.config.port)
+            .user(Some(self.config.user.clone()))
+            .pass(self.config.password.as_ref().map(|p| p.expose().to_string()))
+            .init(vec!["SET time_zone = '+00:00'"]);
+        let mut conn = match Conn::new(opts).await {
+            Ok(conn) => conn,
+            Err(e) => return Err(self.classify(e, "connecting")),
+        };
+        if self.config.effectively_once {
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {}.rowbus_applied (sink VARCHAR(200), worker INT, \
+                 file_no BIGINT, pos BIGINT, row_no BIGINT, applied_at TIMESTAMP(6) DEFAULT \
+                 CURRENT_TIMESTAMP(6), PRIMARY KEY (sink, worker))",
+                quote(&self.config.database)
+            );
+            if let Err(e) = conn.query_drop(sql).await {
+                return Err(self.classify(e, "creating rowbus_applied"));
+            }
+        }
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    async fn columns(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Arc<HashMap<String, String>>, SinkError> {
+        let key = (schema.to_string(), table.to_string());
+        if let Some(c) = self.columns.get(&key) {
+            return Ok(c.clone());
+        }
+        let conn = self.conn.as_mut().expect("connected");
+        let names: Result<Vec<String>, _> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (schema, table),
+            )
+            .await;
+        let names = match names {
+            Ok(n) => n,
+            Err(e) => return Err(self.classify(e, "reading the target's columns")),
+        };
+        if names.is_empty() {
+            return Err(SinkError::permanent(format!(
+                "table {}.{} does not exist in MySQL at {}: create it",
+                quote(schema),
+                quote(table),
+                self.config.addr()
+            )));
+        }
+        let columns = Arc::new(names.into_iter().map(|n| (n.to_lowercase(), n)).collect());
+        self.columns.insert(key, Arc::clone(&columns));
+        Ok(columns)
+    }
+
+    async fn apply_all(
+        &mut self,
+        plans: &[TablePlan],
+        marker: Option<Marker>,
+    ) -> Result<(), SinkError> {
+        self.connect().await?;
+        let mut targets = Vec::new();
+        for p in plans {
+            let (schema, table) = self.config.target_of(&p.db, &p.table);
+            let columns = self.columns(&schema, &table).await?;
+            targets.push((format!("{}.{}", quote(&schema), quote(&table)), columns));
+        }
+        let mut conn = self.conn.take().expect("connected");
+        let (name, worker, marker_db) = (
+            self.config.name.clone(),
+            self.worker,
+            quote(&self.config.database),
+        );
+        let result = async {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(db("starting a transaction"))?;
+            for (p, (target, columns)) in plans.iter().zip(&targets) {
+                let col = |c: &str| {
+                    columns.get(&c.to_lowercase()).map(|n| quote(n)).ok_or_else(|| {
+                        Failed::Permanent(format!(
+                            "column `{c}` of {}.{} has no column in {target}",
+                            p.db, p.table
+                        ))
+                    })
+                };
+                let keys: Vec<String> = p.key_columns.iter().map(|k| col(k)).collect::<Result<_, _>>()?;
+                let deletes: Vec<&Row> = p.deletes().collect();
+                for chunk in deletes.chunks(MAX_ROWS) {
+                    let tuple = format!("({})", vec!["?"; keys.len()].join(", "));
+                    let sql = format!(
+                        "DELETE FROM {target} WHERE ({}) IN ({})",
+                        keys.join(", "),
+                        vec![tuple; chunk.len()].join(", ")
+                    );
+                    let params: Vec<mysql_async::Value> =
+                        chunk.iter().flat_map(|k| k.values.iter().map(mysql_value)).collect();
+                    tx.exec_drop(sql, params).await.map_err(db("deleting"))?;
+                }
+                let upserts: Vec<&Row> = p.upserts().collect();
+                let Some(first) = upserts.first() else { continue };
+                let cols: Vec<String> = first.columns.iter().map(|c| col(c)).collect::<Result<_, _>>()?;
+                let per = MAX_ROWS.min(60_000 / cols.len().max(1)).max(1);
+                let updates: Vec<String> = cols
+                    .iter()
+                    .filter(|c| !keys.contains(c))
+                    .map(|c| format!("{c} = VALUES({c})"))
+                    .collect();
+                let tail = if updates.is_empty() {
+                    format!("ON DUPLICATE KEY UPDATE {0} = {0}", keys[0])
+                } else {
+                    format!("ON DUPLICATE KEY UPDATE {}", updates.join(", "))
+                };
+                for chunk in upserts.chunks(per) {
+                    let tuple = format!("({})", vec!["?"; cols.len()].join(", "));
+                    let sql = format!(
+                        "INSERT INTO {target} ({}) VALUES {} {tail}",
+                        cols.join(", "),
+                        vec![tuple; chunk.len()].join(", ")
+                    );
+                    let params: Vec<mysql_async::Value> =
+                        chunk.iter().flat_map(|r| r.values.iter().map(mysql_value)).collect();
+                    tx.exec_drop(sql, params).await.map_err(db("upserting"))?;
+                }
+            }
+            if let Some((file, pos, row)) = marker {
+                let sql = format!(
+                    "INSERT INTO {marker_db}.rowbus_applied (sink, worker, file_no, pos, row_no) VALUES (?, ?, ?, ?, ?) \
+                     ON DUPLICATE KEY UPDATE file_no = VALUES(file_no), pos = VALUES(pos), \
+                     row_no = VALUES(row_no), applied_at = CURRENT_TIMESTAMP(6)"
+                );
+                tx.exec_drop(sql, (name, worker as i64, file, pos, row as u64))
+                    .await
+                    .map_err(db("recording the applied position"))?;
+            }
+            tx.commit().await.map_err(db("committing"))
+        }
+        .await;
+        self.conn = Some(conn);
+        result.map_err(|f| match f {
+            Failed::Db(doing, e) => self.classify(e, doing),
+            Failed::Permanent(message) => SinkError::permanent(message),
+        })
+    }
+}
+
+impl Target for MyTarget {
+    fn apply<'a>(
+        &'a mut self,
+        plans: &'a [TablePlan],
+        marker: Option<Marker>,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.apply_all(plans, marker))
+    }
+
+    fn marker(&mut self) -> BoxFuture<'_, Result<Option<Marker>, SinkError>> {
+        Box::pin(async move {
+            self.connect().await?;
+            let sql = format!(
+                "SELECT file_no, pos, row_no FROM {}.rowbus_applied WHERE sink = ? AND worker = ?",
+                quote(&self.config.database)
+            );
+            let conn = self.conn.as_mut().expect("connected");
+            let row: Result<Option<(u64, u64, u64)>, _> = conn
+                .exec_first(sql, (self.config.name.clone(), self.worker as i64))
+                .await;
+            match row {
+                Ok(row) => Ok(row.map(|(f, p, n)| (f, p, n as u32))),
+                Err(e) => Err(self.classify(e, "reading rowbus_applied")),
+            }
+        })
+    }
+}

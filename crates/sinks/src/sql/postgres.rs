@@ -1,0 +1,352 @@
+//! The PostgreSQL target: one connection per worker (tokio-postgres), a transaction per batch,
+//! multi-row `INSERT ... ON CONFLICT DO UPDATE` and `DELETE ... WHERE (key) IN (...)`, every value
+//! a text parameter cast to its column's type as the target catalog declares it.
+
+use super::params::pg_text;
+use super::plan::TablePlan;
+use super::{Marker, SqlSinkConfig, Target};
+use rowbus_core::sink::{BoxFuture, SinkError};
+use rowbus_core::Row;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls, Transaction};
+
+/// A statement carries at most this many rows (and PostgreSQL's 65535 parameters).
+const MAX_ROWS: usize = 1000;
+
+/// Target columns and their declared types, by lower-cased name.
+struct Columns {
+    types: HashMap<String, (String, String)>,
+}
+
+pub struct PgTarget {
+    config: SqlSinkConfig,
+    worker: usize,
+    client: Option<Client>,
+    columns: HashMap<(String, String), Arc<Columns>>,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl PgTarget {
+    pub fn new(config: SqlSinkConfig, worker: usize) -> Self {
+        PgTarget {
+            config,
+            worker,
+            client: None,
+            columns: HashMap::new(),
+        }
+    }
+
+    fn classify(&mut self, e: tokio_postgres::Error, doing: &str) -> SinkError {
+        use tokio_postgres::error::SqlState;
+        let message = format!(
+            "PostgreSQL at {}, {doing}: {}",
+            self.config.addr(),
+            e.as_db_error()
+                .map(|d| format!("{} ({})", d.message(), d.code().code()))
+                .unwrap_or_else(|| e.to_string())
+        );
+        let retriable = match e.code() {
+            None => true, // connection and I/O errors
+            Some(code) => {
+                let c = code.code();
+                c.starts_with("08")
+                    || c.starts_with("53")
+                    || c.starts_with("57")
+                    || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *code == SqlState::T_R_DEADLOCK_DETECTED
+                    || *code == SqlState::LOCK_NOT_AVAILABLE
+            }
+        };
+        if retriable {
+            self.client = None;
+            SinkError::retriable(message)
+        } else {
+            // The catalog may have changed (a missing table created since): look again next time.
+            self.columns.clear();
+            SinkError::permanent(message)
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(), SinkError> {
+        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(());
+        }
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&self.config.host)
+            .port(self.config.port)
+            .user(&self.config.user)
+            .dbname(&self.config.database)
+            .application_name("rowbus")
+            .connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(p) = &self.config.password {
+            pg.password(p.expose());
+        }
+        let (client, connection) = pg
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.classify(e, "connecting"))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        if self.config.effectively_once {
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS rowbus_applied (sink text, worker int, file_no bigint, \
+                     pos bigint, row_no bigint, applied_at timestamptz DEFAULT now(), \
+                     PRIMARY KEY (sink, worker))",
+                )
+                .await
+                .map_err(|e| self.classify(e, "creating rowbus_applied"))?;
+        }
+        self.client = Some(client);
+        Ok(())
+    }
+
+    async fn columns(&mut self, schema: &str, table: &str) -> Result<Arc<Columns>, SinkError> {
+        let key = (schema.to_string(), table.to_string());
+        if let Some(c) = self.columns.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = self.client.as_ref().expect("connected");
+        let rows = client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                 JOIN pg_class c ON a.attrelid = c.oid JOIN pg_namespace n ON c.relnamespace = n.oid \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&schema, &table],
+            )
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => return Err(self.classify(e, "reading the target's columns")),
+        };
+        if rows.is_empty() {
+            return Err(SinkError::permanent(format!(
+                "table {}.{} does not exist in PostgreSQL at {}, database {}: create it (README: \
+                 database sinks, type mapping)",
+                quote(schema),
+                quote(table),
+                self.config.addr(),
+                self.config.database
+            )));
+        }
+        let types = rows
+            .iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                let ty: String = r.get(1);
+                (name.to_lowercase(), (name, ty))
+            })
+            .collect();
+        let columns = Arc::new(Columns { types });
+        self.columns.insert(key, columns.clone());
+        Ok(columns)
+    }
+
+    async fn apply_all(
+        &mut self,
+        plans: &[TablePlan],
+        marker: Option<Marker>,
+    ) -> Result<(), SinkError> {
+        self.connect().await?;
+        let mut targets = Vec::new();
+        for p in plans {
+            let (schema, table) = self.config.target_of(&p.db, &p.table);
+            let columns = self.columns(&schema, &table).await?;
+            targets.push((schema, table, columns));
+        }
+        let mut client = self.client.take().expect("connected");
+        let result = async {
+            let tx = client.transaction().await.map_err(db("starting a transaction"))?;
+            for (p, (schema, table, columns)) in plans.iter().zip(&targets) {
+                let name = format!("{}.{}", quote(schema), quote(table));
+                let with_name = |f: Failed| match f {
+                    Failed::MissingColumn(c) => {
+                        Failed::MissingColumn(format!("column `{c}` of {}.{} has no column in {name}", p.db, p.table))
+                    }
+                    other => other,
+                };
+                delete(&tx, &name, p, columns).await.map_err(with_name)?;
+                upsert(&tx, &name, p, columns).await.map_err(with_name)?;
+            }
+            if let Some((file, pos, row)) = marker {
+                tx.execute(
+                    "INSERT INTO rowbus_applied (sink, worker, file_no, pos, row_no) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (sink, worker) DO UPDATE SET file_no = EXCLUDED.file_no, pos = EXCLUDED.pos, \
+                     row_no = EXCLUDED.row_no, applied_at = now()",
+                    &[&self.config.name, &(self.worker as i32), &(file as i64), &(pos as i64), &(row as i64)],
+                )
+                .await
+                .map_err(db("recording the applied position"))?;
+            }
+            tx.commit().await.map_err(db("committing"))
+        }
+        .await;
+        self.client = Some(client);
+        result.map_err(|f| match f {
+            Failed::Db(doing, e) => self.classify(e, doing),
+            Failed::MissingColumn(what) => SinkError::permanent(what),
+        })
+    }
+}
+
+/// `$n::type`, numbering from `next`.
+fn placeholder(next: &mut usize, ty: &str) -> String {
+    *next += 1;
+    format!("${}::{ty}", *next)
+}
+
+/// Why applying failed: the database said no, or the target lacks a source column.
+enum Failed {
+    Db(&'static str, tokio_postgres::Error),
+    MissingColumn(String),
+}
+
+fn db(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Failed {
+    move |e| Failed::Db(doing, e)
+}
+
+fn column<'c>(columns: &'c Columns, name: &str) -> Result<&'c (String, String), Failed> {
+    columns
+        .types
+        .get(&name.to_lowercase())
+        .ok_or_else(|| Failed::MissingColumn(name.to_string()))
+}
+
+async fn delete(
+    tx: &Transaction<'_>,
+    name: &str,
+    p: &TablePlan,
+    columns: &Columns,
+) -> Result<(), Failed> {
+    let keys: Vec<&Row> = p.deletes().collect();
+    let key_cols: Vec<&(String, String)> = p
+        .key_columns
+        .iter()
+        .map(|c| column(columns, c))
+        .collect::<Result<_, _>>()?;
+    for chunk in keys.chunks(MAX_ROWS) {
+        let mut next = 0;
+        let mut params: Vec<Option<String>> = Vec::new();
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|k| {
+                let items: Vec<String> = key_cols
+                    .iter()
+                    .map(|(_, ty)| placeholder(&mut next, ty))
+                    .collect();
+                params.extend(k.values.iter().map(pg_text));
+                format!("({})", items.join(", "))
+            })
+            .collect();
+        let cols: Vec<String> = key_cols.iter().map(|(n, _)| quote(n)).collect();
+        let sql = format!(
+            "DELETE FROM {name} WHERE ({}) IN ({})",
+            cols.join(", "),
+            tuples.join(", ")
+        );
+        execute(tx, &sql, &params).await.map_err(db("deleting"))?;
+    }
+    Ok(())
+}
+
+async fn upsert(
+    tx: &Transaction<'_>,
+    name: &str,
+    p: &TablePlan,
+    columns: &Columns,
+) -> Result<(), Failed> {
+    let rows: Vec<&Row> = p.upserts().collect();
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let target: Vec<&(String, String)> = first
+        .columns
+        .iter()
+        .map(|c| column(columns, c))
+        .collect::<Result<_, _>>()?;
+    let per_statement = MAX_ROWS.min(60_000 / target.len().max(1)).max(1);
+    let cols: Vec<String> = target.iter().map(|(n, _)| quote(n)).collect();
+    let keys: Vec<String> = p.key_columns.iter().map(|k| {
+        column(columns, k).map(|(n, _)| quote(n)).unwrap_or_else(|_| quote(k))
+    }).collect();
+    let updates: Vec<String> = cols
+        .iter()
+        .filter(|c| !keys.contains(c))
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let on_conflict = if updates.is_empty() {
+        format!("ON CONFLICT ({}) DO NOTHING", keys.join(", "))
+    } else {
+        format!("ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), updates.join(", "))
+    };
+    for chunk in rows.chunks(per_statement) {
+        let mut next = 0;
+        let mut params: Vec<Option<String>> = Vec::new();
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|row| {
+                let items: Vec<String> = target
+                    .iter()
+                    .map(|(_, ty)| placeholder(&mut next, ty))
+                    .collect();
+                params.extend(row.values.iter().map(pg_text));
+                format!("({})", items.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO {name} ({}) VALUES {} {on_conflict}",
+            cols.join(", "),
+            tuples.join(", ")
+        );
+        execute(tx, &sql, &params).await.map_err(db("upserting"))?;
+    }
+    Ok(())
+}
+
+async fn execute(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[Option<String>],
+) -> Result<u64, tokio_postgres::Error> {
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+        .iter()
+        .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
+        .collect();
+    tx.execute_typed(sql, &typed).await
+}
+
+impl Target for PgTarget {
+    fn apply<'a>(
+        &'a mut self,
+        plans: &'a [TablePlan],
+        marker: Option<Marker>,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.apply_all(plans, marker))
+    }
+
+    fn marker(&mut self) -> BoxFuture<'_, Result<Option<Marker>, SinkError>> {
+        Box::pin(async move {
+            self.connect().await?;
+            let client = self.client.as_ref().expect("connected");
+            let row = client
+                .query_opt(
+                    "SELECT file_no, pos, row_no FROM rowbus_applied WHERE sink = $1 AND worker = $2",
+                    &[&self.config.name, &(self.worker as i32)],
+                )
+                .await;
+            match row {
+                Ok(row) => Ok(row.map(|r| {
+                    let (f, p, n): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+                    (f as u64, p as u64, n as u32)
+                })),
+                Err(e) => Err(self.classify(e, "reading rowbus_applied")),
+            }
+        })
+    }
+}
