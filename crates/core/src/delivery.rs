@@ -9,12 +9,13 @@
 
 use crate::backoff::Backoff;
 use crate::event::{now_ms, ChangeEvent};
-use crate::failure::{key_of, store_event, FailureLog, FailureRecord};
+use crate::failure::record::{parking_of, Parked};
+use crate::failure::{store_event, FailureLog, FailureRecord};
 use crate::pipeline::{PipelineError, Stop};
 use crate::sink::{Sink, SinkError};
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What happens to later changes of a key whose change is in the failure log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,7 +55,9 @@ pub struct Delivery {
     sink: String,
     policy: DeliveryPolicy,
     log: FailureLog,
-    recent: VecDeque<Instant>,
+    /// When recent failures happened (ms since the epoch), oldest first, for the guard; seeded
+    /// from the log so that a restart does not reset the count.
+    recent: VecDeque<u64>,
 }
 
 /// How a write ended after retries: delivered, or failed with the error and the attempts made.
@@ -62,11 +65,13 @@ type Outcome = Result<(), (SinkError, u32)>;
 
 impl Delivery {
     pub fn new(sink: &str, policy: DeliveryPolicy, log: FailureLog) -> Self {
+        let mut recent: Vec<u64> = log.failed_ms().to_vec();
+        recent.sort_unstable();
         Delivery {
             sink: sink.to_string(),
             policy,
             log,
-            recent: VecDeque::new(),
+            recent: recent.into(),
         }
     }
 
@@ -83,9 +88,10 @@ impl Delivery {
         let mut failed: Vec<(usize, FailureRecord)> = Vec::new();
         let mut send = Vec::with_capacity(batch.len());
         for (i, e) in batch.iter().enumerate() {
-            match parking_key(e, park) {
-                Some(key) if self.log.is_parked(&key) => failed.push((i, self.parked(e, key))),
-                _ => send.push((i, e.clone())),
+            if park && self.log.parks(&parking_of(e)) {
+                failed.push((i, self.parked(e)));
+            } else {
+                send.push((i, e.clone()));
             }
         }
         let events: Vec<Arc<ChangeEvent>> = send.iter().map(|(_, e)| e.clone()).collect();
@@ -93,11 +99,12 @@ impl Delivery {
             Ok(()) => {}
             Err((error, attempts)) if !error.retriable && send.len() > 1 => {
                 tracing::warn!(sink = %self.sink, %error, events = send.len(), "a batch was rejected; writing its events one at a time");
-                let mut failed_keys = HashSet::new();
+                let mut in_batch = Parked::default();
+                let mut new_failures = 0;
                 for (i, e) in &send {
-                    let key = parking_key(e, park);
-                    if let Some(key) = key.as_ref().filter(|k| failed_keys.contains(*k)) {
-                        failed.push((*i, self.parked(e, key.clone())));
+                    let parking = parking_of(e);
+                    if park && in_batch.parks(&parking) {
+                        failed.push((*i, self.parked(e)));
                         continue;
                     }
                     if let Err((error, n)) = self
@@ -105,11 +112,10 @@ impl Delivery {
                         .await?
                     {
                         failed.push((*i, self.record(e, &error, attempts + n)));
-                        failed_keys.extend(key);
+                        in_batch.add(&parking);
+                        new_failures += 1;
                         // Stop before writing more of the batch once the guard would trip.
-                        let records: Vec<FailureRecord> =
-                            failed.iter().map(|(_, r)| r.clone()).collect();
-                        self.check_guard(&records)?;
+                        self.check_guard(new_failures, &error.message)?;
                     }
                 }
             }
@@ -124,10 +130,10 @@ impl Delivery {
         }
         failed.sort_by_key(|(i, _)| *i);
         let mut records: Vec<FailureRecord> = failed.into_iter().map(|(_, r)| r).collect();
-        self.check_guard(&records)?;
-        let now = Instant::now();
         let new = records.iter().filter(|r| !r.parked).count();
-        self.recent.extend(std::iter::repeat_n(now, new));
+        let last = records.last().map(|r| r.error.clone()).unwrap_or_default();
+        self.check_guard(new, &last)?;
+        self.recent.extend(std::iter::repeat_n(now_ms(), new));
         self.log
             .append(&mut records)
             .map_err(|e| PipelineError::FailureLog {
@@ -140,27 +146,26 @@ impl Delivery {
         Ok(())
     }
 
-    /// Stops the pipeline when these failures would exceed `max_failures` within the window.
-    fn check_guard(&mut self, records: &[FailureRecord]) -> Result<(), PipelineError> {
+    /// Stops the pipeline when `new` more failures would exceed `max_failures` within the window.
+    fn check_guard(&mut self, new: usize, last_error: &str) -> Result<(), PipelineError> {
         if self.policy.max_failures == 0 {
             return Ok(());
         }
-        let now = Instant::now();
+        let window = self.policy.max_failures_within.as_millis() as u64;
+        let now = now_ms();
         while self
             .recent
             .front()
-            .is_some_and(|t| now.duration_since(*t) > self.policy.max_failures_within)
+            .is_some_and(|&t| now.saturating_sub(t) > window)
         {
             self.recent.pop_front();
         }
-        let new = records.iter().filter(|r| !r.parked).count();
         if self.recent.len() + new > self.policy.max_failures {
-            let last = records.last().map(|r| r.error.clone()).unwrap_or_default();
             return Err(PipelineError::TooManyFailures {
                 sink: self.sink.clone(),
                 count: self.recent.len() + new,
                 within: self.policy.max_failures_within,
-                last_error: last,
+                last_error: last_error.to_string(),
             });
         }
         Ok(())
@@ -168,6 +173,7 @@ impl Delivery {
 
     fn record(&self, e: &ChangeEvent, error: &SinkError, attempts: u32) -> FailureRecord {
         let now = now_ms();
+        let parking = parking_of(e);
         FailureRecord {
             id: 0,
             sink: self.sink.clone(),
@@ -176,16 +182,17 @@ impl Delivery {
             attempts,
             first_ms: now,
             last_ms: now,
-            key: parking_key(e, true).unwrap_or_default(),
+            key: parking.key,
             parked: false,
+            old_key: parking.old_key,
+            table: parking.table,
         }
     }
 
-    fn parked(&self, e: &ChangeEvent, key: String) -> FailureRecord {
+    fn parked(&self, e: &ChangeEvent) -> FailureRecord {
         FailureRecord {
-            error: "parked: an earlier change of this key is in the failure log".into(),
+            error: "parked: an earlier change of this row (or table) is in the failure log".into(),
             attempts: 0,
-            key,
             parked: true,
             ..self.record(e, &SinkError::permanent(""), 0)
         }
@@ -206,6 +213,12 @@ impl Delivery {
         loop {
             let error = match sink.write(batch).await {
                 Ok(()) => return Ok(Ok(())),
+                Err(e) if e.fatal => {
+                    return Err(PipelineError::Sink {
+                        sink: self.sink.clone(),
+                        source: e,
+                    })
+                }
                 Err(e) if !e.retriable => return Ok(Err((e, backoff.attempts() + 1))),
                 Err(e) if stop.is_triggered() => {
                     return Err(PipelineError::Sink {
@@ -227,12 +240,6 @@ impl Delivery {
             stop.sleep(delay).await;
         }
     }
-}
-
-/// The key an event parks under: `db.table` and its primary key (none without a key, or when
-/// parking is off).
-fn parking_key(e: &ChangeEvent, park: bool) -> Option<String> {
-    (park && !e.key.values.is_empty()).then(|| key_of(e))
 }
 
 #[cfg(test)]
@@ -274,7 +281,10 @@ mod tests {
     }
 
     fn change(id: i64, text: &str) -> Arc<ChangeEvent> {
+        // Each change its own place in the binlog, as real ones have.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let mut e = crate::failure::tests::event(id);
+        e.source.row = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         e.op = Op::Update;
         e.after = Some(Row {
             columns: vec![Arc::from("id"), Arc::from("v")].into(),

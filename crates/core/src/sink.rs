@@ -16,6 +16,9 @@ pub struct SinkError {
     /// True when trying again may succeed (lost connection, timeout, overload); false when it
     /// cannot (a row the target rejects, a full disk needing a person).
     pub retriable: bool,
+    /// The sink as a whole cannot go on (its output is gone, its state is unknown): the pipeline
+    /// stops, with the checkpoint before the batch, instead of logging events one by one.
+    pub fatal: bool,
 }
 
 impl SinkError {
@@ -23,6 +26,7 @@ impl SinkError {
         SinkError {
             message: message.into(),
             retriable: true,
+            fatal: false,
         }
     }
 
@@ -30,6 +34,15 @@ impl SinkError {
         SinkError {
             message: message.into(),
             retriable: false,
+            fatal: false,
+        }
+    }
+
+    pub fn fatal(message: impl Into<String>) -> Self {
+        SinkError {
+            message: message.into(),
+            retriable: false,
+            fatal: true,
         }
     }
 }

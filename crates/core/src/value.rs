@@ -237,7 +237,14 @@ fn write_temporal(value: &Value, out: &mut Vec<u8>) {
 pub fn utc_fields(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     let in_day = secs.rem_euclid(86_400) as u32;
-    (year, month, day, in_day / 3600, in_day / 60 % 60, in_day % 60)
+    (
+        year,
+        month,
+        day,
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60,
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).

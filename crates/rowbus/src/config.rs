@@ -11,9 +11,7 @@ use rowbus_core::queue::QueueLimits;
 use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::MysqlSourceConfig;
 use rowbus_sinks::file::FileSinkConfig;
-use sections::{
-    FileSection, MysqlSection, PipelineSection, SinkCommon, SqlSection, StdoutSection,
-};
+use sections::{FileSection, MysqlSection, PipelineSection, SinkCommon, SqlSection, StdoutSection};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -231,7 +229,12 @@ fn check_sinks(
             .into_iter()
             .partition(|(key, _)| sections::COMMON_SINK_FIELDS.contains(&key.as_str()));
         let common = sections::typed::<SinkCommon>(Some(common.into()), &path, errors);
-        let sink = match sections::type_of(&own, &path, &["file", "stdout", "postgres", "mysql"], errors) {
+        let sink = match sections::type_of(
+            &own,
+            &path,
+            &["file", "stdout", "postgres", "mysql"],
+            errors,
+        ) {
             Some("file") => sections::typed::<FileSection>(Some(own.into()), &path, errors)
                 .zip(common)
                 .and_then(|(s, common)| s.check(&name, &path, common, errors)),
@@ -246,6 +249,18 @@ fn check_sinks(
             _ => None,
         };
         checked.extend(sink);
+    }
+    // Two file sinks on one file would take back each other's lines after a failed write.
+    let mut paths = std::collections::BTreeMap::new();
+    for sink in &checked {
+        if let SinkKind::File(file) = &sink.kind {
+            if let Some(other) = paths.insert(file.path.clone(), sink.name.clone()) {
+                errors.add(
+                    format!("sinks.{}.path", sink.name),
+                    format!("is also the path of sink `{other}`; give each file sink its own file"),
+                );
+            }
+        }
     }
     Some(checked)
 }

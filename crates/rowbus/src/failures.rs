@@ -7,10 +7,10 @@ use crate::config::{Config, SinkConfig};
 use anyhow::{bail, Context};
 use rowbus_core::delivery::OnFailure;
 use rowbus_core::event::now_ms;
+use rowbus_core::failure::record::Parked;
 use rowbus_core::failure::{load_event, log, FailureRecord};
 use rowbus_core::sink::Sink;
 use rowbus_sinks::encode::native_json_line;
-use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -71,8 +71,7 @@ pub fn list(config: &Config, sink: &Option<String>) -> anyhow::Result<()> {
     for s in chosen(config, sink)? {
         for r in records(config, s)? {
             total += 1;
-            let mut error = r.error.clone();
-            error.truncate(80);
+            let error: String = r.error.chars().take(80).collect();
             println!(
                 "{:<12} {:>6} {:<20} {:>8} {:<6} {:<40} {error}",
                 s.name,
@@ -159,18 +158,31 @@ pub async fn replay(
 ) -> anyhow::Result<Replayed> {
     let path = log::path(&config.data_dir, &sink.name);
     let mut kept = Vec::new();
-    let mut failed_keys = HashSet::new();
+    // Rows (and tables) whose record failed again: their later records stay behind it.
+    let mut failed = Parked::default();
     let mut report = Replayed::default();
     let all = records(config, sink)?;
     if all.is_empty() {
         return Ok(report);
     }
     for mut r in all {
-        let event = load_event(r.event.as_ref().context("a record without its event")?)
-            .map_err(anyhow::Error::msg)?;
-        let parked_behind = sink.delivery.on_failure == OnFailure::ParkKey
-            && !r.key.is_empty()
-            && failed_keys.contains(&r.key);
+        let parking = r.parking();
+        let event = match r.event.as_ref().map(load_event) {
+            Some(Ok(event)) => event,
+            other => {
+                // Kept, with why, and its row's later records behind it.
+                r.error = match other {
+                    Some(Err(e)) => format!("cannot read the stored event: {e}"),
+                    _ => "the record holds no event".into(),
+                };
+                failed.add(&parking);
+                kept.push(r);
+                report.kept += 1;
+                continue;
+            }
+        };
+        let parked_behind =
+            sink.delivery.on_failure == OnFailure::ParkKey && failed.parks(&parking);
         if dry_run {
             let mut line = Vec::new();
             native_json_line(&event, &mut line);
@@ -190,7 +202,7 @@ pub async fn replay(
                 r.last_ms = now_ms();
                 r.error = e.message;
                 r.parked = false;
-                failed_keys.insert(r.key.clone());
+                failed.add(&parking);
                 kept.push(r);
                 report.kept += 1;
             }

@@ -31,6 +31,12 @@ pub struct FailureRecord {
     /// Not tried: an earlier change of the same key is in the log.
     #[prost(bool, tag = "9")]
     pub parked: bool,
+    /// For a change of the primary key: the row's key before it.
+    #[prost(string, tag = "10")]
+    pub old_key: String,
+    /// `db.table`; with an empty `key`, the whole table is parked behind this record.
+    #[prost(string, tag = "11")]
+    pub table: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -387,7 +393,101 @@ fn parse_schema_change(text: &str) -> Result<SchemaChange, String> {
 
 /// `db.table` and the key's native JSON: one string per row identity.
 pub fn key_of(e: &ChangeEvent) -> String {
-    let mut key = format!("{}.{}:", e.db, e.table);
-    key.push_str(&serde_json::to_string(&e.key).unwrap_or_default());
-    key
+    row_key(e, &e.key)
+}
+
+fn row_key(e: &ChangeEvent, key: &Row) -> String {
+    let mut text = format!("{}.{}:", e.db, e.table);
+    text.push_str(&serde_json::to_string(key).unwrap_or_default());
+    text
+}
+
+/// What a change parks under and is parked by: its row's key (and the old key when an update
+/// changes it), or, for a change without a key (a table without a primary key, a partial image,
+/// DDL, TRUNCATE), its whole table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parking {
+    pub table: String,
+    pub key: String,
+    pub old_key: String,
+}
+
+pub fn parking_of(e: &ChangeEvent) -> Parking {
+    let table = format!("{}.{}", e.db, e.table);
+    if e.key.values.is_empty() || e.op.is_schema_change() {
+        return Parking {
+            table,
+            key: String::new(),
+            old_key: String::new(),
+        };
+    }
+    let key = key_of(e);
+    let old_key = e
+        .before
+        .as_ref()
+        .filter(|_| e.after.is_some())
+        .and_then(|before| {
+            let values = e
+                .key
+                .columns
+                .iter()
+                .map(|c| before.get(c).cloned())
+                .collect::<Option<Vec<_>>>()?;
+            Some(row_key(
+                e,
+                &Row {
+                    columns: e.key.columns.clone(),
+                    values,
+                },
+            ))
+        })
+        .filter(|old| *old != key)
+        .unwrap_or_default();
+    Parking {
+        table,
+        key,
+        old_key,
+    }
+}
+
+/// The rows and tables with changes in a failure log: what later changes must park behind.
+#[derive(Debug, Default)]
+pub struct Parked {
+    keys: std::collections::HashSet<String>,
+    tables: std::collections::HashSet<String>,
+    whole: std::collections::HashSet<String>,
+}
+
+impl Parked {
+    /// Whether a change with this parking must follow earlier ones into the log.
+    pub fn parks(&self, p: &Parking) -> bool {
+        if p.key.is_empty() {
+            return self.tables.contains(&p.table);
+        }
+        self.whole.contains(&p.table)
+            || self.keys.contains(&p.key)
+            || (!p.old_key.is_empty() && self.keys.contains(&p.old_key))
+    }
+
+    pub fn add(&mut self, p: &Parking) {
+        self.tables.insert(p.table.clone());
+        if p.key.is_empty() {
+            self.whole.insert(p.table.clone());
+        } else {
+            self.keys.insert(p.key.clone());
+            if !p.old_key.is_empty() {
+                self.keys.insert(p.old_key.clone());
+            }
+        }
+    }
+}
+
+impl FailureRecord {
+    pub fn parking(&self) -> Parking {
+        Parking {
+            table: self.table.clone(),
+            key: self.key.clone(),
+            old_key: self.old_key.clone(),
+        }
+    }
 }

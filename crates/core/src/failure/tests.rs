@@ -85,7 +85,7 @@ pub fn event(id: i64) -> ChangeEvent {
                 ts_ms: 1000,
                 snapshot: false,
             }),
-            row: 3,
+            row: id as u32,
         },
         read_ts_ms: 2000,
         ddl: None,
@@ -118,10 +118,13 @@ fn temp(name: &str) -> std::path::PathBuf {
 
 fn record(id: i64) -> FailureRecord {
     let e = event(id);
+    let parking = parking_of(&e);
     FailureRecord {
         id: 0,
         sink: "out".into(),
-        key: key_of(&e),
+        key: parking.key,
+        old_key: parking.old_key,
+        table: parking.table,
         event: Some(store_event(&e)),
         error: format!("rejected {id}"),
         attempts: 1,
@@ -136,9 +139,12 @@ fn appends_reads_and_cuts_a_torn_tail() {
     let dir = temp("log");
     let path = log::path(&dir, "out");
     let mut log = FailureLog::open(&path).unwrap();
-    log.append(&mut [record(1), record(2)]).unwrap();
-    log.append(&mut [record(3)]).unwrap();
-    assert!(log.is_parked(&key_of(&event(2))) && !log.is_parked(&key_of(&event(4))));
+    log.append(&mut vec![record(1), record(2)]).unwrap();
+    log.append(&mut vec![record(3)]).unwrap();
+    // The same event again (logged again after a crash) is left out.
+    log.append(&mut vec![record(3)]).unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(log.parks(&parking_of(&event(2))) && !log.parks(&parking_of(&event(4))));
     drop(log);
     // A crash in the middle of the next append.
     let whole = std::fs::metadata(&path).unwrap().len();
@@ -156,7 +162,7 @@ fn appends_reads_and_cuts_a_torn_tail() {
     assert_eq!((records.len(), torn), (3, partial.len()));
     let mut log = FailureLog::open(&path).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
-    log.append(&mut [record(5)]).unwrap();
+    log.append(&mut vec![record(5)]).unwrap();
     let (records, torn) = log::read(&path).unwrap();
     assert_eq!(torn, 0);
     let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
@@ -172,5 +178,50 @@ fn appends_reads_and_cuts_a_torn_tail() {
     bytes[last] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
     assert_eq!(log::read(&path).unwrap().0.len(), 3);
+    // Zeros to the end (a crash after the file grew) are a torn tail too.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - 3);
+    let whole = log::read(&path).unwrap().0.len();
+    bytes.extend_from_slice(&[0u8; 64]);
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(log::read(&path).unwrap().0.len(), whole);
+    // A damaged record with whole records after it is corruption, not a tail to cut.
+    let first_len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    bytes[8 + first_len / 2] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = FailureLog::open(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("fails its checksum at offset 0") && err.contains("damaged"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn keyless_changes_and_key_changes_park_what_they_touch() {
+    let mut parked = Parked::default();
+    let mut keyed = event(1);
+    parked.add(&parking_of(&keyed));
+    // Another row of the table flows; a keyless change of it (TRUNCATE, DDL) waits behind it.
+    assert!(!parked.parks(&parking_of(&event(2))));
+    let mut truncate = event(2);
+    truncate.op = Op::Truncate;
+    truncate.key = Row::default();
+    assert!(parked.parks(&parking_of(&truncate)));
+    // A logged keyless change parks the whole table.
+    let mut whole = Parked::default();
+    whole.add(&parking_of(&truncate));
+    assert!(whole.parks(&parking_of(&event(7))));
+    // An update moving row 1 to key 5 is parked by row 1, and once logged parks both keys.
+    keyed.before.as_mut().unwrap().columns = vec![Arc::from("id")].into();
+    keyed.before.as_mut().unwrap().values = vec![Value::Int(1)];
+    keyed.key.values = vec![Value::Int(5)];
+    let moved = parking_of(&keyed);
+    assert!(!moved.old_key.is_empty() && moved.old_key != moved.key);
+    let mut only_one = Parked::default();
+    only_one.add(&parking_of(&event(1)));
+    assert!(only_one.parks(&moved));
+    let mut after_move = Parked::default();
+    after_move.add(&moved);
+    assert!(after_move.parks(&parking_of(&event(1))) && after_move.parks(&parking_of(&event(5))));
 }

@@ -42,6 +42,12 @@ pub(super) fn typed<T: DeserializeOwned + Default>(
                 full = format!("{full}.{field}");
                 message = "missing required field".into();
             }
+            if message.starts_with("unknown field") && path.starts_with("sinks.") {
+                message.push_str(&format!(
+                    ", or one of the settings every sink has: {}",
+                    COMMON_SINK_FIELDS.join(", ")
+                ));
+            }
             errors.add(full, message);
             None
         }
@@ -436,6 +442,9 @@ impl FileSection {
         if self.path.as_os_str().is_empty() {
             errors.add(format!("{path}.path"), "must not be empty");
         }
+        if self.max_event_bytes == Some(0) {
+            errors.add(format!("{path}.max_event_bytes"), "must be at least 1");
+        }
         let kind = SinkKind::File(FileSinkConfig {
             path: self.path,
             fsync: self.fsync,
@@ -518,6 +527,9 @@ fn sink_config(
     };
     if common.max_attempts == Some(0) {
         errors.add(format!("{path}.max_attempts"), "must be at least 1");
+    }
+    if common.degraded_after == 0 {
+        errors.add(format!("{path}.degraded_after"), "must be at least 1");
     }
     let within = check_duration(
         &common.max_failures_within,
@@ -626,7 +638,11 @@ impl SqlSection {
         };
         let kind = SinkKind::Sql(SqlSinkConfig {
             name: name.to_string(),
-            dialect: if postgres { Dialect::Postgres } else { Dialect::Mysql },
+            dialect: if postgres {
+                Dialect::Postgres
+            } else {
+                Dialect::Mysql
+            },
             host: url.host,
             port: url.port,
             user: url.user,

@@ -190,3 +190,95 @@ fn schema_options_are_read_and_checked() {
         ["sources.shop.on_unknown_ddl: unknown value `skip`, expected stop or refresh"]
     );
 }
+
+#[test]
+fn sink_delivery_settings_are_read_and_checked() {
+    let text = GOOD.replace(
+        "fsync = \"never\"",
+        "fsync = \"never\"\nmax_attempts = 3\ndegraded_after = 2\non_failure = \"skip_event\"\nmax_failures = 5\nmax_failures_within = \"10s\"\nmax_event_bytes = 1000\nreplay_failures_on_start = true",
+    );
+    let config = parse(&text).unwrap();
+    let archive = config.sinks.iter().find(|s| s.name == "archive").unwrap();
+    assert_eq!(archive.delivery.max_attempts, Some(3));
+    assert_eq!(archive.delivery.degraded_after, 2);
+    assert_eq!(
+        archive.delivery.on_failure,
+        rowbus_core::delivery::OnFailure::SkipEvent
+    );
+    assert_eq!(archive.delivery.max_failures, 5);
+    assert_eq!(
+        archive.delivery.max_failures_within,
+        Duration::from_secs(10)
+    );
+    assert!(archive.replay_failures_on_start);
+    let bad = GOOD.replace(
+        "fsync = \"never\"",
+        "fsync = \"never\"\nmax_attempts = 0\ndegraded_after = 0\non_failure = \"drop\"\nmax_failures_within = \"soon\"\nmax_event_bytes = 0",
+    );
+    let mut errors = errors_of(&bad);
+    errors.sort();
+    let fields: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "sinks.archive.degraded_after",
+            "sinks.archive.max_attempts",
+            "sinks.archive.max_event_bytes",
+            "sinks.archive.max_failures_within",
+            "sinks.archive.on_failure",
+        ],
+        "{errors:?}"
+    );
+    let typo = errors_of(&GOOD.replace("fsync = \"never\"", "fsync = \"never\"\nmax_attempt = 1"));
+    assert!(
+        typo[0].starts_with("sinks.archive.max_attempt: unknown field")
+            && typo[0].contains("every sink has: tables, batch_max_events"),
+        "{typo:?}"
+    );
+    let shared = GOOD.replace(
+        "type = \"stdout\"",
+        "type = \"file\"\npath = \"./changes.jsonl\"",
+    );
+    assert_eq!(
+        errors_of(&shared),
+        ["sinks.screen.path: is also the path of sink `archive`; give each file sink its own file"]
+    );
+}
+
+#[test]
+fn database_sinks_are_read_and_checked() {
+    let text = GOOD.replace(
+        "[sinks.screen]\ntype = \"stdout\"",
+        "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://rowbus@127.0.0.1:5432/reporting\"\nschema = \"copy_{db}\"\nworkers = 2\neffectively_once = true\n\n[sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306\"\nstate_database = \"rowbus\"\neffectively_once = true",
+    );
+    let config = parse(&text).unwrap();
+    let pg = config.sinks.iter().find(|s| s.name == "pg").unwrap();
+    let SinkKind::Sql(sql) = &pg.kind else {
+        panic!()
+    };
+    assert_eq!(
+        (sql.database.as_str(), sql.workers, sql.effectively_once),
+        ("reporting", 2, true)
+    );
+    assert_eq!(
+        sql.target_of("shop", "orders"),
+        ("copy_shop".to_string(), "orders".to_string())
+    );
+    let bad = GOOD.replace(
+        "[sinks.screen]\ntype = \"stdout\"",
+        "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://u:secret@h/db\"\nworkers = 0\n\n[sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\neffectively_once = true",
+    );
+    let mut errors = errors_of(&bad);
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            "sinks.my.state_database: required with effectively_once: the database that holds rowbus_applied",
+            "sinks.pg.url: contains a password; remove it from the URL and set password_env or password_file",
+            "sinks.pg.workers: must be between 1 and 64",
+        ]
+    );
+}

@@ -63,10 +63,9 @@ impl FileSink {
                 )));
             }
         }
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| SinkError::permanent("file sink used after a failed write"))?;
+        let mut file = self.file.take().ok_or_else(|| {
+            SinkError::fatal("file sink used after a write it could not take back")
+        })?;
         let buffer = std::mem::take(&mut self.buffer);
         let (fsync, path) = (self.config.fsync, self.config.path.clone());
         let (file, buffer, result) = tokio::task::spawn_blocking(move || {
@@ -81,16 +80,24 @@ impl FileSink {
                         Ok(())
                     }
                 });
-            if result.is_err() {
-                // Take back a partial write, so that the retry starts on a whole line.
-                if let Ok(len) = before {
-                    let _ = file.set_len(len);
-                }
-            }
-            (file, buffer, result)
+            // Take back a partial write, so that the retry starts on a whole line; if that
+            // fails too, the file's end is unknown and the sink stops.
+            let taken_back = match (&result, before) {
+                (Ok(()), _) => true,
+                (Err(_), Ok(len)) => file.set_len(len).is_ok(),
+                (Err(_), Err(_)) => false,
+            };
+            (taken_back.then_some(file), buffer, result)
         })
         .await
-        .map_err(|e| SinkError::permanent(format!("file writer task failed: {e}")))?;
+        .map_err(|e| SinkError::fatal(format!("file writer task failed: {e}")))?;
+        let Some(file) = file else {
+            return Err(SinkError::fatal(format!(
+                "cannot write to {} and cannot take back the partial write: {}",
+                path.display(),
+                result.err().map(|e| e.to_string()).unwrap_or_default()
+            )));
+        };
         self.file = Some(file);
         self.buffer = buffer;
         // A full or failing disk: retried with backoff (reported as degraded) until someone frees
@@ -194,9 +201,10 @@ impl Sink for StdoutSink {
                 out.write_all(&self.buffer).await?;
                 out.flush().await
             };
+            // Standard output gone (a closed pipe): nothing more can be delivered there.
             result
                 .await
-                .map_err(|e| SinkError::permanent(format!("cannot write to standard output: {e}")))
+                .map_err(|e| SinkError::fatal(format!("cannot write to standard output: {e}")))
         })
     }
 }

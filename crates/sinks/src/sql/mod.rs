@@ -86,8 +86,9 @@ impl SqlSink {
         let workers = (0..config.workers.max(1))
             .map(|index| Worker {
                 target: match config.dialect {
-                    Dialect::Postgres => Box::new(postgres::PgTarget::new(config.clone(), index))
-                        as Box<dyn Target>,
+                    Dialect::Postgres => {
+                        Box::new(postgres::PgTarget::new(config.clone(), index)) as Box<dyn Target>
+                    }
                     Dialect::Mysql => Box::new(mysql::MyTarget::new(config.clone(), index)),
                 },
                 marker: None,
@@ -165,7 +166,10 @@ impl SqlSink {
         let mut first = None;
         for r in results {
             if let Err(e) = r {
-                if first.as_ref().is_none_or(|f: &SinkError| f.retriable && !e.retriable) {
+                if first
+                    .as_ref()
+                    .is_none_or(|f: &SinkError| f.retriable && !e.retriable)
+                {
                     first = Some(e);
                 }
             }

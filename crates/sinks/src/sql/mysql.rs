@@ -50,7 +50,9 @@ impl MyTarget {
         let message = format!("MySQL at {}, {doing}: {e}", self.config.addr());
         let retriable = match &e {
             // Deadlock, lock wait timeout, too many connections, server shutting down.
-            mysql_async::Error::Server(s) => matches!(s.code, 1213 | 1205 | 1040 | 1053 | 2006 | 2013),
+            mysql_async::Error::Server(s) => {
+                matches!(s.code, 1213 | 1205 | 1040 | 1053 | 2006 | 2013)
+            }
             _ => true,
         };
         if retriable {
@@ -70,7 +72,12 @@ impl MyTarget {
             .ip_or_hostname(self.config.host.clone())
             .tcp_port(self.config.port)
             .user(Some(self.config.user.clone()))
-            .pass(self.config.password.as_ref().map(|p| p.expose().to_string()))
+            .pass(
+                self.config
+                    .password
+                    .as_ref()
+                    .map(|p| p.expose().to_string()),
+            )
             .init(vec!["SET time_zone = '+00:00'"]);
         let mut conn = match Conn::new(opts).await {
             Ok(conn) => conn,

@@ -46,7 +46,9 @@ pub fn mysql_value(v: &Value) -> mysql_async::Value {
         Value::DateTime(d) => M::Date(d.year, d.month, d.day, d.hour, d.minute, d.second, d.micros),
         Value::Timestamp { secs, micros, .. } => {
             let (y, mo, d, h, mi, s) = utc_fields(*secs);
-            M::Date(y as u16, mo as u8, d as u8, h as u8, mi as u8, s as u8, *micros)
+            M::Date(
+                y as u16, mo as u8, d as u8, h as u8, mi as u8, s as u8, *micros,
+            )
         }
         Value::Time {
             negative,
@@ -65,7 +67,13 @@ pub fn mysql_value(v: &Value) -> mysql_async::Value {
         ),
         Value::Year(y) => M::Int(*y as i64),
         Value::Label(l) => M::Bytes(l.as_bytes().to_vec()),
-        Value::Labels(ls) => M::Bytes(ls.iter().map(|l| &**l).collect::<Vec<_>>().join(",").into_bytes()),
+        Value::Labels(ls) => M::Bytes(
+            ls.iter()
+                .map(|l| &**l)
+                .collect::<Vec<_>>()
+                .join(",")
+                .into_bytes(),
+        ),
         Value::Json(j) => M::Bytes(j.to_string().into_bytes()),
     }
 }

@@ -91,7 +91,9 @@ fn key_from(row: &Row, key_columns: &Arc<[Arc<str>]>) -> Option<Row> {
 /// their events are returned in `Err`.
 pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
     let mut tables: Vec<TablePlan> = Vec::new();
-    let mut index: HashMap<(Arc<str>, Arc<str>), (usize, HashMap<String, usize>)> = HashMap::new();
+    // Per table: its plan's index, and each row identity's index in the plan.
+    type Seen = (usize, HashMap<String, usize>);
+    let mut index: HashMap<(Arc<str>, Arc<str>), Seen> = HashMap::new();
     for e in batch {
         if e.op.is_schema_change() {
             continue;

@@ -272,9 +272,15 @@ async fn upsert(
         .collect::<Result<_, _>>()?;
     let per_statement = MAX_ROWS.min(60_000 / target.len().max(1)).max(1);
     let cols: Vec<String> = target.iter().map(|(n, _)| quote(n)).collect();
-    let keys: Vec<String> = p.key_columns.iter().map(|k| {
-        column(columns, k).map(|(n, _)| quote(n)).unwrap_or_else(|_| quote(k))
-    }).collect();
+    let keys: Vec<String> = p
+        .key_columns
+        .iter()
+        .map(|k| {
+            column(columns, k)
+                .map(|(n, _)| quote(n))
+                .unwrap_or_else(|_| quote(k))
+        })
+        .collect();
     let updates: Vec<String> = cols
         .iter()
         .filter(|c| !keys.contains(c))
@@ -283,7 +289,11 @@ async fn upsert(
     let on_conflict = if updates.is_empty() {
         format!("ON CONFLICT ({}) DO NOTHING", keys.join(", "))
     } else {
-        format!("ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), updates.join(", "))
+        format!(
+            "ON CONFLICT ({}) DO UPDATE SET {}",
+            keys.join(", "),
+            updates.join(", ")
+        )
     };
     for chunk in rows.chunks(per_statement) {
         let mut next = 0;
