@@ -27,7 +27,7 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SinkConfig {
     pub name: String,
     pub tables: TableFilter,
@@ -40,7 +40,7 @@ pub struct SinkConfig {
     pub kind: SinkKind,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum SinkKind {
     File(FileSinkConfig),
     Stdout,

@@ -36,7 +36,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::info!(source = %source.name, start = ?source.start, "no checkpoint; using the configured start")
         }
     }
-    let sinks = build_sinks(&config).await?;
+    let owner = format!("{}:{}", store.instance_id()?, source.name);
+    let sinks = build_sinks(&config, &owner).await?;
     let stop = Stop::default();
     tokio::spawn(handle_signals(stop.clone()));
 
@@ -87,9 +88,15 @@ pub fn open_sink(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
     })
 }
 
-async fn build_sinks(config: &Config) -> anyhow::Result<Vec<SinkSpec>> {
+/// `owner`: this installation and source, which the database sinks' applied positions belong to.
+async fn build_sinks(config: &Config, owner: &str) -> anyhow::Result<Vec<SinkSpec>> {
     let mut specs = Vec::new();
     for sink in &config.sinks {
+        let mut sink = sink.clone();
+        if let SinkKind::Sql(sql) = &mut sink.kind {
+            sql.marker_key = format!("{owner}:{}", sink.name);
+        }
+        let sink = &sink;
         let mut built = open_sink(sink)?;
         if sink.replay_failures_on_start {
             let replayed = failures::replay(config, sink, &mut *built, false).await?;

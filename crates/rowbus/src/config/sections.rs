@@ -652,6 +652,8 @@ impl SqlSection {
             table: self.table,
             workers: self.workers.clamp(1, 64),
             effectively_once: self.effectively_once,
+            // Completed with the installation and the source when the pipeline starts.
+            marker_key: name.to_string(),
         });
         sink_config(name, path, common, kind, errors)
     }

@@ -5,6 +5,7 @@ mod support;
 
 mod big_transaction;
 mod config_errors;
+mod database_sinks;
 mod delivery;
 mod failures;
 mod full_disk;

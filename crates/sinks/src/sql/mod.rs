@@ -39,6 +39,10 @@ pub struct SqlSinkConfig {
     /// Connections applying in parallel, rows partitioned by key.
     pub workers: usize,
     pub effectively_once: bool,
+    /// Whose applied positions `rowbus_applied` keeps: the installation (data directory), the
+    /// source and the sink, so that another pipeline, or a fresh start of this one, never skips
+    /// rows by positions it did not write.
+    pub marker_key: String,
 }
 
 impl SqlSinkConfig {

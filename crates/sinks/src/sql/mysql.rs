@@ -145,7 +145,7 @@ impl MyTarget {
         }
         let mut conn = self.conn.take().expect("connected");
         let (name, worker, marker_db) = (
-            self.config.name.clone(),
+            self.config.marker_key.clone(),
             self.worker,
             quote(&self.config.database),
         );
@@ -241,7 +241,7 @@ impl Target for MyTarget {
             );
             let conn = self.conn.as_mut().expect("connected");
             let row: Result<Option<(u64, u64, u64)>, _> = conn
-                .exec_first(sql, (self.config.name.clone(), self.worker as i64))
+                .exec_first(sql, (self.config.marker_key.clone(), self.worker as i64))
                 .await;
             match row {
                 Ok(row) => Ok(row.map(|(f, p, n)| (f, p, n as u32))),

@@ -179,7 +179,7 @@ impl PgTarget {
                     "INSERT INTO rowbus_applied (sink, worker, file_no, pos, row_no) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (sink, worker) DO UPDATE SET file_no = EXCLUDED.file_no, pos = EXCLUDED.pos, \
                      row_no = EXCLUDED.row_no, applied_at = now()",
-                    &[&self.config.name, &(self.worker as i32), &(file as i64), &(pos as i64), &(row as i64)],
+                    &[&self.config.marker_key, &(self.worker as i32), &(file as i64), &(pos as i64), &(row as i64)],
                 )
                 .await
                 .map_err(db("recording the applied position"))?;
@@ -347,7 +347,7 @@ impl Target for PgTarget {
             let row = client
                 .query_opt(
                     "SELECT file_no, pos, row_no FROM rowbus_applied WHERE sink = $1 AND worker = $2",
-                    &[&self.config.name, &(self.worker as i32)],
+                    &[&self.config.marker_key, &(self.worker as i32)],
                 )
                 .await;
             match row {

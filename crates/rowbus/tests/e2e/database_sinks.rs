@@ -1,0 +1,284 @@
+//! The database sinks against real servers: MariaDB replicated into PostgreSQL and into another
+//! MariaDB database, through inserts, updates, deletes and primary-key changes, with rowbus killed
+//! and restarted in between; the targets equal the source row for row. Effectively once: after a
+//! SIGKILL that loses the checkpoint, a counter on the target shows no row applied twice.
+
+use crate::support::*;
+use mysql_async::prelude::Queryable;
+use rowbus_testkit::{MariaDb, Rng};
+use std::time::Duration;
+
+const SOURCE_TABLE: &str = "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20), amount DECIMAL(10,2), \
+    at DATETIME(3), big BIGINT UNSIGNED, raw VARBINARY(8), doc JSON, kind ENUM('a','b'), n INT DEFAULT 0)";
+
+const PG_TABLE: &str =
+    "CREATE TABLE t (id integer PRIMARY KEY, name varchar(20), amount numeric(10,2), \
+    at timestamp(3), big numeric(20), raw bytea, doc jsonb, kind text, n integer)";
+
+const MY_TABLE: &str = "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20), amount DECIMAL(10,2), \
+    at DATETIME(3), big BIGINT UNSIGNED, raw VARBINARY(8), doc JSON, kind ENUM('a','b'), n INT DEFAULT 0)";
+
+async fn pg() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, database test)");
+    tokio::spawn(connection);
+    client
+}
+
+/// A random workload on `db`.t: inserts, updates, deletes and key changes, in transactions.
+async fn workload(server: &MariaDb, db: &str, rng: &mut Rng, statements: usize) {
+    let mut conn = server.conn().await;
+    conn.query_drop(format!("USE `{db}`")).await.unwrap();
+    for _ in 0..statements / 3 {
+        let mut txn = String::from("BEGIN;");
+        for _ in 0..3 {
+            let id = rng.below(40) as i64 + 1;
+            let sql = match rng.below(10) {
+                0..=3 => format!(
+                    "INSERT INTO t VALUES ({id}, 'n{id}-{}', {}.{:02}, '2024-01-{:02} 10:00:00.{:03}', {}, 0x{:02x}00ff, '{{\"k\": {}}}', '{}', 0) \
+                     ON DUPLICATE KEY UPDATE name = VALUES(name), n = n + 1",
+                    rng.below(1000),
+                    rng.below(10000),
+                    rng.below(100),
+                    rng.below(28) + 1,
+                    rng.below(1000),
+                    if rng.below(2) == 0 { 18446744073709551615u64 } else { rng.below(1 << 40) },
+                    rng.below(256),
+                    rng.below(100),
+                    if rng.below(2) == 0 { "a" } else { "b" },
+                ),
+                4..=6 => format!("UPDATE t SET n = n + 1, amount = -amount WHERE id = {id}"),
+                7..=8 => format!("DELETE FROM t WHERE id = {id}"),
+                _ => format!(
+                    "UPDATE IGNORE t SET id = {} WHERE id = {id}",
+                    rng.below(40) + 41
+                ),
+            };
+            txn.push_str(&sql);
+            txn.push(';');
+        }
+        txn.push_str("COMMIT");
+        conn.query_drop(txn).await.unwrap();
+    }
+}
+
+/// The source table as text rows, in key order.
+async fn source_rows(server: &MariaDb, db: &str) -> Vec<String> {
+    let mut conn = server.conn().await;
+    conn.query(format!(
+        "SELECT CONCAT_WS('|', id, name, amount, DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f'), big, HEX(raw), \
+         JSON_EXTRACT(doc, '$.k'), kind, n) FROM `{db}`.t ORDER BY id"
+    ))
+    .await
+    .unwrap()
+}
+
+async fn pg_rows(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    client
+        .query(
+            &format!(
+                "SELECT concat_ws('|', id, name, amount, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US'), big, \
+                 upper(encode(raw, 'hex')), doc->>'k', kind, n) FROM \"{schema}\".t ORDER BY id"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+fn add_sink(config: &std::path::Path, sink: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("{text}\n{sink}\n")).unwrap();
+}
+
+/// Runs the workload in rounds with rowbus killed between some, then waits for `equal`.
+async fn replicate_with_kills<F, Fut>(
+    server: &MariaDb,
+    db: &str,
+    config: &std::path::Path,
+    equal: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let seed = Rng::seed_from_env("ROWBUS_TORTURE_SEED");
+    println!("database sink workload seed {seed}");
+    let mut rng = Rng::new(seed);
+    for round in 0..4 {
+        let rowbus = Rowbus::start(config);
+        rowbus.wait_started();
+        workload(server, db, &mut rng, 60).await;
+        if round % 2 == 0 {
+            tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
+            rowbus.kill();
+        } else {
+            tokio::task::block_in_place(|| rowbus.stop_cleanly());
+        }
+    }
+    let rowbus = Rowbus::start(config);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !equal().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the target never caught up (seed {seed})\n{}",
+            rowbus.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_into_postgresql_equals_the_source_after_kills() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("to_pg").await;
+    server
+        .conn()
+        .await
+        .query_drop(format!("USE `{db}`; {SOURCE_TABLE}"))
+        .await
+        .unwrap();
+    let client = pg().await;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{db}\" CASCADE; CREATE SCHEMA \"{db}\"; SET search_path = \"{db}\"; {PG_TABLE}"))
+        .await
+        .unwrap();
+    let dir = TestDir::new("to-pg");
+    let config = config_from_now(server, &dir, &db, "").await;
+    add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 3");
+    replicate_with_kills(server, &db, &config, || async {
+        source_rows(server, &db).await == pg_rows(&client, &db).await
+    })
+    .await;
+    let rows = pg_rows(&client, &db).await;
+    assert!(!rows.is_empty());
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{db}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_into_another_mariadb_database_equals_the_source_after_kills() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("to_my").await;
+    let target = server.fresh_database("to_my_target").await;
+    server
+        .conn()
+        .await
+        .query_drop(format!(
+            "USE `{db}`; {SOURCE_TABLE}; USE `{target}`; {MY_TABLE}"
+        ))
+        .await
+        .unwrap();
+    let dir = TestDir::new("to-my");
+    // Only the source database: the target's own binlog events are not read back.
+    let config = config_from_now(server, &dir, &db, "").await;
+    add_sink(
+        &config,
+        &format!("[sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:{}\"\nschema = \"{target}\"\nworkers = 2", server.port),
+    );
+    replicate_with_kills(server, &db, &config, || async {
+        source_rows(server, &db).await == source_rows(server, &target).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effectively_once_applies_no_row_twice_after_a_lost_checkpoint() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("once").await;
+    server
+        .conn()
+        .await
+        .query_drop(format!("USE `{db}`; {SOURCE_TABLE}"))
+        .await
+        .unwrap();
+    let client = pg().await;
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{db}\" CASCADE; CREATE SCHEMA \"{db}\"; SET search_path = \"{db}\"; {PG_TABLE};
+             CREATE TABLE applied (id integer, at timestamptz DEFAULT now());
+             CREATE FUNCTION count_apply() RETURNS trigger AS $$ BEGIN INSERT INTO \"{db}\".applied (id) VALUES (NEW.id); RETURN NEW; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER count_apply BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION count_apply();"
+        ))
+        .await
+        .unwrap();
+    let dir = TestDir::new("once");
+    let config = config_from_now(server, &dir, &db, "").await;
+    // The checkpoint is saved once at the start and then only an hour later: a SIGKILL loses it.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "checkpoint_interval = \"200ms\"",
+        "checkpoint_interval = \"1h\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 2\neffectively_once = true\nbatch_max_events = 5");
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    let mut conn = server.conn().await;
+    for id in 1..=30 {
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.t (id, name) VALUES ({id}, 'x')"
+        ))
+        .await
+        .unwrap();
+    }
+    let applied = || async {
+        client
+            .query_one(&format!("SELECT count(*) FROM \"{db}\".applied"), &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while applied().await < 30 {
+        assert!(std::time::Instant::now() < deadline, "{}", rowbus.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rowbus.kill();
+    // The restart reads all 30 inserts again; the markers of the workers skip them.
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.t (id, name) VALUES (31, 'last')"
+    ))
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while applied().await < 31 {
+        assert!(std::time::Instant::now() < deadline, "{}", rowbus.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    assert_eq!(applied().await, 31, "each row applied once");
+    let distinct = client
+        .query_one(
+            &format!("SELECT count(DISTINCT id) FROM \"{db}\".applied"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(distinct, 31);
+    // This run's markers (keyed by the data directory's instance id) go too.
+    let owner = std::fs::read_to_string(dir.path("data/instance-id")).unwrap();
+    let owner = owner.split_whitespace().next().unwrap().to_string();
+    client
+        .execute(
+            "DELETE FROM public.rowbus_applied WHERE sink LIKE $1",
+            &[&format!("{owner}:%")],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{db}\" CASCADE"))
+        .await
+        .unwrap();
+}
