@@ -6,6 +6,7 @@ mod support;
 mod big_transaction;
 mod config_errors;
 mod database_sinks;
+mod database_types;
 mod delivery;
 mod failures;
 mod full_disk;

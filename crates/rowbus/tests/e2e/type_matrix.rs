@@ -7,7 +7,7 @@ use mysql_async::prelude::Queryable;
 use rowbus_testkit::{MariaDb, MariaDbOptions, RowMetadata};
 use serde_json::{json, Map, Value};
 
-const TABLE: &str = "CREATE TABLE types (
+pub const TABLE: &str = "CREATE TABLE types (
   id INT PRIMARY KEY,
   ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, mu MEDIUMINT UNSIGNED,
   i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED,
@@ -145,7 +145,7 @@ fn zero_row() -> Map<String, Value> {
     r
 }
 
-const INSERTS: &str = "
+pub const INSERTS: &str = "
 SET SESSION time_zone = '+05:00', SESSION sql_mode = '';
 INSERT INTO types VALUES (1, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295,
   9223372036854775807, 18446744073709551615, 12345678.90,
@@ -170,7 +170,7 @@ INSERT INTO geometry_first VALUES (1, ST_GeomFromText('POINT(1 2)'), CONVERT(_ut
 
 /// MariaDB counts GEOMETRY among the character columns of the charset metadata: text and binary
 /// columns after it must still get their own charsets.
-const GEOMETRY_FIRST: &str = "CREATE TABLE geometry_first (id INT PRIMARY KEY, g GEOMETRY,
+pub const GEOMETRY_FIRST: &str = "CREATE TABLE geometry_first (id INT PRIMARY KEY, g GEOMETRY,
   t VARCHAR(10) CHARACTER SET latin1, b VARBINARY(4), u TEXT CHARACTER SET utf8mb4)";
 
 async fn check_type_matrix(metadata: RowMetadata) {
