@@ -4,6 +4,9 @@
 #   decode  rows/s and MB/s decoding a binlog of N rows with 8 typed columns on one core:
 #           `rowbus inspect binlog` vs `mariadb-binlog --base64-output=decode-rows -v`, same file
 #   memory  peak RSS of `rowbus run` while a single-transaction DELETE of N rows streams to a file
+#   sinks   rows/s applied by the postgres and mysql sinks, commit to the last row in the target,
+#           vs the database's own bulk load of the same rows (COPY, LOAD DATA) as the ceiling
+#           (PostgreSQL: the local service on 127.0.0.1:5432, user postgres, database test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -13,12 +16,12 @@ WORKLOADS=()
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    decode|memory) WORKLOADS+=("$arg") ;;
-    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory]" >&2; exit 2 ;;
+    decode|memory|sinks) WORKLOADS+=("$arg") ;;
+    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory] [sinks]" >&2; exit 2 ;;
   esac
 done
-[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory)
-if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; RUNS=5; fi
+[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory sinks)
+if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; SINK_ROWS=50000; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; SINK_ROWS=200000; RUNS=5; fi
 
 prepare_release
 
@@ -136,6 +139,83 @@ TOML
     echo "| peak RSS of rowbus (VmHWM) | $mb MB |"
     echo "| rows/s from the commit to the last line written (fsync per batch) | $rate |"
     echo "| for comparison: rows/s of the DELETE itself on the server | $server |"
+    echo
+  } >>"$RESULTS"
+}
+
+# wait_for_count CMD N: runs CMD (printing a count) until it prints at least N; prints the time.
+wait_for_count() {
+  local want=$2
+  while true; do
+    local n; n=$(eval "$1" 2>/dev/null || echo 0)
+    if [ "${n:-0}" -ge "$want" ]; then now; return; fi
+    sleep 0.05
+  done
+}
+
+bench_sinks() {
+  ensure_pkg psql postgresql-client
+  local PSQL=(psql -h 127.0.0.1 -p 5432 -U postgres -d test -q -v ON_ERROR_STOP=1)
+  "${PSQL[@]}" -c "DROP SCHEMA IF EXISTS rowbus_bench CASCADE; CREATE SCHEMA rowbus_bench" >/dev/null
+  "${SQL[@]}" -e "CREATE DATABASE sinks; CREATE DATABASE sinks_copy; SET GLOBAL local_infile = 1"
+  local cols_my="id BIGINT PRIMARY KEY, a INT, b VARCHAR(32), c DECIMAL(10,2), d DATETIME(3)"
+  local cols_pg="id bigint PRIMARY KEY, a integer, b varchar(32), c numeric(10,2), d timestamp(3)"
+  local start; start=$("${SQL[@]}" -N -e "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
+  cat >"$WORK/sinks.toml" <<TOML
+data_dir = "$WORK/sinks-data"
+[sources.bench]
+type = "mysql"
+url = "mysql://root@127.0.0.1:$PORT"
+server_id = 778
+include = ["sinks.*"]
+start = "$start"
+[sinks.pg]
+type = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/test"
+schema = "rowbus_bench"
+batch_max_events = 5000
+[sinks.my]
+type = "mysql"
+url = "mysql://root@127.0.0.1:$PORT"
+schema = "sinks_copy"
+batch_max_events = 5000
+TOML
+  "$ROWBUS" run -c "$WORK/sinks.toml" 2>"$WORK/sinks.log" &
+  echo $! >"$WORK/rowbus.pid"
+  : >"$WORK/pg.times"; : >"$WORK/copy.times"; : >"$WORK/my.times"; : >"$WORK/load.times"
+  log "sinks: $RUNS runs of $SINK_ROWS rows, each one transaction, to PostgreSQL and MariaDB"
+  for r in $(seq 1 "$RUNS"); do
+    "${PSQL[@]}" -c "CREATE TABLE rowbus_bench.t$r ($cols_pg); CREATE TABLE rowbus_bench.c$r ($cols_pg)" >/dev/null
+    "${SQL[@]}" -e "CREATE TABLE sinks_copy.t$r ($cols_my); CREATE TABLE sinks_copy.c$r ($cols_my); CREATE TABLE sinks.t$r ($cols_my)"
+    "${SQL[@]}" -e "INSERT INTO sinks.t$r SELECT seq, seq % 100000, CONCAT('name-', seq), (seq % 100000) / 100,
+      '2024-01-31 12:00:00.123' + INTERVAL seq SECOND FROM sinks.seq_1_to_$SINK_ROWS"
+    local committed; committed=$(now)
+    local pg_done; pg_done=$(wait_for_count "${PSQL[*]} -At -c 'SELECT count(*) FROM rowbus_bench.t$r'" "$SINK_ROWS")
+    local my_done; my_done=$(wait_for_count "${SQL[*]} -N -e 'SELECT count(*) FROM sinks_copy.t$r'" "$SINK_ROWS")
+    python3 -c "print($SINK_ROWS/($pg_done-$committed))" >>"$WORK/pg.times"
+    python3 -c "print($SINK_ROWS/($my_done-$committed))" >>"$WORK/my.times"
+    # The ceilings: the same rows bulk-loaded from a file by the database itself.
+    "${SQL[@]}" -N -B -e "SELECT id, a, b, c, DATE_FORMAT(d, '%Y-%m-%d %H:%i:%s.%f') FROM sinks.t$r" >"$WORK/rows.tsv"
+    local t0 t1
+    t0=$(now); "${PSQL[@]}" -c "\\copy rowbus_bench.c$r FROM '$WORK/rows.tsv'"; t1=$(now)
+    python3 -c "print($SINK_ROWS/($t1-$t0))" >>"$WORK/copy.times"
+    t0=$(now); "${SQL[@]}" --local-infile=1 -e "LOAD DATA LOCAL INFILE '$WORK/rows.tsv' INTO TABLE sinks_copy.c$r"; t1=$(now)
+    python3 -c "print($SINK_ROWS/($t1-$t0))" >>"$WORK/load.times"
+  done
+  local pid; pid=$(cat "$WORK/rowbus.pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus.pid"
+  "${PSQL[@]}" -c "DROP SCHEMA rowbus_bench CASCADE" >/dev/null
+  {
+    echo "### sinks: $SINK_ROWS rows of 5 columns in one transaction, applied to a database"
+    echo
+    echo "| path | rows/s, median (min–max) of $RUNS |"
+    echo "|---|---|"
+    echo "| rowbus, postgres sink (4 workers), commit to last row | $(stats <"$WORK/pg.times") |"
+    echo "| ceiling: PostgreSQL COPY of the same rows from a file | $(stats <"$WORK/copy.times") |"
+    echo "| rowbus, mysql sink into MariaDB (4 workers), commit to last row | $(stats <"$WORK/my.times") |"
+    echo "| ceiling: MariaDB LOAD DATA LOCAL INFILE of the same rows | $(stats <"$WORK/load.times") |"
+    echo
+    echo "Both sinks run in one rowbus, from the same binlog, at the same time."
     echo
   } >>"$RESULTS"
 }
