@@ -1,6 +1,8 @@
 //! The PostgreSQL target: one connection per worker (tokio-postgres), a transaction per batch,
-//! multi-row `INSERT ... ON CONFLICT DO UPDATE` and `DELETE ... WHERE (key) IN (...)`, every value
-//! a text parameter cast to its column's type as the target catalog declares it.
+//! `INSERT ... SELECT ... FROM unnest(...) ON CONFLICT DO UPDATE` and `DELETE ... WHERE (key) IN
+//! (SELECT ... FROM unnest(...))`: every column's values go as one text array parameter, each cast
+//! to the column's type as the target catalog declares it, so a batch of any size is one short
+//! statement.
 
 use super::params::pg_text;
 use super::plan::TablePlan;
@@ -12,8 +14,8 @@ use std::sync::Arc;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Transaction};
 
-/// A statement carries at most this many rows (and PostgreSQL's 65535 parameters).
-const MAX_ROWS: usize = 1000;
+/// A statement carries at most this many rows (one array parameter per column).
+const MAX_ROWS: usize = 10_000;
 
 /// Target columns and their declared types, by lower-cased name.
 struct Columns {
@@ -195,12 +197,6 @@ impl PgTarget {
     }
 }
 
-/// `$n::type`, numbering from `next`.
-fn placeholder(next: &mut usize, ty: &str) -> String {
-    *next += 1;
-    format!("${}::{ty}", *next)
-}
-
 /// Why applying failed: the database said no, or the target lacks a source column.
 enum Failed {
     Db(&'static str, tokio_postgres::Error),
@@ -218,6 +214,36 @@ fn column<'c>(columns: &'c Columns, name: &str) -> Result<&'c (String, String), 
         .ok_or_else(|| Failed::MissingColumn(name.to_string()))
 }
 
+/// `SELECT $1[i]::type1 AS c1, ...` over `unnest` of one text array per column: the statement
+/// stays small whatever the number of rows, so PostgreSQL parses and plans it once per batch.
+fn unnest_select(types: &[&(String, String)]) -> String {
+    let arrays: Vec<String> = (1..=types.len()).map(|i| format!("${i}::text[]")).collect();
+    let aliases: Vec<String> = (1..=types.len()).map(|i| format!("c{i}")).collect();
+    let casts: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("c{}::{ty}", i + 1))
+        .collect();
+    format!(
+        "SELECT {} FROM unnest({}) AS u({})",
+        casts.join(", "),
+        arrays.join(", "),
+        aliases.join(", ")
+    )
+}
+
+/// One text array per column, of the rows' values.
+fn column_arrays(rows: &[&Row], width: usize) -> Vec<Vec<Option<String>>> {
+    let mut arrays: Vec<Vec<Option<String>>> =
+        (0..width).map(|_| Vec::with_capacity(rows.len())).collect();
+    for row in rows {
+        for (array, value) in arrays.iter_mut().zip(&row.values) {
+            array.push(pg_text(value));
+        }
+    }
+    arrays
+}
+
 async fn delete(
     tx: &Transaction<'_>,
     name: &str,
@@ -225,32 +251,24 @@ async fn delete(
     columns: &Columns,
 ) -> Result<(), Failed> {
     let keys: Vec<&Row> = p.deletes().collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
     let key_cols: Vec<&(String, String)> = p
         .key_columns
         .iter()
         .map(|c| column(columns, c))
         .collect::<Result<_, _>>()?;
+    let cols: Vec<String> = key_cols.iter().map(|(n, _)| quote(n)).collect();
+    let sql = format!(
+        "DELETE FROM {name} WHERE ({}) IN ({})",
+        cols.join(", "),
+        unnest_select(&key_cols)
+    );
     for chunk in keys.chunks(MAX_ROWS) {
-        let mut next = 0;
-        let mut params: Vec<Option<String>> = Vec::new();
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|k| {
-                let items: Vec<String> = key_cols
-                    .iter()
-                    .map(|(_, ty)| placeholder(&mut next, ty))
-                    .collect();
-                params.extend(k.values.iter().map(pg_text));
-                format!("({})", items.join(", "))
-            })
-            .collect();
-        let cols: Vec<String> = key_cols.iter().map(|(n, _)| quote(n)).collect();
-        let sql = format!(
-            "DELETE FROM {name} WHERE ({}) IN ({})",
-            cols.join(", "),
-            tuples.join(", ")
-        );
-        execute(tx, &sql, &params).await.map_err(db("deleting"))?;
+        execute(tx, &sql, &column_arrays(chunk, key_cols.len()))
+            .await
+            .map_err(db("deleting"))?;
     }
     Ok(())
 }
@@ -270,17 +288,12 @@ async fn upsert(
         .iter()
         .map(|c| column(columns, c))
         .collect::<Result<_, _>>()?;
-    let per_statement = MAX_ROWS.min(60_000 / target.len().max(1)).max(1);
     let cols: Vec<String> = target.iter().map(|(n, _)| quote(n)).collect();
     let keys: Vec<String> = p
         .key_columns
         .iter()
-        .map(|k| {
-            column(columns, k)
-                .map(|(n, _)| quote(n))
-                .unwrap_or_else(|_| quote(k))
-        })
-        .collect();
+        .map(|k| column(columns, k).map(|(n, _)| quote(n)))
+        .collect::<Result<_, _>>()?;
     let updates: Vec<String> = cols
         .iter()
         .filter(|c| !keys.contains(c))
@@ -295,26 +308,15 @@ async fn upsert(
             updates.join(", ")
         )
     };
-    for chunk in rows.chunks(per_statement) {
-        let mut next = 0;
-        let mut params: Vec<Option<String>> = Vec::new();
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|row| {
-                let items: Vec<String> = target
-                    .iter()
-                    .map(|(_, ty)| placeholder(&mut next, ty))
-                    .collect();
-                params.extend(row.values.iter().map(pg_text));
-                format!("({})", items.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO {name} ({}) VALUES {} {on_conflict}",
-            cols.join(", "),
-            tuples.join(", ")
-        );
-        execute(tx, &sql, &params).await.map_err(db("upserting"))?;
+    let sql = format!(
+        "INSERT INTO {name} ({}) {} {on_conflict}",
+        cols.join(", "),
+        unnest_select(&target)
+    );
+    for chunk in rows.chunks(MAX_ROWS) {
+        execute(tx, &sql, &column_arrays(chunk, target.len()))
+            .await
+            .map_err(db("upserting"))?;
     }
     Ok(())
 }
@@ -322,11 +324,11 @@ async fn upsert(
 async fn execute(
     tx: &Transaction<'_>,
     sql: &str,
-    params: &[Option<String>],
+    arrays: &[Vec<Option<String>>],
 ) -> Result<u64, tokio_postgres::Error> {
-    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = arrays
         .iter()
-        .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
+        .map(|a| (a as &(dyn ToSql + Sync), Type::TEXT_ARRAY))
         .collect();
     tx.execute_typed(sql, &typed).await
 }
