@@ -591,6 +591,10 @@ pub(super) struct SqlSection {
     effectively_once: bool,
     /// MySQL: the database holding `rowbus_applied` (effectively once).
     state_database: Option<String>,
+    #[serde(default)]
+    exclude_columns: Vec<String>,
+    #[serde(default)]
+    rename_columns: BTreeMap<String, String>,
 }
 
 fn default_table_template() -> String {
@@ -651,6 +655,8 @@ impl SqlSection {
             schema: self.schema.unwrap_or_else(|| "{db}".into()),
             table: self.table,
             workers: self.workers.clamp(1, 64),
+            exclude_columns: self.exclude_columns,
+            rename_columns: self.rename_columns,
             effectively_once: self.effectively_once,
             // Completed with the installation and the source when the pipeline starts.
             marker_key: name.to_string(),

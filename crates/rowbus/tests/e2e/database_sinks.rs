@@ -282,3 +282,72 @@ async fn effectively_once_applies_no_row_twice_after_a_lost_checkpoint() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_are_renamed_and_excluded_on_the_way() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("mapping").await;
+    server
+        .conn()
+        .await
+        .query_drop(format!(
+            "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, secret VARCHAR(20), name VARCHAR(20))"
+        ))
+        .await
+        .unwrap();
+    let client = pg().await;
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"copy_{db}\" CASCADE; CREATE SCHEMA \"copy_{db}\"; \
+             CREATE TABLE \"copy_{db}\".people (person_id integer PRIMARY KEY, full_name text)"
+        ))
+        .await
+        .unwrap();
+    let dir = TestDir::new("mapping");
+    let config = config_from_now(server, &dir, &db, "").await;
+    add_sink(
+        &config,
+        &format!(
+            "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\n\
+             schema = \"copy_{{db}}\"\ntable = \"people\"\nexclude_columns = [\"secret\"]\n\
+             rename_columns = {{ \"{db}.t.id\" = \"person_id\", name = \"full_name\" }}"
+        ),
+    );
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "USE `{db}`; INSERT INTO t VALUES (1, 'pw1', 'Ada'), (2, 'pw2', 'Bob'); UPDATE t SET name = 'Ada L.' WHERE id = 1; \
+         UPDATE t SET id = 3 WHERE id = 2; DELETE FROM t WHERE id = 1; INSERT INTO t VALUES (4, 'pw4', 'Cy')"
+    ))
+    .await
+    .unwrap();
+    let rows = || async {
+        client
+            .query(
+                &format!("SELECT person_id, full_name FROM \"copy_{db}\".people ORDER BY 1"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, i32>(0), r.get::<_, String>(1)))
+            .collect::<Vec<_>>()
+    };
+    let want = vec![(3, "Bob".to_string()), (4, "Cy".to_string())];
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while rows().await != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}\n{}",
+            rows().await,
+            rowbus.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    client
+        .batch_execute(&format!("DROP SCHEMA \"copy_{db}\" CASCADE"))
+        .await
+        .unwrap();
+}

@@ -38,6 +38,10 @@ pub struct SqlSinkConfig {
     pub table: String,
     /// Connections applying in parallel, rows partitioned by key.
     pub workers: usize,
+    /// Source columns not written to the target: `column` (every table) or `db.table.column`.
+    pub exclude_columns: Vec<String>,
+    /// Source column to target column names, keyed the same way.
+    pub rename_columns: std::collections::BTreeMap<String, String>,
     pub effectively_once: bool,
     /// Whose applied positions `rowbus_applied` keeps: the installation (data directory), the
     /// source and the sink, so that another pipeline, or a fresh start of this one, never skips
@@ -53,6 +57,68 @@ impl SqlSinkConfig {
 
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    /// The target name of a source column, or `None` when it is excluded.
+    pub fn column_of(&self, db: &str, table: &str, column: &str) -> Option<Arc<str>> {
+        let qualified = format!("{db}.{table}.{column}");
+        let excluded = |c: &String| c == column || *c == qualified;
+        if self.exclude_columns.iter().any(excluded) {
+            return None;
+        }
+        let renamed = self
+            .rename_columns
+            .get(&qualified)
+            .or_else(|| self.rename_columns.get(column));
+        Some(Arc::from(renamed.map_or(column, String::as_str)))
+    }
+
+    fn has_mapping(&self) -> bool {
+        !self.exclude_columns.is_empty() || !self.rename_columns.is_empty()
+    }
+
+    /// A row with target column names, without excluded columns.
+    fn map_row(&self, db: &str, table: &str, row: &rowbus_core::Row) -> rowbus_core::Row {
+        let (columns, values): (Vec<Arc<str>>, Vec<rowbus_core::Value>) = row
+            .columns
+            .iter()
+            .zip(&row.values)
+            .filter_map(|(c, v)| Some((self.column_of(db, table, c)?, v.clone())))
+            .unzip();
+        rowbus_core::Row {
+            columns: columns.into(),
+            values,
+        }
+    }
+
+    /// Applies renames and exclusions to a table's plan (key columns are renamed, never excluded).
+    fn map_plan(&self, mut p: TablePlan) -> TablePlan {
+        if !self.has_mapping() {
+            return p;
+        }
+        let key: Vec<Arc<str>> = p
+            .key_columns
+            .iter()
+            .map(|c| {
+                let qualified = format!("{}.{}.{c}", p.db, p.table);
+                let renamed = self
+                    .rename_columns
+                    .get(&qualified)
+                    .or_else(|| self.rename_columns.get(&**c));
+                Arc::from(renamed.map_or(&**c, String::as_str))
+            })
+            .collect();
+        p.key_columns = key.into();
+        for state in p.rows.iter_mut() {
+            *state = match state {
+                RowState::Upsert(row) => RowState::Upsert(self.map_row(&p.db, &p.table, row)),
+                RowState::Delete(k) => RowState::Delete(rowbus_core::Row {
+                    columns: p.key_columns.clone(),
+                    values: k.values.clone(),
+                }),
+            };
+        }
+        p
     }
 }
 
@@ -120,6 +186,15 @@ impl SqlSink {
         }
         let mut parts: Vec<Vec<TablePlan>> = (0..n).map(|_| Vec::new()).collect();
         for p in plans {
+            // Partition by the source key; map names for the target afterwards.
+            let key_of_row = |state: &RowState, p: &TablePlan| match state {
+                RowState::Delete(key) => key.values.clone(),
+                RowState::Upsert(row) => p
+                    .key_columns
+                    .iter()
+                    .filter_map(|c| row.get(c).cloned())
+                    .collect::<Vec<_>>(),
+            };
             let mut split: Vec<TablePlan> = (0..n)
                 .map(|_| TablePlan {
                     db: p.db.clone(),
@@ -128,15 +203,8 @@ impl SqlSink {
                     ..TablePlan::default()
                 })
                 .collect();
-            for (state, at) in p.rows.into_iter().zip(p.at) {
-                let key = match &state {
-                    RowState::Delete(key) => key.values.clone(),
-                    RowState::Upsert(row) => p
-                        .key_columns
-                        .iter()
-                        .filter_map(|c| row.get(c).cloned())
-                        .collect(),
-                };
+            for (state, at) in p.rows.iter().cloned().zip(p.at.iter().copied()) {
+                let key = key_of_row(&state, &p);
                 let w = worker_of(&p.db, &p.table, &identity(&key), n);
                 let done = self.workers[w].marker.flatten();
                 if once && done.is_some_and(|m| at <= m) {
@@ -147,7 +215,7 @@ impl SqlSink {
             }
             for (w, s) in split.into_iter().enumerate() {
                 if !s.rows.is_empty() {
-                    parts[w].push(s);
+                    parts[w].push(self.config.map_plan(s));
                 }
             }
         }
