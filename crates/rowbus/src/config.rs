@@ -45,7 +45,7 @@ pub enum SinkKind {
     File(FileSinkConfig),
     Stdout,
     /// PostgreSQL or MySQL/MariaDB tables.
-    Sql(rowbus_sinks::sql::SqlSinkConfig),
+    Sql(Box<rowbus_sinks::sql::SqlSinkConfig>),
 }
 
 /// One problem in the configuration, at a field path.

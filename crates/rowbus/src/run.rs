@@ -84,7 +84,7 @@ pub fn open_sink(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
             Box::new(FileSink::open(file.clone()).with_context(|| format!("sink `{}`", sink.name))?)
         }
         SinkKind::Stdout => Box::new(StdoutSink::default()),
-        SinkKind::Sql(sql) => Box::new(SqlSink::new(sql.clone())),
+        SinkKind::Sql(sql) => Box::new(SqlSink::new(sql.as_ref().clone())),
     })
 }
 

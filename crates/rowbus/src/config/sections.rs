@@ -640,7 +640,7 @@ impl SqlSection {
         } else {
             self.state_database.clone().unwrap_or_default()
         };
-        let kind = SinkKind::Sql(SqlSinkConfig {
+        let kind = SinkKind::Sql(Box::new(SqlSinkConfig {
             name: name.to_string(),
             dialect: if postgres {
                 Dialect::Postgres
@@ -660,7 +660,7 @@ impl SqlSection {
             effectively_once: self.effectively_once,
             // Completed with the installation and the source when the pipeline starts.
             marker_key: name.to_string(),
-        });
+        }));
         sink_config(name, path, common, kind, errors)
     }
 }
