@@ -94,7 +94,7 @@ fn failures_command(what: cli::FailuresCommand) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             for sink in failures::chosen(&config, &target.sink)? {
-                let mut built = run::open_sink(sink)?;
+                let mut built = run::open_sink_for_replay(sink)?;
                 let done =
                     runtime.block_on(failures::replay(&config, sink, &mut *built, dry_run))?;
                 eprintln!(

@@ -77,6 +77,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens a sink for replaying its failure log: a database sink then neither skips by nor moves
+/// its effectively-once markers, since the records are older than what they cover.
+pub fn open_sink_for_replay(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
+    let mut sink = sink.clone();
+    if let SinkKind::Sql(sql) = &mut sink.kind {
+        sql.effectively_once = false;
+    }
+    open_sink(&sink)
+}
+
 /// Opens the sink a configuration describes.
 pub fn open_sink(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
     Ok(match &sink.kind {
@@ -97,11 +107,11 @@ async fn build_sinks(config: &Config, owner: &str) -> anyhow::Result<Vec<SinkSpe
             sql.marker_key = format!("{owner}:{}", sink.name);
         }
         let sink = &sink;
-        let mut built = open_sink(sink)?;
+        let built = open_sink(sink)?;
         if sink.replay_failures_on_start {
-            let replayed = failures::replay(config, sink, &mut *built, false).await?;
+            let mut replaying = open_sink_for_replay(sink)?;
+            let replayed = failures::replay(config, sink, &mut *replaying, false).await?;
             tracing::info!(sink = %sink.name, delivered = replayed.delivered, kept = replayed.kept, "failure log replayed at start");
-            built = open_sink(sink)?;
         }
         let path = failure::log::path(&config.data_dir, &sink.name);
         let log = FailureLog::open(&path).with_context(|| {

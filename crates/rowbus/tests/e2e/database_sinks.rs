@@ -351,3 +351,75 @@ async fn columns_are_renamed_and_excluded_on_the_way() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_two_layouts_in_one_batch_and_a_value_too_long() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("layouts").await;
+    server
+        .conn()
+        .await
+        .query_drop(format!(
+            "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10))"
+        ))
+        .await
+        .unwrap();
+    let client = pg().await;
+    // The target already has the column the source is about to get, and a short `a`.
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{db}\" CASCADE; CREATE SCHEMA \"{db}\"; \
+             CREATE TABLE \"{db}\".t (id integer PRIMARY KEY, a varchar(3), x integer)"
+        ))
+        .await
+        .unwrap();
+    let dir = TestDir::new("layouts");
+    let config = config_from_now(server, &dir, &db, "").await;
+    add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 1");
+    let mut conn = server.conn().await;
+    // Written before rowbus starts: one batch holds both layouts.
+    conn.query_drop(format!(
+        "USE `{db}`; INSERT INTO t VALUES (1, 'one'), (2, 'two'); ALTER TABLE t ADD x INT AFTER id; \
+         INSERT INTO t VALUES (3, 30, 'thr'), (4, 40, 'toolong'); UPDATE t SET a = 'uno' WHERE id = 1"
+    ))
+    .await
+    .unwrap();
+    let rowbus = Rowbus::start(&config);
+    let rows = || async {
+        client
+            .query(&format!("SELECT id, a, x FROM \"{db}\".t ORDER BY id"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i32>(0),
+                    r.get::<_, Option<String>>(1),
+                    r.get::<_, Option<i32>>(2),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let want = vec![
+        (1, Some("uno".to_string()), None),
+        (2, Some("two".to_string()), None),
+        (3, Some("thr".to_string()), Some(30)),
+    ];
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while rows().await != want || !rowbus.log().contains("event sent to the failure log") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}\n{}",
+            rows().await,
+            rowbus.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The long value was refused by the column, not cut: its row is in the failure log.
+    assert!(rowbus.log().contains("value too long"), "{}", rowbus.log());
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{db}\" CASCADE"))
+        .await
+        .unwrap();
+}

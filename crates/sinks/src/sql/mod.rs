@@ -9,10 +9,9 @@ pub mod params;
 pub mod plan;
 pub mod postgres;
 
-use plan::{identity, RowState, SourceOrder, TablePlan};
+use plan::{RowState, SourceOrder, TablePlan};
 use rowbus_core::sink::{BoxFuture, Sink, SinkError};
 use rowbus_core::ChangeEvent;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Which database a SQL sink writes to.
@@ -77,13 +76,33 @@ impl SqlSinkConfig {
         !self.exclude_columns.is_empty() || !self.rename_columns.is_empty()
     }
 
-    /// A row with target column names, without excluded columns.
-    fn map_row(&self, db: &str, table: &str, row: &rowbus_core::Row) -> rowbus_core::Row {
+    /// A row with target column names, without excluded columns (key columns are always kept).
+    fn map_row(
+        &self,
+        db: &str,
+        table: &str,
+        keys: &[Arc<str>],
+        row: &rowbus_core::Row,
+    ) -> rowbus_core::Row {
+        let rename = |c: &str| {
+            let qualified = format!("{db}.{table}.{c}");
+            let renamed = self
+                .rename_columns
+                .get(&qualified)
+                .or_else(|| self.rename_columns.get(c));
+            Arc::from(renamed.map_or(c, String::as_str))
+        };
         let (columns, values): (Vec<Arc<str>>, Vec<rowbus_core::Value>) = row
             .columns
             .iter()
             .zip(&row.values)
-            .filter_map(|(c, v)| Some((self.column_of(db, table, c)?, v.clone())))
+            .filter_map(|(c, v)| {
+                let name = match keys.contains(c) {
+                    true => rename(c),
+                    false => self.column_of(db, table, c)?,
+                };
+                Some((name, v.clone()))
+            })
             .unzip();
         rowbus_core::Row {
             columns: columns.into(),
@@ -108,10 +127,13 @@ impl SqlSinkConfig {
                 Arc::from(renamed.map_or(&**c, String::as_str))
             })
             .collect();
+        let source_keys = p.key_columns.clone();
         p.key_columns = key.into();
         for state in p.rows.iter_mut() {
             *state = match state {
-                RowState::Upsert(row) => RowState::Upsert(self.map_row(&p.db, &p.table, row)),
+                RowState::Upsert(row) => {
+                    RowState::Upsert(self.map_row(&p.db, &p.table, &source_keys, row))
+                }
                 RowState::Delete(k) => RowState::Delete(rowbus_core::Row {
                     columns: p.key_columns.clone(),
                     values: k.values.clone(),
@@ -186,15 +208,7 @@ impl SqlSink {
         }
         let mut parts: Vec<Vec<TablePlan>> = (0..n).map(|_| Vec::new()).collect();
         for p in plans {
-            // Partition by the source key; map names for the target afterwards.
-            let key_of_row = |state: &RowState, p: &TablePlan| match state {
-                RowState::Delete(key) => key.values.clone(),
-                RowState::Upsert(row) => p
-                    .key_columns
-                    .iter()
-                    .filter_map(|c| row.get(c).cloned())
-                    .collect::<Vec<_>>(),
-            };
+            // Partition by the source key (see `TablePlan::route`); names are mapped afterwards.
             let mut split: Vec<TablePlan> = (0..n)
                 .map(|_| TablePlan {
                     db: p.db.clone(),
@@ -203,15 +217,21 @@ impl SqlSink {
                     ..TablePlan::default()
                 })
                 .collect();
-            for (state, at) in p.rows.iter().cloned().zip(p.at.iter().copied()) {
-                let key = key_of_row(&state, &p);
-                let w = worker_of(&p.db, &p.table, &identity(&key), n);
+            for ((state, at), route) in p
+                .rows
+                .iter()
+                .cloned()
+                .zip(p.at.iter().copied())
+                .zip(&p.route)
+            {
+                let w = worker_of(&p.db, &p.table, route, n);
                 let done = self.workers[w].marker.flatten();
                 if once && done.is_some_and(|m| at <= m) {
                     continue; // applied before a restart
                 }
                 split[w].rows.push(state);
                 split[w].at.push(at);
+                split[w].route.push(route.clone());
             }
             for (w, s) in split.into_iter().enumerate() {
                 if !s.rows.is_empty() {
@@ -261,10 +281,16 @@ impl SqlSink {
     }
 }
 
+/// The worker of a row: FNV-1a of its table and key, fixed across releases (markers depend on it).
 fn worker_of(db: &str, table: &str, key: &str, n: usize) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (db, table, key).hash(&mut h);
-    (h.finish() % n as u64) as usize
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [db, table, key] {
+        for b in part.bytes().chain([0]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    (h % n as u64) as usize
 }
 
 impl Sink for SqlSink {

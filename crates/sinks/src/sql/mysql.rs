@@ -49,10 +49,15 @@ impl MyTarget {
     fn classify(&mut self, e: mysql_async::Error, doing: &str) -> SinkError {
         let message = format!("MySQL at {}, {doing}: {e}", self.config.addr());
         let retriable = match &e {
-            // Deadlock, lock wait timeout, too many connections, server shutting down.
-            mysql_async::Error::Server(s) => {
-                matches!(s.code, 1213 | 1205 | 1040 | 1053 | 2006 | 2013)
-            }
+            // Deadlock, lock wait timeout, too many connections, server shutting down, read-only
+            // (a failover in progress), idle or statement timeouts, a full disk.
+            mysql_async::Error::Server(s) => matches!(
+                s.code,
+                1213 | 1205 | 1040 | 1053 | 1290 | 1836 | 4031 | 3024 | 1969 | 1021 | 1114
+            ),
+            // A statement rowbus built wrongly for the row (parameters): the row goes to the
+            // failure log; lost connections and I/O are retried.
+            mysql_async::Error::Driver(_) => false,
             _ => true,
         };
         if retriable {
@@ -79,9 +84,10 @@ impl MyTarget {
                     .map(|p| p.expose().to_string()),
             )
             .init(vec!["SET time_zone = '+00:00'"]);
+        // Connecting is retried whatever the error: it concerns the sink, not a row.
         let mut conn = match Conn::new(opts).await {
             Ok(conn) => conn,
-            Err(e) => return Err(self.classify(e, "connecting")),
+            Err(e) => return Err(SinkError::retriable(self.classify(e, "connecting").message)),
         };
         if self.config.effectively_once {
             let sql = format!(
@@ -91,7 +97,8 @@ impl MyTarget {
                 quote(&self.config.database)
             );
             if let Err(e) = conn.query_drop(sql).await {
-                return Err(self.classify(e, "creating rowbus_applied"));
+                let e = self.classify(e, "creating rowbus_applied");
+                return Err(SinkError::retriable(e.message));
             }
         }
         self.conn = Some(conn);
@@ -176,8 +183,21 @@ impl MyTarget {
                         chunk.iter().flat_map(|k| k.values.iter().map(mysql_value)).collect();
                     tx.exec_drop(sql, params).await.map_err(db("deleting"))?;
                 }
-                let upserts: Vec<&Row> = p.upserts().collect();
-                let Some(first) = upserts.first() else { continue };
+                // One statement per column list: rows may differ after an ALTER mid-batch.
+                let mut groups: Vec<(&Row, Vec<&Row>)> = Vec::new();
+                for row in p.upserts() {
+                    if row.values.len() != row.columns.len() {
+                        return Err(Failed::Permanent(format!(
+                            "a row of {}.{} with {} values for {} columns",
+                            p.db, p.table, row.values.len(), row.columns.len()
+                        )));
+                    }
+                    match groups.iter_mut().find(|(f, _)| f.columns == row.columns) {
+                        Some((_, rows)) => rows.push(row),
+                        None => groups.push((row, vec![row])),
+                    }
+                }
+                for (first, upserts) in groups {
                 let cols: Vec<String> = first.columns.iter().map(|c| col(c)).collect::<Result<_, _>>()?;
                 let per = MAX_ROWS.min(60_000 / cols.len().max(1)).max(1);
                 let updates: Vec<String> = cols
@@ -201,6 +221,7 @@ impl MyTarget {
                         chunk.iter().flat_map(|r| r.values.iter().map(mysql_value)).collect();
                     tx.exec_drop(sql, params).await.map_err(db("upserting"))?;
                 }
+                }
             }
             if let Some((file, pos, row)) = marker {
                 let sql = format!(
@@ -215,10 +236,17 @@ impl MyTarget {
             tx.commit().await.map_err(db("committing"))
         }
         .await;
-        self.conn = Some(conn);
+        // After an error the connection is dropped, so the server rolls the transaction back at
+        // once rather than holding its locks until the connection's next command.
+        if result.is_ok() {
+            self.conn = Some(conn);
+        }
         result.map_err(|f| match f {
             Failed::Db(doing, e) => self.classify(e, doing),
-            Failed::Permanent(message) => SinkError::permanent(message),
+            Failed::Permanent(message) => {
+                self.columns.clear();
+                SinkError::permanent(message)
+            }
         })
     }
 }
@@ -245,7 +273,9 @@ impl Target for MyTarget {
                 .await;
             match row {
                 Ok(row) => Ok(row.map(|(f, p, n)| (f, p, n as u32))),
-                Err(e) => Err(self.classify(e, "reading rowbus_applied")),
+                Err(e) => Err(SinkError::retriable(
+                    self.classify(e, "reading rowbus_applied").message,
+                )),
             }
         })
     }

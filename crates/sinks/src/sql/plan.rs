@@ -26,6 +26,9 @@ pub struct TablePlan {
     pub rows: Vec<RowState>,
     /// For each row, where in the binlog its last change is.
     pub at: Vec<SourceOrder>,
+    /// For each row, the key identity that chooses its worker: its own, except for the delete of
+    /// an old key by a primary-key change, which goes with the new key so both commit together.
+    pub route: Vec<String>,
 }
 
 /// A change's place in the binlog, comparable: (file number, offset, row index).
@@ -112,22 +115,26 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
                     key_columns: e.key.columns.clone(),
                     rows: Vec::new(),
                     at: Vec::new(),
+                    route: Vec::new(),
                 });
                 (tables.len() - 1, HashMap::new())
             });
         let plan = &mut tables[*t];
         let at = order_of(e);
+        let own = identity(&e.key.values);
         let mut set = |key: &Row, state: RowState| {
             let id = identity(&key.values);
             match rows.get(&id) {
                 Some(&i) => {
                     plan.rows[i] = state;
                     plan.at[i] = at;
+                    plan.route[i] = own.clone();
                 }
                 None => {
                     rows.insert(id, plan.rows.len());
                     plan.rows.push(state);
                     plan.at.push(at);
+                    plan.route.push(own.clone());
                 }
             }
         };

@@ -29,6 +29,11 @@ pub struct PgTarget {
     columns: HashMap<(String, String), Arc<Columns>>,
 }
 
+/// An error of the sink as a whole, retried rather than blamed on a row.
+fn retriable(e: SinkError) -> SinkError {
+    SinkError::retriable(e.message)
+}
+
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -88,10 +93,12 @@ impl PgTarget {
         if let Some(p) = &self.config.password {
             pg.password(p.expose());
         }
+        // Connecting, and what goes with it, is retried whatever the error: it concerns the
+        // sink, not a row (a wrong password or a read-only standby after a failover).
         let (client, connection) = pg
             .connect(NoTls)
             .await
-            .map_err(|e| self.classify(e, "connecting"))?;
+            .map_err(|e| retriable(self.classify(e, "connecting")))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -103,12 +110,15 @@ impl PgTarget {
                      PRIMARY KEY (sink, worker))",
                 )
                 .await
-                .map_err(|e| self.classify(e, "creating rowbus_applied"))?;
+                .map_err(|e| retriable(self.classify(e, "creating rowbus_applied")))?;
         }
         self.client = Some(client);
         Ok(())
     }
 
+    /// The target's columns and the types to cast to: the declared type without its length or
+    /// precision, so that a value too long for the column is an error rather than cut by the
+    /// cast (`bpchar` and `varbit` being the unbounded forms of `char(n)` and `bit(n)`).
     async fn columns(&mut self, schema: &str, table: &str) -> Result<Arc<Columns>, SinkError> {
         let key = (schema.to_string(), table.to_string());
         if let Some(c) = self.columns.get(&key) {
@@ -117,7 +127,7 @@ impl PgTarget {
         let client = self.client.as_ref().expect("connected");
         let rows = client
             .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                "SELECT a.attname::text, CASE a.atttypid WHEN 'bpchar'::regtype THEN 'bpchar' WHEN 'bit'::regtype THEN 'varbit' ELSE format_type(a.atttypid, NULL) END FROM pg_attribute a \
                  JOIN pg_class c ON a.attrelid = c.oid JOIN pg_namespace n ON c.relnamespace = n.oid \
                  WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
                 &[&schema, &table],
@@ -125,7 +135,7 @@ impl PgTarget {
             .await;
         let rows = match rows {
             Ok(rows) => rows,
-            Err(e) => return Err(self.classify(e, "reading the target's columns")),
+            Err(e) => return Err(retriable(self.classify(e, "reading the target's columns"))),
         };
         if rows.is_empty() {
             return Err(SinkError::permanent(format!(
@@ -192,7 +202,11 @@ impl PgTarget {
         self.client = Some(client);
         result.map_err(|f| match f {
             Failed::Db(doing, e) => self.classify(e, doing),
-            Failed::MissingColumn(what) => SinkError::permanent(what),
+            Failed::MissingColumn(what) => {
+                // The target may gain the column: look at its catalog again next time.
+                self.columns.clear();
+                SinkError::permanent(what)
+            }
         })
     }
 }
@@ -279,10 +293,41 @@ async fn upsert(
     p: &TablePlan,
     columns: &Columns,
 ) -> Result<(), Failed> {
-    let rows: Vec<&Row> = p.upserts().collect();
-    let Some(first) = rows.first() else {
-        return Ok(());
-    };
+    // Rows of one table may differ in columns within a batch (an ALTER in between): one
+    // statement per column list.
+    let mut groups: Vec<(&Row, Vec<&Row>)> = Vec::new();
+    for row in p.upserts() {
+        if row.values.len() != row.columns.len() {
+            return Err(Failed::MissingColumn(format!(
+                "a row of {}.{} with {} values for {} columns",
+                p.db,
+                p.table,
+                row.values.len(),
+                row.columns.len()
+            )));
+        }
+        match groups
+            .iter_mut()
+            .find(|(first, _)| first.columns == row.columns)
+        {
+            Some((_, rows)) => rows.push(row),
+            None => groups.push((row, vec![row])),
+        }
+    }
+    for (first, rows) in groups {
+        upsert_rows(tx, name, p, columns, first, &rows).await?;
+    }
+    Ok(())
+}
+
+async fn upsert_rows(
+    tx: &Transaction<'_>,
+    name: &str,
+    p: &TablePlan,
+    columns: &Columns,
+    first: &Row,
+    rows: &[&Row],
+) -> Result<(), Failed> {
     let target: Vec<&(String, String)> = first
         .columns
         .iter()
@@ -357,7 +402,7 @@ impl Target for PgTarget {
                     let (f, p, n): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
                     (f as u64, p as u64, n as u32)
                 })),
-                Err(e) => Err(self.classify(e, "reading rowbus_applied")),
+                Err(e) => Err(retriable(self.classify(e, "reading rowbus_applied"))),
             }
         })
     }
