@@ -30,6 +30,25 @@ ensure_mariadb() {
   ensure_pkg mariadb-install-db mariadb-server
 }
 
+# The database sinks' tests use a PostgreSQL on 127.0.0.1:5432 (user postgres, trust, database
+# test), which this project's machines run as a service. Where none answers, install Debian's
+# and start its default cluster with that access.
+ensure_postgres() {
+  if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then return 0; fi
+  ensure_pkg pg_ctlcluster postgresql
+  local version; version=$(ls /etc/postgresql | sort -n | tail -1)
+  local conf="/etc/postgresql/$version/main"
+  grep -q "rowbus tests" "$conf/pg_hba.conf" 2>/dev/null || {
+    printf '# rowbus tests\nhost all all 127.0.0.1/32 trust\n' | cat - "$conf/pg_hba.conf" >"$conf/pg_hba.conf.new"
+    mv "$conf/pg_hba.conf.new" "$conf/pg_hba.conf"
+  }
+  pg_ctlcluster "$version" main start 2>/dev/null || pg_ctlcluster "$version" main reload
+  local i
+  for i in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.1; done
+  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 ||
+    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE test"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }

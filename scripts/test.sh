@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs (MariaDB from Debian's packages), checks formatting
-# and lints where the toolchain has them, then runs every unit and integration test. The
-# integration tests start their own throwaway MariaDB servers on free loopback ports.
+# The whole test suite: installs what it needs (MariaDB from Debian's packages; PostgreSQL where
+# none answers on 127.0.0.1:5432), checks formatting and lints where the toolchain has them, then
+# runs every unit and integration test. The integration tests start their own throwaway MariaDB
+# servers on free loopback ports, and mount small tmpfs file systems (they run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_rust
 ensure_mariadb
+ensure_postgres
 
 if cargo fmt --version >/dev/null 2>&1; then
   log "cargo fmt --check"
