@@ -105,6 +105,13 @@ async fn build_sinks(config: &Config, owner: &str) -> anyhow::Result<Vec<SinkSpe
         let mut sink = sink.clone();
         if let SinkKind::Sql(sql) = &mut sink.kind {
             sql.marker_key = format!("{owner}:{}", sink.name);
+            let source = &config.source;
+            sql.source = Some(rowbus_sinks::sql::create::SourceServer {
+                host: source.host.clone(),
+                port: source.port,
+                user: source.user.clone(),
+                password: source.password.clone(),
+            });
         }
         let sink = &sink;
         let built = open_sink(sink)?;

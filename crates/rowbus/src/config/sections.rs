@@ -595,6 +595,8 @@ pub(super) struct SqlSection {
     exclude_columns: Vec<String>,
     #[serde(default)]
     rename_columns: BTreeMap<String, String>,
+    #[serde(default)]
+    create_tables: bool,
 }
 
 fn default_table_template() -> String {
@@ -664,6 +666,9 @@ impl SqlSection {
             exclude_columns: self.exclude_columns,
             rename_columns: self.rename_columns,
             effectively_once: self.effectively_once,
+            create_tables: self.create_tables,
+            // Set from the source when the pipeline starts.
+            source: None,
             // Completed with the installation and the source when the pipeline starts.
             marker_key: name.to_string(),
         }));

@@ -205,13 +205,14 @@ type Rows = Vec<Vec<Option<String>>>;
 async fn mysql_rows(server: &MariaDb, db: &str) -> Rows {
     let exprs: Vec<&str> = COLUMNS.iter().map(|c| c.2).collect();
     let mut conn = server.conn().await;
+    // Empty until the sink has created the table.
     let rows: Vec<mysql_async::Row> = conn
         .query(format!(
             "SELECT {} FROM `{db}`.types ORDER BY id",
             exprs.join(", ")
         ))
         .await
-        .unwrap();
+        .unwrap_or_default();
     rows.into_iter()
         .map(|r| {
             (0..COLUMNS.len())
@@ -223,17 +224,13 @@ async fn mysql_rows(server: &MariaDb, db: &str) -> Rows {
 
 async fn pg_rows(client: &tokio_postgres::Client, schema: &str) -> Rows {
     let exprs: Vec<&str> = COLUMNS.iter().map(|c| c.3).collect();
-    client
-        .query(
-            &format!(
-                "SELECT {} FROM \"{schema}\".types ORDER BY id",
-                exprs.join(", ")
-            ),
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
+    let sql = format!(
+        "SELECT {} FROM \"{schema}\".types ORDER BY id",
+        exprs.join(", ")
+    );
+    // Empty until the sink has created the table.
+    let rows = client.query(&sql, &[]).await.unwrap_or_default();
+    rows.iter()
         .map(|r| {
             (0..COLUMNS.len())
                 .map(|i| r.get::<_, Option<String>>(i))
@@ -390,6 +387,52 @@ async fn every_type_round_trips_into_postgresql() {
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
     client
         .batch_execute(&format!("DROP SCHEMA \"{db}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_target_tables_are_created_from_the_source() {
+    let server = MariaDb::shared();
+    let db = source_with_types(server, "types_create").await;
+    let target = format!("{db}_created");
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{db}\" CASCADE"))
+        .await
+        .unwrap();
+    let dir = TestDir::new("types-create");
+    // Both sinks start without their tables: the PostgreSQL mapping, and MariaDB's own types.
+    let sink = format!(
+        "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\ncreate_tables = true\n\
+         tables = [\"{db}.types\"]\n\n[sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:{}\"\n\
+         schema = \"{target}\"\ncreate_tables = true",
+        server.port
+    );
+    let rowbus = replicate(server, &db, &dir, &sink).await;
+    let source = mysql_rows(server, &db).await;
+    wait_equal(&rowbus, || pg_rows(&client, &db), source.clone()).await;
+    wait_equal(&rowbus, || mysql_rows(server, &target), source).await;
+    assert!(
+        rowbus.log().contains("created the target table"),
+        "{}",
+        rowbus.log()
+    );
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{db}\" CASCADE"))
+        .await
+        .unwrap();
+    server
+        .conn()
+        .await
+        .query_drop(format!("DROP DATABASE `{target}`"))
         .await
         .unwrap();
 }

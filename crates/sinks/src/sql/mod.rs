@@ -4,6 +4,7 @@
 //! with values always bound as parameters. Under `effectively_once` each transaction also records
 //! the last source position it applied, and rows at or before it are skipped after a restart.
 
+pub mod create;
 pub mod mysql;
 pub mod params;
 pub mod plan;
@@ -42,6 +43,10 @@ pub struct SqlSinkConfig {
     /// Source column to target column names, keyed the same way.
     pub rename_columns: std::collections::BTreeMap<String, String>,
     pub effectively_once: bool,
+    /// Create a missing target table from the source table's definition.
+    pub create_tables: bool,
+    /// The source server, where `create_tables` reads definitions (set when the pipeline starts).
+    pub source: Option<create::SourceServer>,
     /// Whose applied positions `rowbus_applied` keeps: the installation (data directory), the
     /// source and the sink, so that another pipeline, or a fresh start of this one, never skips
     /// rows by positions it did not write.

@@ -107,6 +107,7 @@ impl MyTarget {
 
     async fn columns(
         &mut self,
+        (db, source_table): (&str, &str),
         schema: &str,
         table: &str,
     ) -> Result<Arc<HashMap<String, String>>, SinkError> {
@@ -114,6 +115,54 @@ impl MyTarget {
         if let Some(c) = self.columns.get(&key) {
             return Ok(c.clone());
         }
+        if let Some(columns) = self.read_columns(schema, table).await? {
+            return Ok(columns);
+        }
+        if !self.config.create_tables {
+            return Err(SinkError::permanent(format!(
+                "table {}.{} does not exist in MySQL at {}: create it, or set create_tables = true",
+                quote(schema),
+                quote(table),
+                self.config.addr()
+            )));
+        }
+        let source = self.config.source.clone().ok_or_else(|| {
+            SinkError::permanent("create_tables needs the source server, which is not set")
+        })?;
+        let statements = super::create::create_statements(
+            &self.config,
+            &source,
+            db,
+            source_table,
+            schema,
+            table,
+        )
+        .await?;
+        for sql in statements {
+            let conn = self.conn.as_mut().expect("connected");
+            if let Err(e) = conn.query_drop(sql).await {
+                let e = self.classify(e, "creating the target table");
+                // Another worker may have created it at the same moment.
+                if self.conn.is_some() {
+                    if let Some(columns) = self.read_columns(schema, table).await? {
+                        return Ok(columns);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        tracing::info!(table = %format!("{schema}.{table}"), "created the target table from {db}.{source_table}");
+        self.read_columns(schema, table).await?.ok_or_else(|| {
+            SinkError::permanent(format!("created {schema}.{table}, but cannot see it"))
+        })
+    }
+
+    async fn read_columns(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Arc<HashMap<String, String>>>, SinkError> {
+        let key = (schema.to_string(), table.to_string());
         let conn = self.conn.as_mut().expect("connected");
         let names: Result<Vec<String>, _> = conn
             .exec(
@@ -126,16 +175,11 @@ impl MyTarget {
             Err(e) => return Err(self.classify(e, "reading the target's columns")),
         };
         if names.is_empty() {
-            return Err(SinkError::permanent(format!(
-                "table {}.{} does not exist in MySQL at {}: create it",
-                quote(schema),
-                quote(table),
-                self.config.addr()
-            )));
+            return Ok(None);
         }
         let columns = Arc::new(names.into_iter().map(|n| (n.to_lowercase(), n)).collect());
         self.columns.insert(key, Arc::clone(&columns));
-        Ok(columns)
+        Ok(Some(columns))
     }
 
     async fn apply_all(
@@ -147,7 +191,7 @@ impl MyTarget {
         let mut targets = Vec::new();
         for p in plans {
             let (schema, table) = self.config.target_of(&p.db, &p.table);
-            let columns = self.columns(&schema, &table).await?;
+            let columns = self.columns((&p.db, &p.table), &schema, &table).await?;
             targets.push((format!("{}.{}", quote(&schema), quote(&table)), columns));
         }
         let mut conn = self.conn.take().expect("connected");

@@ -119,11 +119,68 @@ impl PgTarget {
     /// The target's columns and the types to cast to: the declared type without its length or
     /// precision, so that a value too long for the column is an error rather than cut by the
     /// cast (`bpchar` and `varbit` being the unbounded forms of `char(n)` and `bit(n)`).
-    async fn columns(&mut self, schema: &str, table: &str) -> Result<Arc<Columns>, SinkError> {
+    async fn columns(
+        &mut self,
+        source: (&str, &str),
+        schema: &str,
+        table: &str,
+    ) -> Result<Arc<Columns>, SinkError> {
         let key = (schema.to_string(), table.to_string());
         if let Some(c) = self.columns.get(&key) {
             return Ok(c.clone());
         }
+        match self.read_columns(schema, table).await? {
+            Some(columns) => Ok(columns),
+            None if self.config.create_tables => {
+                // Another worker may create it at the same moment: what counts is that it exists.
+                let created = self.create(source, schema, table).await;
+                let columns = self.read_columns(schema, table).await?;
+                if columns.is_none() {
+                    created?;
+                }
+                columns.ok_or_else(|| {
+                    SinkError::permanent(format!("created {schema}.{table}, but cannot see it"))
+                })
+            }
+            None => Err(SinkError::permanent(format!(
+                "table {}.{} does not exist in PostgreSQL at {}, database {}: create it (README: \
+                 database sinks, type mapping), or set create_tables = true",
+                quote(schema),
+                quote(table),
+                self.config.addr(),
+                self.config.database
+            ))),
+        }
+    }
+
+    async fn create(
+        &mut self,
+        (db, table): (&str, &str),
+        schema: &str,
+        target: &str,
+    ) -> Result<(), SinkError> {
+        let source = self.config.source.clone().ok_or_else(|| {
+            SinkError::permanent("create_tables needs the source server, which is not set")
+        })?;
+        let statements =
+            super::create::create_statements(&self.config, &source, db, table, schema, target)
+                .await?;
+        let client = self.client.as_ref().expect("connected");
+        for sql in &statements {
+            if let Err(e) = client.batch_execute(sql).await {
+                return Err(self.classify(e, "creating the target table"));
+            }
+        }
+        tracing::info!(table = %format!("{schema}.{target}"), "created the target table from {db}.{table}");
+        Ok(())
+    }
+
+    async fn read_columns(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Arc<Columns>>, SinkError> {
+        let key = (schema.to_string(), table.to_string());
         let client = self.client.as_ref().expect("connected");
         let rows = client
             .query(
@@ -138,14 +195,7 @@ impl PgTarget {
             Err(e) => return Err(retriable(self.classify(e, "reading the target's columns"))),
         };
         if rows.is_empty() {
-            return Err(SinkError::permanent(format!(
-                "table {}.{} does not exist in PostgreSQL at {}, database {}: create it (README: \
-                 database sinks, type mapping)",
-                quote(schema),
-                quote(table),
-                self.config.addr(),
-                self.config.database
-            )));
+            return Ok(None);
         }
         let types = rows
             .iter()
@@ -157,7 +207,7 @@ impl PgTarget {
             .collect();
         let columns = Arc::new(Columns { types });
         self.columns.insert(key, columns.clone());
-        Ok(columns)
+        Ok(Some(columns))
     }
 
     async fn apply_all(
@@ -169,7 +219,7 @@ impl PgTarget {
         let mut targets = Vec::new();
         for p in plans {
             let (schema, table) = self.config.target_of(&p.db, &p.table);
-            let columns = self.columns(&schema, &table).await?;
+            let columns = self.columns((&p.db, &p.table), &schema, &table).await?;
             targets.push((schema, table, columns));
         }
         let mut client = self.client.take().expect("connected");
