@@ -107,9 +107,9 @@ bench_decode() {
 }
 
 bench_memory() {
-  log "memory: a single-transaction DELETE of $MEMORY_ROWS rows streamed to the file sink"
+  log "memory: single-transaction DELETEs of $MEMORY_ROWS rows streamed to the file sink, $RUNS runs"
   "${SQL[@]}" -e "CREATE DATABASE IF NOT EXISTS mem; CREATE TABLE mem.t (id BIGINT PRIMARY KEY, pad VARCHAR(100))
-    DEFAULT CHARSET=utf8mb4; INSERT INTO mem.t SELECT seq, REPEAT('x', 100) FROM mem.seq_1_to_$MEMORY_ROWS;"
+    DEFAULT CHARSET=utf8mb4"
   local start; start=$("${SQL[@]}" -N -e "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
   cat >"$WORK/mem.toml" <<TOML
 data_dir = "$WORK/mem-data"
@@ -125,25 +125,33 @@ path = "$WORK/mem.jsonl"
 TOML
   "$ROWBUS" run -c "$WORK/mem.toml" 2>"$WORK/mem.log" &
   echo $! >"$WORK/rowbus.pid"
-  # The binlog gets the transaction at its commit: rowbus's time runs from the end of the DELETE.
-  local t0; t0=$(now)
-  "${SQL[@]}" -e "DELETE FROM mem.t"
-  local committed; committed=$(now)
-  local t1; t1=$(wait_for_lines "$WORK/mem.jsonl" "$MEMORY_ROWS")
   local pid; pid=$(cat "$WORK/rowbus.pid")
+  : >"$WORK/mem.rates"; : >"$WORK/mem.server"
+  local r lines=0
+  for r in $(seq 1 "$RUNS"); do
+    # The inserts stream too (into the same file): the DELETE is timed from its commit.
+    "${SQL[@]}" -e "INSERT INTO mem.t SELECT seq, REPEAT('x', 100) FROM mem.seq_1_to_$MEMORY_ROWS"
+    lines=$((lines + MEMORY_ROWS))
+    wait_for_lines "$WORK/mem.jsonl" "$lines" >/dev/null
+    local t0; t0=$(now)
+    "${SQL[@]}" -e "DELETE FROM mem.t"
+    local committed; committed=$(now)
+    lines=$((lines + MEMORY_ROWS))
+    local t1; t1=$(wait_for_lines "$WORK/mem.jsonl" "$lines")
+    python3 -c "print($MEMORY_ROWS/($t1-$committed))" >>"$WORK/mem.rates"
+    python3 -c "print($MEMORY_ROWS/($committed-$t0))" >>"$WORK/mem.server"
+  done
   local hwm; hwm=$(awk '/VmHWM/ {print $2}' /proc/"$pid"/status)
   kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus.pid"
   local mb; mb=$(python3 -c "print(round($hwm/1024, 1))")
-  local rate; rate=$(python3 -c "print(f'{$MEMORY_ROWS/($t1-$committed):,.0f}')")
-  local server; server=$(python3 -c "print(f'{$MEMORY_ROWS/($committed-$t0):,.0f}')")
   {
     echo "### memory: single-transaction DELETE of $MEMORY_ROWS rows to the file sink"
     echo
     echo "| measure | value |"
     echo "|---|---|"
-    echo "| peak RSS of rowbus (VmHWM) | $mb MB |"
-    echo "| rows/s from the commit to the last line written (fsync per batch) | $rate |"
-    echo "| for comparison: rows/s of the DELETE itself on the server | $server |"
+    echo "| peak RSS of rowbus (VmHWM) over $RUNS inserts and deletes of $MEMORY_ROWS rows | $mb MB |"
+    echo "| rows/s from the DELETE's commit to the last line written (fsync per batch), median (min–max) of $RUNS | $(stats <"$WORK/mem.rates") |"
+    echo "| for comparison: rows/s of the DELETE itself on the server | $(stats <"$WORK/mem.server") |"
     echo
   } >>"$RESULTS"
 }
