@@ -40,6 +40,13 @@ fn accepts_a_full_config() {
     assert!(!config.source.tables.matches("shop", "audit_x"));
     assert_eq!(config.sinks.len(), 2);
     assert_eq!(config.checkpoint_interval, Duration::from_secs(1));
+    // Batch sizes default by sink type.
+    let batches: Vec<(&str, usize)> = config
+        .sinks
+        .iter()
+        .map(|s| (s.name.as_str(), s.batch_max_events))
+        .collect();
+    assert_eq!(batches, [("archive", 10_000), ("screen", 1_000)]);
 }
 
 #[test]
