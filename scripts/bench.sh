@@ -2,7 +2,8 @@
 # Benchmarks, each figure beside a peer measured in the same run on the same data; writes
 # BENCHMARKS.md. Usage: scripts/bench.sh [--quick] [decode] [memory]   (default: all workloads)
 #   decode  rows/s and MB/s decoding a binlog of N rows with 8 typed columns on one core:
-#           `rowbus inspect binlog` vs `mariadb-binlog --base64-output=decode-rows -v`, same file
+#           `rowbus inspect binlog` vs `mariadb-binlog --base64-output=decode-rows -v`, same file,
+#           and vs the `mysql-replication` PyPI library streaming it from the server
 #   memory  peak RSS of `rowbus run` while a single-transaction DELETE of N rows streams to a file
 #   sinks   rows/s applied by the postgres and mysql sinks, commit to the last row in the target,
 #           vs the database's own bulk load of the same rows (COPY, LOAD DATA) as the ceiling
@@ -65,6 +66,16 @@ wait_for_lines() {
   done
 }
 
+# The decode workload's Python peer: mysql-replication in a virtualenv (kept between runs).
+PEER_VENV="${ROWBUS_BENCH_VENV:-$HOME/.cache/rowbus/bench-venv}"
+ensure_python_peer() {
+  if [ ! -x "$PEER_VENV/bin/python" ] || ! "$PEER_VENV/bin/python" -c 'import pymysqlreplication' 2>/dev/null; then
+    log "installing mysql-replication into $PEER_VENV"
+    python3 -m venv "$PEER_VENV"
+    "$PEER_VENV/bin/pip" install --quiet mysql-replication
+  fi
+}
+
 bench_decode() {
   log "decode: writing $DECODE_ROWS rows of 8 columns into a binlog"
   "${SQL[@]}" -e "CREATE DATABASE bench; CREATE TABLE bench.t (id BIGINT PRIMARY KEY, a INT, b BIGINT,
@@ -85,14 +96,17 @@ bench_decode() {
   [ "$rowbus_rows" = "$DECODE_ROWS" ] || { echo "rowbus decoded $rowbus_rows rows, expected $DECODE_ROWS" >&2; exit 1; }
   local peer_rows; peer_rows=$(mariadb-binlog --base64-output=decode-rows -v "$binlog" | grep -c '^### INSERT')
   [ "$peer_rows" = "$DECODE_ROWS" ] || { echo "mariadb-binlog decoded $peer_rows rows, expected $DECODE_ROWS" >&2; exit 1; }
+  ensure_python_peer
   log "decode: $RUNS runs each, alternating, pinned to one core"
-  : >"$WORK/rowbus.times"; : >"$WORK/peer.times"
+  : >"$WORK/rowbus.times"; : >"$WORK/peer.times"; : >"$WORK/python.times"
   for _ in $(seq 1 "$RUNS"); do
     local t0 t1
     t0=$(now); taskset -c 0 "$ROWBUS" inspect binlog "$binlog" >/dev/null; t1=$(now)
     python3 -c "print($DECODE_ROWS/($t1-$t0))" >>"$WORK/rowbus.times"
     t0=$(now); taskset -c 0 mariadb-binlog --base64-output=decode-rows -v "$binlog" >/dev/null; t1=$(now)
     python3 -c "print($DECODE_ROWS/($t1-$t0))" >>"$WORK/peer.times"
+    # Streams from the server as a replica (the server's work is on the other core).
+    taskset -c 0 "$PEER_VENV/bin/python" scripts/decode_peer.py "$PORT" "$file" "$DECODE_ROWS" >>"$WORK/python.times"
   done
   local mb; mb=$(python3 -c "print(round($bytes/1e6, 1))")
   {
@@ -102,6 +116,7 @@ bench_decode() {
     echo "|---|---|"
     echo "| rowbus inspect binlog (native JSON lines) | $(stats <"$WORK/rowbus.times") |"
     echo "| mariadb-binlog --base64-output=decode-rows -v | $(stats <"$WORK/peer.times") |"
+    echo "| mysql-replication (PyPI), streaming the same binlog from the server | $(stats <"$WORK/python.times") |"
     echo
   } >>"$RESULTS"
 }
