@@ -84,11 +84,13 @@ impl Delivery {
         stop: &Stop,
     ) -> Result<(), PipelineError> {
         let park = self.policy.on_failure == OnFailure::ParkKey;
+        // An empty log parks nothing: no key is built on the common path.
+        let parking_applies = park && !self.log.is_empty();
         // (index in the batch, record), to log in batch order.
         let mut failed: Vec<(usize, FailureRecord)> = Vec::new();
         let mut send = Vec::with_capacity(batch.len());
         for (i, e) in batch.iter().enumerate() {
-            if park && self.log.parks(&parking_of(e)) {
+            if parking_applies && self.log.parks(&parking_of(e)) {
                 failed.push((i, self.parked(e)));
             } else {
                 send.push((i, e.clone()));

@@ -227,6 +227,15 @@ fn position(def: &Table, place: &Place) -> Result<usize, String> {
     }
 }
 
+/// A renamed column keeps its place in the primary key.
+fn rename_in_key(def: &mut Table, from: &str, to: &str) {
+    for key in def.primary_key.iter_mut() {
+        if key.eq_ignore_ascii_case(from) {
+            *key = to.to_string();
+        }
+    }
+}
+
 /// Applies one clause; `db_charset` is what `CHARACTER SET DEFAULT` means.
 fn alter(def: &mut Table, op: &AlterOp, db_charset: Option<&str>) -> Result<(), String> {
     let missing = |name: &str| format!("no column `{name}`");
@@ -262,20 +271,12 @@ fn alter(def: &mut Table, op: &AlterOp, db_charset: Option<&str>) -> Result<(), 
                 other => position(def, other)?,
             };
             def.columns.insert(at, new);
-            for key in def.primary_key.iter_mut() {
-                if key.eq_ignore_ascii_case(old) {
-                    *key = c.name.clone();
-                }
-            }
+            rename_in_key(def, old, &c.name);
         }
         AlterOp::RenameColumn { from, to } => {
             let i = def.column_index(from).ok_or_else(|| missing(from))?;
             def.columns[i].name = to.clone();
-            for key in def.primary_key.iter_mut() {
-                if key.eq_ignore_ascii_case(from) {
-                    *key = to.clone();
-                }
-            }
+            rename_in_key(def, from, to);
         }
         AlterOp::AddPrimaryKey(columns) => def.primary_key = columns.clone(),
         AlterOp::DropPrimaryKey => def.primary_key.clear(),

@@ -282,18 +282,12 @@ impl History {
                 after: schema.table(db, t).cloned(),
             })
             .collect();
-        for a in &applied {
-            let database = self.current.databases.entry(a.db.clone()).or_default();
-            match &a.after {
-                Some(def) => {
-                    database.tables.insert(a.table.clone(), def.clone());
-                }
-                None => {
-                    database.tables.remove(&a.table);
-                }
-            }
+        let recorded = self.lines.len();
+        self.record(at, &applied)?;
+        for line in &self.lines[recorded..] {
+            line.apply(&mut self.current);
         }
-        self.record(at, &applied)
+        Ok(())
     }
 
     /// The current schema, for applying a statement; call `record` with what it did.

@@ -123,15 +123,10 @@ async fn replicate_with_kills<F, Fut>(
         }
     }
     let rowbus = Rowbus::start(config);
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while !equal().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the target never caught up (seed {seed})\n{}",
-            rowbus.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(&equal, || async {
+        format!("the target never caught up (seed {seed})\n{}", rowbus.log())
+    })
+    .await;
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
 }
 
@@ -237,11 +232,11 @@ async fn effectively_once_applies_no_row_twice_after_a_lost_checkpoint() {
             .unwrap()
             .get::<_, i64>(0)
     };
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while applied().await < 30 {
-        assert!(std::time::Instant::now() < deadline, "{}", rowbus.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        || async { applied().await >= 30 },
+        || async { rowbus.log() },
+    )
+    .await;
     rowbus.kill();
     // The restart reads all 30 inserts again; the markers of the workers skip them.
     let rowbus = Rowbus::start(&config);
@@ -251,11 +246,11 @@ async fn effectively_once_applies_no_row_twice_after_a_lost_checkpoint() {
     ))
     .await
     .unwrap();
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while applied().await < 31 {
-        assert!(std::time::Instant::now() < deadline, "{}", rowbus.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        || async { applied().await >= 31 },
+        || async { rowbus.log() },
+    )
+    .await;
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
     assert_eq!(applied().await, 31, "each row applied once");
     let distinct = client
@@ -335,16 +330,11 @@ async fn columns_are_renamed_and_excluded_on_the_way() {
             .collect::<Vec<_>>()
     };
     let want = vec![(3, "Bob".to_string()), (4, "Cy".to_string())];
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while rows().await != want {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}\n{}",
-            rows().await,
-            rowbus.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        || async { rows().await == want },
+        || async { format!("{:?}\n{}", rows().await, rowbus.log()) },
+    )
+    .await;
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
     client
         .batch_execute(&format!("DROP SCHEMA \"copy_{db}\" CASCADE"))
@@ -405,16 +395,11 @@ async fn rows_of_two_layouts_in_one_batch_and_a_value_too_long() {
         (2, Some("two".to_string()), None),
         (3, Some("thr".to_string()), Some(30)),
     ];
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while rows().await != want || !rowbus.log().contains("event sent to the failure log") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}\n{}",
-            rows().await,
-            rowbus.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        || async { rows().await == want && rowbus.log().contains("event sent to the failure log") },
+        || async { format!("{:?}\n{}", rows().await, rowbus.log()) },
+    )
+    .await;
     // The long value was refused by the column, not cut: its row is in the failure log.
     assert!(rowbus.log().contains("value too long"), "{}", rowbus.log());
     tokio::task::block_in_place(|| rowbus.stop_cleanly());

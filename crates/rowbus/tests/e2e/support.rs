@@ -318,3 +318,20 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
+
+/// Waits, polling every 50 ms, until `done` holds; after `DEADLINE` fails with `why`'s text.
+pub async fn eventually<F, Fut, W, WFut>(mut done: F, mut why: W)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+    W: FnMut() -> WFut,
+    WFut: std::future::Future<Output = String>,
+{
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !done().await {
+        if std::time::Instant::now() >= deadline {
+            panic!("timed out after {DEADLINE:?}: {}", why().await);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -130,12 +130,13 @@ pub async fn create_statements(
     };
     let mut defs = Vec::new();
     for (name, column_type, nullable, charset, collation) in &columns {
-        let is_key = key.contains(name);
-        let Some(target_name) = config
-            .column_of(db, table, name)
-            .or_else(|| is_key.then(|| name.as_str().into()))
-        else {
-            continue;
+        // Key columns are renamed, never excluded (as rows are mapped).
+        let target_name = match key.contains(name) {
+            true => config.renamed(db, table, name),
+            false => match config.column_of(db, table, name) {
+                Some(n) => n,
+                None => continue,
+            },
         };
         let ty = match (config.dialect, charset, collation) {
             (Dialect::Postgres, _, _) => pg_type(column_type),
@@ -150,16 +151,7 @@ pub async fn create_statements(
     if !key.is_empty() {
         let names: Vec<String> = key
             .iter()
-            .map(|k| {
-                quote(
-                    &config
-                        .rename_columns
-                        .get(&format!("{db}.{table}.{k}"))
-                        .or_else(|| config.rename_columns.get(k))
-                        .cloned()
-                        .unwrap_or_else(|| k.clone()),
-                )
-            })
+            .map(|k| quote(&config.renamed(db, table, k)))
             .collect();
         defs.push(format!("PRIMARY KEY ({})", names.join(", ")));
     }

@@ -70,11 +70,17 @@ impl SqlSinkConfig {
         if self.exclude_columns.iter().any(excluded) {
             return None;
         }
+        Some(self.renamed(db, table, column))
+    }
+
+    /// The target name of a source column, renames applied (`db.table.column` before `column`).
+    pub fn renamed(&self, db: &str, table: &str, column: &str) -> Arc<str> {
+        let qualified = format!("{db}.{table}.{column}");
         let renamed = self
             .rename_columns
             .get(&qualified)
             .or_else(|| self.rename_columns.get(column));
-        Some(Arc::from(renamed.map_or(column, String::as_str)))
+        Arc::from(renamed.map_or(column, String::as_str))
     }
 
     fn has_mapping(&self) -> bool {
@@ -89,21 +95,13 @@ impl SqlSinkConfig {
         keys: &[Arc<str>],
         row: &rowbus_core::Row,
     ) -> rowbus_core::Row {
-        let rename = |c: &str| {
-            let qualified = format!("{db}.{table}.{c}");
-            let renamed = self
-                .rename_columns
-                .get(&qualified)
-                .or_else(|| self.rename_columns.get(c));
-            Arc::from(renamed.map_or(c, String::as_str))
-        };
         let (columns, values): (Vec<Arc<str>>, Vec<rowbus_core::Value>) = row
             .columns
             .iter()
             .zip(&row.values)
             .filter_map(|(c, v)| {
                 let name = match keys.contains(c) {
-                    true => rename(c),
+                    true => self.renamed(db, table, c),
                     false => self.column_of(db, table, c)?,
                 };
                 Some((name, v.clone()))
@@ -123,14 +121,7 @@ impl SqlSinkConfig {
         let key: Vec<Arc<str>> = p
             .key_columns
             .iter()
-            .map(|c| {
-                let qualified = format!("{}.{}.{c}", p.db, p.table);
-                let renamed = self
-                    .rename_columns
-                    .get(&qualified)
-                    .or_else(|| self.rename_columns.get(&**c));
-                Arc::from(renamed.map_or(&**c, String::as_str))
-            })
+            .map(|c| self.renamed(&p.db, &p.table, c))
             .collect();
         let source_keys = p.key_columns.clone();
         p.key_columns = key.into();
@@ -287,6 +278,12 @@ impl SqlSink {
 }
 
 /// The worker of a row: FNV-1a of its table and key, fixed across releases (markers depend on it).
+/// An error of the sink as a whole (connecting, its own tables), retried rather than blamed on a
+/// row: a wrong password or a read-only standby after a failover is not a row's fault.
+pub(crate) fn of_the_sink(e: SinkError) -> SinkError {
+    SinkError::retriable(e.message)
+}
+
 fn worker_of(db: &str, table: &str, key: &str, n: usize) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in [db, table, key] {

@@ -4,7 +4,7 @@
 
 use super::params::mysql_value;
 use super::plan::TablePlan;
-use super::{Marker, SqlSinkConfig, Target};
+use super::{of_the_sink, Marker, SqlSinkConfig, Target};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, TxOpts};
 use rowbus_core::sink::{BoxFuture, SinkError};
@@ -87,7 +87,7 @@ impl MyTarget {
         // Connecting is retried whatever the error: it concerns the sink, not a row.
         let mut conn = match Conn::new(opts).await {
             Ok(conn) => conn,
-            Err(e) => return Err(SinkError::retriable(self.classify(e, "connecting").message)),
+            Err(e) => return Err(of_the_sink(self.classify(e, "connecting"))),
         };
         if self.config.effectively_once {
             let sql = format!(
@@ -97,8 +97,7 @@ impl MyTarget {
                 quote(&self.config.database)
             );
             if let Err(e) = conn.query_drop(sql).await {
-                let e = self.classify(e, "creating rowbus_applied");
-                return Err(SinkError::retriable(e.message));
+                return Err(of_the_sink(self.classify(e, "creating rowbus_applied")));
             }
         }
         self.conn = Some(conn);
@@ -206,66 +205,7 @@ impl MyTarget {
                 .await
                 .map_err(db("starting a transaction"))?;
             for (p, (target, columns)) in plans.iter().zip(&targets) {
-                let col = |c: &str| {
-                    columns.get(&c.to_lowercase()).map(|n| quote(n)).ok_or_else(|| {
-                        Failed::Permanent(format!(
-                            "column `{c}` of {}.{} has no column in {target}",
-                            p.db, p.table
-                        ))
-                    })
-                };
-                let keys: Vec<String> = p.key_columns.iter().map(|k| col(k)).collect::<Result<_, _>>()?;
-                let deletes: Vec<&Row> = p.deletes().collect();
-                for chunk in deletes.chunks(MAX_ROWS) {
-                    let tuple = format!("({})", vec!["?"; keys.len()].join(", "));
-                    let sql = format!(
-                        "DELETE FROM {target} WHERE ({}) IN ({})",
-                        keys.join(", "),
-                        vec![tuple; chunk.len()].join(", ")
-                    );
-                    let params: Vec<mysql_async::Value> =
-                        chunk.iter().flat_map(|k| k.values.iter().map(mysql_value)).collect();
-                    tx.exec_drop(sql, params).await.map_err(db("deleting"))?;
-                }
-                // One statement per column list: rows may differ after an ALTER mid-batch.
-                let mut groups: Vec<(&Row, Vec<&Row>)> = Vec::new();
-                for row in p.upserts() {
-                    if row.values.len() != row.columns.len() {
-                        return Err(Failed::Permanent(format!(
-                            "a row of {}.{} with {} values for {} columns",
-                            p.db, p.table, row.values.len(), row.columns.len()
-                        )));
-                    }
-                    match groups.iter_mut().find(|(f, _)| f.columns == row.columns) {
-                        Some((_, rows)) => rows.push(row),
-                        None => groups.push((row, vec![row])),
-                    }
-                }
-                for (first, upserts) in groups {
-                let cols: Vec<String> = first.columns.iter().map(|c| col(c)).collect::<Result<_, _>>()?;
-                let per = MAX_ROWS.min(60_000 / cols.len().max(1)).max(1);
-                let updates: Vec<String> = cols
-                    .iter()
-                    .filter(|c| !keys.contains(c))
-                    .map(|c| format!("{c} = VALUES({c})"))
-                    .collect();
-                let tail = if updates.is_empty() {
-                    format!("ON DUPLICATE KEY UPDATE {0} = {0}", keys[0])
-                } else {
-                    format!("ON DUPLICATE KEY UPDATE {}", updates.join(", "))
-                };
-                for chunk in upserts.chunks(per) {
-                    let tuple = format!("({})", vec!["?"; cols.len()].join(", "));
-                    let sql = format!(
-                        "INSERT INTO {target} ({}) VALUES {} {tail}",
-                        cols.join(", "),
-                        vec![tuple; chunk.len()].join(", ")
-                    );
-                    let params: Vec<mysql_async::Value> =
-                        chunk.iter().flat_map(|r| r.values.iter().map(mysql_value)).collect();
-                    tx.exec_drop(sql, params).await.map_err(db("upserting"))?;
-                }
-                }
+                apply_table(&mut tx, p, target, columns).await?;
             }
             if let Some((file, pos, row)) = marker {
                 let sql = format!(
@@ -295,6 +235,88 @@ impl MyTarget {
     }
 }
 
+/// A target column's quoted name, or why the source column has none.
+fn target_column(
+    columns: &HashMap<String, String>,
+    p: &TablePlan,
+    target: &str,
+    c: &str,
+) -> Result<String, Failed> {
+    columns
+        .get(&c.to_lowercase())
+        .map(|n| quote(n))
+        .ok_or_else(|| {
+            Failed::Permanent(format!(
+                "column `{c}` of {}.{} has no column in {target}",
+                p.db, p.table
+            ))
+        })
+}
+
+/// `(?, ?, ...), (?, ?, ...)`: `rows` tuples of `width` placeholders.
+fn placeholders(rows: usize, width: usize) -> String {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    vec![tuple; rows].join(", ")
+}
+
+/// One table's deletes, then its upserts (one statement per column list), in the transaction.
+async fn apply_table(
+    tx: &mut mysql_async::Transaction<'_>,
+    p: &TablePlan,
+    target: &str,
+    columns: &HashMap<String, String>,
+) -> Result<(), Failed> {
+    let keys: Vec<String> = p
+        .key_columns
+        .iter()
+        .map(|k| target_column(columns, p, target, k))
+        .collect::<Result<_, _>>()?;
+    let deletes: Vec<&Row> = p.deletes().collect();
+    for chunk in deletes.chunks(MAX_ROWS) {
+        let sql = format!(
+            "DELETE FROM {target} WHERE ({}) IN ({})",
+            keys.join(", "),
+            placeholders(chunk.len(), keys.len())
+        );
+        let params: Vec<mysql_async::Value> = chunk
+            .iter()
+            .flat_map(|k| k.values.iter().map(mysql_value))
+            .collect();
+        tx.exec_drop(sql, params).await.map_err(db("deleting"))?;
+    }
+    for upserts in p.upsert_groups().map_err(Failed::Permanent)? {
+        let cols: Vec<String> = upserts[0]
+            .columns
+            .iter()
+            .map(|c| target_column(columns, p, target, c))
+            .collect::<Result<_, _>>()?;
+        let per = MAX_ROWS.min(60_000 / cols.len().max(1)).max(1);
+        let updates: Vec<String> = cols
+            .iter()
+            .filter(|c| !keys.contains(c))
+            .map(|c| format!("{c} = VALUES({c})"))
+            .collect();
+        let tail = if updates.is_empty() {
+            format!("ON DUPLICATE KEY UPDATE {0} = {0}", keys[0])
+        } else {
+            format!("ON DUPLICATE KEY UPDATE {}", updates.join(", "))
+        };
+        for chunk in upserts.chunks(per) {
+            let sql = format!(
+                "INSERT INTO {target} ({}) VALUES {} {tail}",
+                cols.join(", "),
+                placeholders(chunk.len(), cols.len())
+            );
+            let params: Vec<mysql_async::Value> = chunk
+                .iter()
+                .flat_map(|r| r.values.iter().map(mysql_value))
+                .collect();
+            tx.exec_drop(sql, params).await.map_err(db("upserting"))?;
+        }
+    }
+    Ok(())
+}
+
 impl Target for MyTarget {
     fn apply<'a>(
         &'a mut self,
@@ -317,9 +339,7 @@ impl Target for MyTarget {
                 .await;
             match row {
                 Ok(row) => Ok(row.map(|(f, p, n)| (f, p, n as u32))),
-                Err(e) => Err(SinkError::retriable(
-                    self.classify(e, "reading rowbus_applied").message,
-                )),
+                Err(e) => Err(of_the_sink(self.classify(e, "reading rowbus_applied"))),
             }
         })
     }

@@ -59,6 +59,29 @@ impl TablePlan {
             _ => None,
         })
     }
+
+    /// The upserts grouped by column list, in order of first appearance: rows of one table may
+    /// differ after an ALTER within a batch, and each list needs its own statement. A row whose
+    /// values do not match its columns is an error.
+    pub fn upsert_groups(&self) -> Result<Vec<Vec<&Row>>, String> {
+        let mut groups: Vec<Vec<&Row>> = Vec::new();
+        for row in self.upserts() {
+            if row.values.len() != row.columns.len() {
+                return Err(format!(
+                    "a row of {}.{} with {} values for {} columns",
+                    self.db,
+                    self.table,
+                    row.values.len(),
+                    row.columns.len()
+                ));
+            }
+            match groups.iter_mut().find(|g| g[0].columns == row.columns) {
+                Some(group) => group.push(row),
+                None => groups.push(vec![row]),
+            }
+        }
+        Ok(groups)
+    }
 }
 
 /// Why an event cannot be applied to a table target.

@@ -6,7 +6,7 @@
 
 use super::params::pg_text;
 use super::plan::TablePlan;
-use super::{Marker, SqlSinkConfig, Target};
+use super::{of_the_sink, Marker, SqlSinkConfig, Target};
 use rowbus_core::sink::{BoxFuture, SinkError};
 use rowbus_core::Row;
 use std::collections::HashMap;
@@ -27,11 +27,6 @@ pub struct PgTarget {
     worker: usize,
     client: Option<Client>,
     columns: HashMap<(String, String), Arc<Columns>>,
-}
-
-/// An error of the sink as a whole, retried rather than blamed on a row.
-fn retriable(e: SinkError) -> SinkError {
-    SinkError::retriable(e.message)
 }
 
 fn quote(name: &str) -> String {
@@ -98,7 +93,7 @@ impl PgTarget {
         let (client, connection) = pg
             .connect(NoTls)
             .await
-            .map_err(|e| retriable(self.classify(e, "connecting")))?;
+            .map_err(|e| of_the_sink(self.classify(e, "connecting")))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -110,7 +105,7 @@ impl PgTarget {
                      PRIMARY KEY (sink, worker))",
                 )
                 .await
-                .map_err(|e| retriable(self.classify(e, "creating rowbus_applied")))?;
+                .map_err(|e| of_the_sink(self.classify(e, "creating rowbus_applied")))?;
         }
         self.client = Some(client);
         Ok(())
@@ -192,7 +187,11 @@ impl PgTarget {
             .await;
         let rows = match rows {
             Ok(rows) => rows,
-            Err(e) => return Err(retriable(self.classify(e, "reading the target's columns"))),
+            Err(e) => {
+                return Err(of_the_sink(
+                    self.classify(e, "reading the target's columns"),
+                ))
+            }
         };
         if rows.is_empty() {
             return Ok(None);
@@ -343,29 +342,8 @@ async fn upsert(
     p: &TablePlan,
     columns: &Columns,
 ) -> Result<(), Failed> {
-    // Rows of one table may differ in columns within a batch (an ALTER in between): one
-    // statement per column list.
-    let mut groups: Vec<(&Row, Vec<&Row>)> = Vec::new();
-    for row in p.upserts() {
-        if row.values.len() != row.columns.len() {
-            return Err(Failed::MissingColumn(format!(
-                "a row of {}.{} with {} values for {} columns",
-                p.db,
-                p.table,
-                row.values.len(),
-                row.columns.len()
-            )));
-        }
-        match groups
-            .iter_mut()
-            .find(|(first, _)| first.columns == row.columns)
-        {
-            Some((_, rows)) => rows.push(row),
-            None => groups.push((row, vec![row])),
-        }
-    }
-    for (first, rows) in groups {
-        upsert_rows(tx, name, p, columns, first, &rows).await?;
+    for rows in p.upsert_groups().map_err(Failed::MissingColumn)? {
+        upsert_rows(tx, name, p, columns, rows[0], &rows).await?;
     }
     Ok(())
 }
@@ -452,7 +430,7 @@ impl Target for PgTarget {
                     let (f, p, n): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
                     (f as u64, p as u64, n as u32)
                 })),
-                Err(e) => Err(retriable(self.classify(e, "reading rowbus_applied"))),
+                Err(e) => Err(of_the_sink(self.classify(e, "reading rowbus_applied"))),
             }
         })
     }
