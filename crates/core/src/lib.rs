@@ -14,6 +14,7 @@ pub mod position;
 pub mod queue;
 pub mod secret;
 pub mod sink;
+pub mod snapshot;
 pub mod table_filter;
 pub mod value;
 

@@ -2,8 +2,10 @@
 //! when the server has GTIDs. Resuming prefers the GTID state, so that a failover to another server of
 //! the same topology continues at the right transaction.
 
+use crate::snapshot::SnapshotProgress;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
@@ -15,6 +17,10 @@ pub struct Position {
     /// GTID list (`0-1-42,1-2-7`). `None` when the server has no GTIDs or it is not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid: Option<String>,
+    /// While a snapshot runs: what it has still to read (saved with the checkpoint, so both the
+    /// stream and the snapshot resume where delivery ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Arc<SnapshotProgress>>,
 }
 
 impl Position {
@@ -23,6 +29,7 @@ impl Position {
             file: file.into(),
             pos,
             gtid: None,
+            snapshot: None,
         }
     }
 

@@ -81,6 +81,48 @@ impl OnUnknownDdl {
     }
 }
 
+/// When the source takes a snapshot of its tables by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotMode {
+    #[default]
+    Never,
+    /// When there is no checkpoint.
+    Initial,
+    /// When there is no checkpoint, or the checkpoint's binlog has been purged.
+    WhenNeeded,
+}
+
+impl SnapshotMode {
+    pub fn parse(text: &str) -> Option<SnapshotMode> {
+        match text {
+            "never" => Some(SnapshotMode::Never),
+            "initial" => Some(SnapshotMode::Initial),
+            "when_needed" => Some(SnapshotMode::WhenNeeded),
+            _ => None,
+        }
+    }
+}
+
+/// What to do when the checkpoint's binlog is no longer on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnPurged {
+    /// Stop, naming the missing file, the oldest one the server has, and this option.
+    #[default]
+    Fail,
+    /// Start again at the binlog's end with a snapshot of every included table.
+    Snapshot,
+}
+
+impl OnPurged {
+    pub fn parse(text: &str) -> Option<OnPurged> {
+        match text {
+            "fail" => Some(OnPurged::Fail),
+            "snapshot" => Some(OnPurged::Snapshot),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MysqlSourceConfig {
     /// The configured source name (`[sources.NAME]`).
@@ -105,9 +147,20 @@ pub struct MysqlSourceConfig {
     pub on_unknown_ddl: OnUnknownDdl,
     /// The schema history file (in the data directory); `None` keeps it in memory only.
     pub history_path: Option<std::path::PathBuf>,
+    pub snapshot: SnapshotMode,
+    pub on_purged: OnPurged,
+    /// Rows per snapshot chunk.
+    pub snapshot_chunk_rows: usize,
+    /// Where `rowbus snapshot` leaves requests for the running source (in the data directory).
+    pub snapshot_requests: Option<std::path::PathBuf>,
 }
 
 impl MysqlSourceConfig {
+    /// Whether a purged checkpoint is answered with a new snapshot.
+    pub fn snapshot_when_purged(&self) -> bool {
+        self.on_purged == OnPurged::Snapshot || self.snapshot == SnapshotMode::WhenNeeded
+    }
+
     /// `host:port`, for messages.
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)

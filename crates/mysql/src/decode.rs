@@ -626,6 +626,7 @@ impl Decoder {
             file: self.file.to_string(),
             pos,
             gtid,
+            snapshot: None,
         };
         self.last_boundary = position.clone();
         out.push(SourceRecord::Boundary(position));

@@ -4,6 +4,10 @@
 
 use mysql_async::Error as MyError;
 
+/// How to get past a purged binlog, for messages.
+pub const PURGED_FIX: &str = "Set on_purged = \"snapshot\" (or snapshot = \"when_needed\") on the \
+     source to rebuild the targets from a snapshot, or remove the checkpoint and choose a `start`";
+
 /// What the source is doing when it requests the binlog, for error classification.
 pub const REQUESTING_BINLOG: &str = "requesting the binlog stream";
 
@@ -11,6 +15,8 @@ pub const REQUESTING_BINLOG: &str = "requesting the binlog stream";
 pub enum Disposition {
     Retry,
     Halt,
+    /// The binlog to resume from is gone from the server: halt, or snapshot if configured so.
+    Purged,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +39,17 @@ impl SourceError {
             message: message.into(),
             disposition: Disposition::Retry,
         }
+    }
+
+    pub fn purged(message: impl Into<String>) -> Self {
+        SourceError {
+            message: message.into(),
+            disposition: Disposition::Purged,
+        }
+    }
+
+    pub fn is_purged(&self) -> bool {
+        self.disposition == Disposition::Purged
     }
 
     pub fn is_retriable(&self) -> bool {
@@ -70,6 +87,11 @@ fn from_server_error(code: u16, message: &str, addr: &str, user: &str, doing: &s
              needs with: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{user}'@'%' \
              (REPLICATION CLIENT is called BINLOG MONITOR on MariaDB 10.5+)"
         )),
+        1236 if message.contains("purged") || message.contains("Could not find first log file") => {
+            SourceError::purged(format!(
+                "{addr} no longer has the binlog the stream must resume from: {message}. {PURGED_FIX}"
+            ))
+        }
         1236 => SourceError::halt(format!(
             "{addr} cannot serve the binlog from the requested position: {message}. If the binlog \
              was purged, start from a position the server still has (`start = \"earliest\"` after \

@@ -115,6 +115,16 @@ impl GtidState {
     pub fn is_empty(&self) -> bool {
         self.domains.is_empty()
     }
+
+    /// Whether some transaction after this state comes before `oldest` (the state at the start of
+    /// the oldest binlog the server has): then the server no longer has it.
+    pub fn is_behind(&self, oldest: &GtidState) -> bool {
+        oldest.domains.values().any(|gtid| {
+            self.domains
+                .get(&gtid.domain)
+                .is_none_or(|ours| ours.seq < gtid.seq)
+        })
+    }
 }
 
 impl fmt::Display for GtidState {
@@ -132,6 +142,20 @@ impl fmt::Display for GtidState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_before_the_oldest_binlog_is_behind() {
+        let oldest = GtidState::parse("0-1-4,1-2-9").unwrap();
+        assert!(GtidState::parse("0-1-3,1-2-9").unwrap().is_behind(&oldest));
+        assert!(GtidState::parse("0-1-4").unwrap().is_behind(&oldest));
+        assert!(!GtidState::parse("0-1-4,1-2-9").unwrap().is_behind(&oldest));
+        assert!(!GtidState::parse("0-1-7,1-2-12,2-3-1")
+            .unwrap()
+            .is_behind(&oldest));
+        assert!(!GtidState::parse("0-1-1")
+            .unwrap()
+            .is_behind(&GtidState::default()));
+    }
 
     #[test]
     fn gtid_event_body() {

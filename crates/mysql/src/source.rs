@@ -3,13 +3,15 @@
 //! transaction boundary. On a stop request it ends at a transaction boundary, so that the saved
 //! checkpoint covers exactly what was delivered.
 
-use crate::config::MysqlSourceConfig;
+use crate::config::{MysqlSourceConfig, SnapshotMode, StartFrom};
 use crate::connect::{connect, preflight, query, ServerInfo};
 use crate::decode::Decoder;
 use crate::error::SourceError;
+use crate::mariadb::GtidState;
 use crate::mysql_gtid::GtidSet;
 use crate::schema::history::{At, History};
 use crate::schema::{load, Schema};
+use crate::snapshot::{included_tables, Snapshotter};
 use crate::start;
 use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -19,6 +21,7 @@ use rowbus_core::backoff::Backoff;
 use rowbus_core::event::SourceRecord;
 use rowbus_core::pipeline::Stop;
 use rowbus_core::queue::QueueSender;
+use rowbus_core::snapshot::TableProgress;
 use rowbus_core::Position;
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,20 +34,28 @@ enum Ended {
 
 /// Runs the source until `stop` is triggered (returns Ok) or a halting error occurs.
 pub async fn run_source(
-    config: MysqlSourceConfig,
-    checkpoint: Option<Position>,
+    mut config: MysqlSourceConfig,
+    mut checkpoint: Option<Position>,
     out: QueueSender<SourceRecord>,
     stop: Stop,
 ) -> Result<(), SourceError> {
     let mut backoff = Reconnect::new(config.max_backoff);
-    let mut decoder: Option<Decoder> = None;
+    let mut reader: Option<Decoder> = None;
+    let saved = checkpoint.as_ref().and_then(|c| c.snapshot.clone());
+    let mut snapshot = Snapshotter::new(&config.name, saved);
+    // A snapshot of every included table when there is no checkpoint: the stream starts at the
+    // binlog's end and the snapshot brings what was there before.
+    let mut snapshot_all = checkpoint.is_none() && config.snapshot != SnapshotMode::Never;
+    if snapshot_all {
+        config.start = StartFrom::Latest;
+    }
     // Set when the server is not the one the history's positions belong to.
     let mut force_bootstrap = false;
     loop {
         if stop.is_triggered() {
             return Ok(());
         }
-        let resume = decoder
+        let resume = reader
             .as_mut()
             .map(Decoder::prepare_resume)
             .or_else(|| checkpoint.clone());
@@ -52,7 +63,7 @@ pub async fn run_source(
         // answer: bounded by a timeout, and abandoned on a stop request.
         let limit = config.connect_timeout * 3;
         let session = tokio::select! {
-            opened = tokio::time::timeout(limit, open_stream(&config, resume, force_bootstrap || (decoder.is_none() && needs_bootstrap(&config)))) => opened.unwrap_or_else(|_| {
+            opened = tokio::time::timeout(limit, open_stream(&config, resume, force_bootstrap || (reader.is_none() && needs_bootstrap(&config)))) => opened.unwrap_or_else(|_| {
                 Err(SourceError::retry(format!(
                     "{} accepted the connection but did not answer within {limit:?}",
                     config.addr()
@@ -62,13 +73,19 @@ pub async fn run_source(
         };
         let mut session = match session {
             Ok(opened) => opened,
+            Err(e) if e.is_purged() => {
+                start_over(&mut config, e)?;
+                (checkpoint, reader, snapshot_all) = (None, None, true);
+                snapshot = Snapshotter::new(&config.name, None);
+                continue;
+            }
             Err(e) if e.is_retriable() => {
                 backoff.wait(&config, &e, &stop).await;
                 continue;
             }
             Err(e) => return Err(e),
         };
-        let decoder = match decoder.as_mut() {
+        let decoder = match reader.as_mut() {
             Some(decoder) => decoder,
             None => {
                 let start = session.start.clone();
@@ -81,10 +98,15 @@ pub async fn run_source(
                     }
                     Err(e) => return Err(e),
                 };
-                decoder.insert(
+                let decoder = reader.insert(
                     Decoder::new(&config.name, config.tables.clone(), start)
                         .with_history(history, config.on_unknown_ddl),
-                )
+                );
+                if std::mem::take(&mut snapshot_all) {
+                    let tables = included_tables(decoder.history().schema(), &config.tables);
+                    snapshot.request(tables.into_iter().map(|t| TableProgress::new(t, None)));
+                }
+                decoder
             }
         };
         if !same_server(&config, decoder, &session.identity, session.base.take())? {
@@ -96,8 +118,17 @@ pub async fn run_source(
             compact_history(&config, decoder, oldest)?;
         }
         decoder.begin_session(session.server.checksum);
+        let oldest = session.oldest_binlog.clone();
         let pumped = match refresh_schema(&config, decoder).await {
-            Ok(()) => pump(&config, session.stream, decoder, &out, &stop, &mut backoff).await,
+            Ok(()) => {
+                let mut io = Pump {
+                    out: &out,
+                    stop: &stop,
+                    backoff: &mut backoff,
+                    snapshot: &mut snapshot,
+                };
+                io.run(&config, session.stream, decoder).await
+            }
             Err(e) => Err(e),
         };
         match pumped {
@@ -106,6 +137,19 @@ pub async fn run_source(
                 return Ok(());
             }
             Ok(Ended::PipelineClosed) => return Ok(()),
+            Err(e) if e.is_purged() => {
+                let detail = format!(
+                    "{}; ",
+                    e.message
+                        .split(". Set on_purged")
+                        .next()
+                        .unwrap_or_default()
+                );
+                let error = purged(&config, decoder.last_boundary(), oldest.as_deref(), &detail);
+                start_over(&mut config, error)?;
+                (checkpoint, snapshot_all) = (None, true);
+                (reader, snapshot) = (None, Snapshotter::new(&config.name, None));
+            }
             Err(e) if e.is_retriable() => backoff.wait(&config, &e, &stop).await,
             Err(e) => return Err(e),
         }
@@ -141,6 +185,26 @@ async fn open_stream(
     let identity = load::server_identity(&mut conn, config).await?;
     let logs: Vec<mysql_async::Row> = query(&mut conn, config, "SHOW BINARY LOGS").await?;
     let oldest_binlog: Option<String> = logs.first().and_then(|row| row.get(0));
+    let files: Vec<String> = logs.iter().filter_map(|row| row.get(0)).collect();
+    if position.gtid.is_none() && !position.file.is_empty() && !files.contains(&position.file) {
+        return Err(purged(config, &position, oldest_binlog.as_deref(), ""));
+    }
+    if let (true, Some(gtid), Some(oldest)) = (server.mariadb, &position.gtid, &oldest_binlog) {
+        // MariaDB may serve a GTID state older than its oldest binlog without an error.
+        let at_oldest = start::gtid_at(&mut conn, config, &Position::new(oldest, 4)).await?;
+        let oldest_state = at_oldest
+            .as_deref()
+            .and_then(GtidState::parse)
+            .unwrap_or_default();
+        tracing::debug!(source = %config.name, oldest, at_oldest = ?at_oldest, resume = gtid, "GTID state at the oldest binlog");
+        if GtidState::parse(gtid).is_some_and(|ours| ours.is_behind(&oldest_state)) {
+            let detail = format!(
+                "The GTID state {gtid} is older than that binlog's start ({}). ",
+                at_oldest.unwrap_or_default()
+            );
+            return Err(purged(config, &position, oldest_binlog.as_deref(), &detail));
+        }
+    }
     let base = match bootstrap {
         true => Some(load::read_consistent(&mut conn, config).await?),
         false => None,
@@ -349,52 +413,135 @@ fn session_settings(
     setup
 }
 
-async fn pump(
-    config: &MysqlSourceConfig,
-    mut stream: BinlogStream,
-    decoder: &mut Decoder,
-    out: &QueueSender<SourceRecord>,
-    stop: &Stop,
-    backoff: &mut Reconnect,
-) -> Result<Ended, SourceError> {
-    let silence = config.heartbeat * 3 + Duration::from_secs(1);
-    let mut records = Vec::new();
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = stop.wait(), if !decoder.in_transaction() => return Ok(Ended::Stopped),
-            next = tokio::time::timeout(silence, stream.next()) => next,
-        };
-        let event = match next {
-            Err(_) => {
-                return Err(SourceError::retry(format!(
-                    "no event or heartbeat from {} for {:?}: the server or the network stopped answering",
-                    config.addr(),
-                    silence
-                )))
+/// What a stream session reads into and answers to.
+struct Pump<'a> {
+    out: &'a QueueSender<SourceRecord>,
+    stop: &'a Stop,
+    backoff: &'a mut Reconnect,
+    snapshot: &'a mut Snapshotter,
+}
+
+impl Pump<'_> {
+    /// Streams until stopped, closed or failed: decodes each event, merges snapshot chunks in
+    /// between transactions, and sends the records on.
+    async fn run(
+        &mut self,
+        config: &MysqlSourceConfig,
+        mut stream: BinlogStream,
+        decoder: &mut Decoder,
+    ) -> Result<Ended, SourceError> {
+        let silence = config.heartbeat * 3 + Duration::from_secs(1);
+        let mut records = Vec::new();
+        loop {
+            if !decoder.in_transaction() {
+                self.snapshot_step(config, decoder, &mut records).await?;
+                if !self.send(&mut records).await {
+                    return Ok(Ended::PipelineClosed);
+                }
             }
-            Ok(None) => return Err(SourceError::retry(format!("{} closed the binlog stream", config.addr()))),
-            Ok(Some(Err(e))) => {
-                return Err(SourceError::from_mysql(e, &config.addr(), &config.user, "reading the binlog"))
-            }
-            Ok(Some(Ok(event))) => event,
-        };
-        backoff.reset();
-        decoder.decode(&event, &mut records)?;
-        // Before the statement's boundary can reach a checkpoint, the history must hold the
-        // re-read table. If the refresh fails, the request is kept for the next session, which
-        // starts after that boundary and refreshes first.
-        refresh_schema(config, decoder).await?;
-        for record in records.drain(..) {
-            let size = record.approx_size();
-            if out.send(record, size).await.is_err() {
+            let next = tokio::select! {
+                biased;
+                _ = self.stop.wait(), if !decoder.in_transaction() => return Ok(Ended::Stopped),
+                next = tokio::time::timeout(silence, stream.next()) => next,
+            };
+            let event = match next {
+                Err(_) => {
+                    return Err(SourceError::retry(format!(
+                        "no event or heartbeat from {} for {:?}: the server or the network stopped answering",
+                        config.addr(),
+                        silence
+                    )))
+                }
+                Ok(None) => return Err(SourceError::retry(format!("{} closed the binlog stream", config.addr()))),
+                Ok(Some(Err(e))) => {
+                    return Err(SourceError::from_mysql(e, &config.addr(), &config.user, "reading the binlog"))
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            self.backoff.reset();
+            decoder.decode(&event, &mut records)?;
+            // Before the statement's boundary can reach a checkpoint, the history must hold the
+            // re-read table. If the refresh fails, the request is kept for the next session, which
+            // starts after that boundary and refreshes first.
+            refresh_schema(config, decoder).await?;
+            self.snapshot.process(&mut records);
+            if !self.send(&mut records).await {
                 return Ok(Ended::PipelineClosed);
             }
-        }
-        if stop.is_triggered() && !decoder.in_transaction() {
-            return Ok(Ended::Stopped);
+            if self.stop.is_triggered() && !decoder.in_transaction() {
+                return Ok(Ended::Stopped);
+            }
         }
     }
+
+    /// Between transactions: takes snapshot requests, and reads the next chunk when one is due.
+    async fn snapshot_step(
+        &mut self,
+        config: &MysqlSourceConfig,
+        decoder: &Decoder,
+        records: &mut Vec<SourceRecord>,
+    ) -> Result<(), SourceError> {
+        if let Some(dir) = &config.snapshot_requests {
+            self.snapshot.poll_requests(dir, decoder, &config.tables);
+        }
+        if self.snapshot.wants_chunk(decoder) && !self.stop.is_triggered() {
+            self.snapshot.read_next(config, decoder, records).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the records on; false when the pipeline is gone.
+    async fn send(&mut self, records: &mut Vec<SourceRecord>) -> bool {
+        for record in records.drain(..) {
+            let size = record.approx_size();
+            if self.out.send(record, size).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The error for a position the server no longer has, naming the file, the oldest one and the fix.
+fn purged(
+    config: &MysqlSourceConfig,
+    position: &Position,
+    oldest: Option<&str>,
+    detail: &str,
+) -> SourceError {
+    SourceError::purged(format!(
+        "the binlog file {} to resume from is no longer on {} (purged); the oldest it has is {}. {detail}{}",
+        position.file,
+        config.addr(),
+        oldest.unwrap_or("none"),
+        crate::error::PURGED_FIX
+    ))
+}
+
+/// After the binlog to resume from was purged: with a snapshot policy, starts again at the
+/// binlog's end with a new schema history and a snapshot of every included table; else halts.
+fn start_over(config: &mut MysqlSourceConfig, purged: SourceError) -> Result<(), SourceError> {
+    if !config.snapshot_when_purged() {
+        return Err(SourceError::halt(purged.message));
+    }
+    let cause = purged
+        .message
+        .split(". Set on_purged")
+        .next()
+        .unwrap_or_default();
+    tracing::warn!(source = %config.name, "{cause}; starting again at the binlog's end with a snapshot of every included table");
+    if let Some(path) = &config.history_path {
+        if let Err(e) = std::fs::remove_file(path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(SourceError::halt(format!(
+                    "cannot remove the schema history {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    config.start = StartFrom::Latest;
+    Ok(())
 }
 
 /// Backoff between reconnection attempts (500 ms doubling up to `max_backoff`), reported at each.

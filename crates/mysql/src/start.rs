@@ -63,6 +63,7 @@ pub async fn resolve(
                 file: String::new(),
                 pos: 4,
                 gtid: Some(gtid.clone()),
+                snapshot: None,
             })
         }
     };
@@ -73,7 +74,7 @@ pub async fn resolve(
 }
 
 /// The MariaDB GTID state at a file position; `None` when the server has no GTIDs there.
-async fn gtid_at(
+pub(crate) async fn gtid_at(
     conn: &mut Conn,
     config: &MysqlSourceConfig,
     position: &Position,

@@ -45,6 +45,19 @@ pub enum Command {
         #[command(subcommand)]
         what: FailuresCommand,
     },
+    /// Snapshot tables again while the pipeline runs (or at its next start): every row is
+    /// delivered as an `op = "r"` event, merged with the stream, without locks.
+    Snapshot {
+        /// The configuration file (TOML): its data_dir and source.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// A table to snapshot, as db.table (repeatable).
+        #[arg(long = "table", required = true)]
+        tables: Vec<String>,
+        /// Only the rows matching this SQL condition, such as "created_at > '2024-01-01'".
+        #[arg(long = "where")]
+        condition: Option<String>,
+    },
     /// Decode offline data, such as binlog files.
     Inspect {
         #[command(subcommand)]

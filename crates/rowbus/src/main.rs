@@ -6,6 +6,7 @@ mod config;
 mod failures;
 mod inspect;
 mod run;
+mod snapshot;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -30,6 +31,11 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Inspect { what } => inspect::run(what),
+        cli::Command::Snapshot {
+            config,
+            tables,
+            condition,
+        } => snapshot::request(&config, &tables, condition),
         cli::Command::Failures { what } => match failures_command(what) {
             Ok(code) => code,
             Err(e) => {

@@ -27,10 +27,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .join("schema")
         .join(format!("{}.jsonl", source.name));
     source.history_path = Some(history);
+    source.snapshot_requests = Some(crate::snapshot::requests_dir(&config.data_dir));
     let checkpoint = store.load(&source.name)?.map(|c| c.position);
     match &checkpoint {
         Some(position) => {
             tracing::info!(source = %source.name, %position, "resuming from the saved checkpoint")
+        }
+        None if source.snapshot != rowbus_mysql::SnapshotMode::Never => {
+            tracing::info!(source = %source.name, "no checkpoint; a snapshot of every included table, merged with the stream from the binlog's end")
         }
         None => {
             tracing::info!(source = %source.name, start = ?source.start, "no checkpoint; using the configured start")

@@ -6,7 +6,7 @@ use rowbus_core::delivery::{DeliveryPolicy, OnFailure};
 use rowbus_core::secret::Secret;
 use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::config::OnUnknownDdl;
-use rowbus_mysql::{MysqlSourceConfig, StartFrom};
+use rowbus_mysql::{MysqlSourceConfig, OnPurged, SnapshotMode, StartFrom};
 use rowbus_sinks::file::{FileSinkConfig, Fsync};
 use rowbus_sinks::sql::{Dialect, SqlSinkConfig};
 use serde::de::DeserializeOwned;
@@ -206,6 +206,10 @@ pub(super) struct MysqlSection {
     start: String,
     #[serde(default = "default_snapshot")]
     snapshot: String,
+    #[serde(default = "default_on_purged")]
+    on_purged: String,
+    #[serde(default = "default_snapshot_chunk_rows")]
+    snapshot_chunk_rows: usize,
     #[serde(default = "default_heartbeat")]
     heartbeat: String,
     #[serde(default = "default_connect_timeout")]
@@ -221,6 +225,12 @@ fn default_start() -> String {
 }
 fn default_snapshot() -> String {
     "never".into()
+}
+fn default_on_purged() -> String {
+    "fail".into()
+}
+fn default_snapshot_chunk_rows() -> usize {
+    10_000
 }
 fn default_heartbeat() -> String {
     "5s".into()
@@ -362,20 +372,31 @@ impl MysqlSection {
                 ),
             );
         }
-        if self.snapshot != "never" {
-            let known = ["initial", "when_needed"].contains(&self.snapshot.as_str());
-            let message = if known {
-                format!(
-                    "snapshot = \"{}\" is not available in this version; use \"never\"",
-                    self.snapshot
-                )
-            } else {
+        let snapshot = SnapshotMode::parse(&self.snapshot);
+        if snapshot.is_none() {
+            errors.add(
+                format!("{path}.snapshot"),
                 format!(
                     "unknown value `{}`, expected never, initial or when_needed",
                     self.snapshot
-                )
-            };
-            errors.add(format!("{path}.snapshot"), message);
+                ),
+            );
+        }
+        let on_purged = OnPurged::parse(&self.on_purged);
+        if on_purged.is_none() {
+            errors.add(
+                format!("{path}.on_purged"),
+                format!(
+                    "unknown value `{}`, expected fail or snapshot",
+                    self.on_purged
+                ),
+            );
+        }
+        if !(1..=1_000_000).contains(&self.snapshot_chunk_rows) {
+            errors.add(
+                format!("{path}.snapshot_chunk_rows"),
+                "must be between 1 and 1000000",
+            );
         }
         let heartbeat = check_duration(&self.heartbeat, &format!("{path}.heartbeat"), errors);
         let connect_timeout = check_duration(
@@ -412,6 +433,10 @@ impl MysqlSection {
             on_unknown_ddl: on_unknown_ddl?,
             // Set in the data directory when the pipeline starts.
             history_path: None,
+            snapshot: snapshot?,
+            on_purged: on_purged?,
+            snapshot_chunk_rows: self.snapshot_chunk_rows,
+            snapshot_requests: None,
         })
     }
 }

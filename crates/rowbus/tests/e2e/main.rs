@@ -15,6 +15,7 @@ mod reconnect;
 mod restart;
 mod schema_history;
 mod server_errors;
+mod snapshot;
 mod start_positions;
 mod torture;
 mod type_matrix;

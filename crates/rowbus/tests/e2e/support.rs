@@ -120,7 +120,11 @@ impl Rowbus {
             .args(["run", "-c"])
             .arg(config)
             .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
+            // ROWBUS_TEST_LOG=rowbus_mysql=debug shows more when a test fails.
+            .env(
+                "RUST_LOG",
+                std::env::var("ROWBUS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -165,9 +169,40 @@ impl Rowbus {
         let _ = self.child.wait();
     }
 
+    /// Waits for rowbus to exit; on timeout fails with the end of its log.
     pub fn wait(&mut self) -> ExitStatus {
-        let child = &mut self.child;
-        wait_for("rowbus to exit", DEADLINE, || child.try_wait().unwrap())
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("timed out waiting for rowbus to exit; {}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The last lines of the log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("rowbus's log ends:\n{}", tail.join("\n"))
+    }
+
+    /// Waits for `condition` while rowbus runs; on timeout fails with the end of its log.
+    pub fn wait_until<T>(&self, what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(value) = condition() {
+                return value;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; {}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn log(&self) -> String {

@@ -1,0 +1,419 @@
+//! Snapshots: every existing row of chosen tables delivered as `op = "r"` events, merged with the
+//! live stream so that a target ends equal to the source while writes go on, without locks.
+//!
+//! The `Snapshotter` runs inside the source loop. At a transaction boundary it reads the next chunk
+//! of the table in progress (`read`, keyset pagination by the primary key), holds it until the
+//! stream reaches the chunk's high watermark while dropping the keys the stream changes meanwhile
+//! (`chunk`), then emits the rest followed by a boundary that carries the new progress. The progress
+//! rides in every boundary's `Position`, so the checkpoint saves it: a restart resumes at the last
+//! delivered chunk. Tables requested while running (`rowbus snapshot`) arrive as files in the
+//! request directory.
+
+pub mod chunk;
+pub mod progress;
+pub mod read;
+pub mod values;
+
+use crate::config::MysqlSourceConfig;
+use crate::connect::connect;
+use crate::decode::Decoder;
+use crate::error::SourceError;
+use crate::schema::history::At;
+use crate::schema::{Schema, SYSTEM_DATABASES};
+use chunk::{event_keys, Chunk};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use progress::Reporter;
+use read::{Outcome, TablePlan};
+use rowbus_core::event::{now_ms, ChangeEvent, Op, Row, SourceEvent, SourceInfo, SourceRecord};
+use rowbus_core::snapshot::{SnapshotProgress, TableProgress};
+use rowbus_core::table_filter::TableFilter;
+use rowbus_core::Position;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the request directory is looked at.
+const REQUEST_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub struct Snapshotter {
+    /// The source's name, for the events' `source.name`.
+    name: Arc<str>,
+    progress: Option<SnapshotProgress>,
+    /// `progress` as the boundaries carry it.
+    shared: Option<Arc<SnapshotProgress>>,
+    plan: Option<TablePlan>,
+    reporter: Option<Reporter>,
+    pending: Option<Chunk>,
+    conn: Option<Conn>,
+    /// After the table's columns differed from the history: read again once the stream is here.
+    wait_for: Option<At>,
+    requests_polled: Option<Instant>,
+    /// Changes the stream delivered to the table being read, since `tracked_since`: a read may see
+    /// the server before some of them (its engine commits trail the binlog), and must drop them.
+    recent: VecDeque<(At, Vec<u8>)>,
+    tracked_since: Option<At>,
+}
+
+fn at(position: &Position) -> At {
+    At::new(&position.file, position.pos)
+}
+
+/// Every included table of `schema`, as `db.table`, in name order.
+pub fn included_tables(schema: &Schema, filter: &TableFilter) -> Vec<String> {
+    let mut tables = Vec::new();
+    for (db, database) in &schema.databases {
+        if SYSTEM_DATABASES.contains(&db.as_str()) {
+            continue;
+        }
+        for table in database.tables.keys() {
+            if filter.matches(db, table) {
+                tables.push(format!("{db}.{table}"));
+            }
+        }
+    }
+    tables
+}
+
+impl Snapshotter {
+    /// Resumes the progress saved with the checkpoint, if any.
+    pub fn new(name: &str, saved: Option<Arc<SnapshotProgress>>) -> Self {
+        let mut snapshotter = Snapshotter {
+            name: Arc::from(name),
+            ..Snapshotter::default()
+        };
+        if let Some(saved) = saved.filter(|p| !p.is_done()) {
+            tracing::info!(tables = saved.tables.len(), table = %saved.tables[0].table, "resuming the snapshot");
+            snapshotter.progress = Some((*saved).clone());
+            snapshotter.shared = Some(saved);
+        }
+        snapshotter
+    }
+
+    /// Adds tables to read.
+    pub fn request(&mut self, tables: impl IntoIterator<Item = TableProgress>) {
+        let progress = self.progress.get_or_insert_with(SnapshotProgress::default);
+        for table in tables {
+            tracing::info!(table = %table.table, condition = ?table.condition, "snapshot requested");
+            progress.request(table);
+        }
+        self.share();
+    }
+
+    fn share(&mut self) {
+        if self
+            .progress
+            .as_ref()
+            .is_some_and(SnapshotProgress::is_done)
+        {
+            self.progress = None;
+            tracing::info!("snapshot done");
+        }
+        self.shared = self.progress.clone().map(Arc::new);
+    }
+
+    /// Whether the next chunk should be read now.
+    pub fn wants_chunk(&self, decoder: &Decoder) -> bool {
+        let boundary = decoder.last_boundary();
+        self.progress.is_some()
+            && self.pending.is_none()
+            && !decoder.in_transaction()
+            && !boundary.file.is_empty()
+            && self.wait_for.as_ref().is_none_or(|w| at(boundary) >= *w)
+    }
+
+    /// Takes the requests `rowbus snapshot` left in `dir` (at most once a second).
+    pub fn poll_requests(&mut self, dir: &Path, decoder: &Decoder, filter: &TableFilter) {
+        if self
+            .requests_polled
+            .is_some_and(|t| t.elapsed() < REQUEST_POLL)
+        {
+            return;
+        }
+        self.requests_polled = Some(Instant::now());
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut files: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let request = std::fs::read(&file)
+                .ok()
+                .and_then(|text| serde_json::from_slice::<TableProgress>(&text).ok());
+            let _ = std::fs::remove_file(&file);
+            let Some(request) = request else {
+                tracing::warn!(file = %file.display(), "ignoring an unreadable snapshot request");
+                continue;
+            };
+            let known = request.table.split_once('.').is_some_and(|(db, t)| {
+                filter.matches(db, t) && decoder.history().schema().table(db, t).is_some()
+            });
+            if known {
+                self.request([TableProgress::new(request.table, request.condition)]);
+            } else {
+                tracing::warn!(table = %request.table, "ignoring a snapshot request for a table the source does not include or know");
+            }
+        }
+    }
+
+    async fn connection(&mut self, config: &MysqlSourceConfig) -> Result<&mut Conn, SourceError> {
+        open(&mut self.conn, config).await
+    }
+
+    /// Reads the next chunk, and emits it into `out` at once if the stream already stands at its
+    /// high watermark.
+    pub async fn read_next(
+        &mut self,
+        config: &MysqlSourceConfig,
+        decoder: &Decoder,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<(), SourceError> {
+        let outcome = self.try_read(config, decoder).await;
+        if outcome.is_err() {
+            self.conn = None;
+        }
+        let Some(outcome) = outcome? else {
+            return Ok(());
+        };
+        let stream_at = at(decoder.last_boundary());
+        let plan = self.plan.as_ref().expect("planned by try_read");
+        if let Outcome::Read(read) = &outcome {
+            tracing::debug!(table = %plan.table, rows = read.rows.len(), low = ?read.low, high = ?read.high, stream = ?stream_at, tracked_since = ?self.tracked_since, "snapshot chunk read");
+        }
+        match outcome {
+            Outcome::Mismatch { server, high } if stream_at >= high => Err(SourceError::halt(format!(
+                "snapshot of {}.{}: the server's columns {server:?} are not the schema history's {:?}; \
+                 delete the schema history file to read the schema again",
+                plan.db, plan.table, plan.columns
+            ))),
+            Outcome::Mismatch { high, .. } => {
+                tracing::info!(table = %plan.table, "the table changed since the stream's position; reading it again when the stream reaches the change");
+                self.plan = None;
+                self.wait_for = Some(high);
+                Ok(())
+            }
+            // The read saw the server before changes the stream delivered since a point not
+            // tracked: read again at the next boundary.
+            Outcome::Read(read) if self.tracked_since.as_ref().is_none_or(|t| read.low < *t) => Ok(()),
+            Outcome::Read(read) => {
+                let mut chunk = Chunk::new(
+                    plan.db.clone(),
+                    plan.table.clone(),
+                    plan.key.clone(),
+                    read.rows,
+                    read.low,
+                    read.high,
+                    read.last_key,
+                    read.end_of_table,
+                );
+                // Changes delivered at or after the read's position, before it was read.
+                self.recent.retain(|(at, _)| *at >= chunk.low);
+                for (_, key) in &self.recent {
+                    chunk.mark_changed(key.clone());
+                }
+                if chunk.is_due(&stream_at) {
+                    self.emit(chunk, decoder.last_boundary(), out);
+                } else {
+                    self.pending = Some(chunk);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Plans the table in progress if needed and reads its next chunk; `None` when the table is gone.
+    async fn try_read(
+        &mut self,
+        config: &MysqlSourceConfig,
+        decoder: &Decoder,
+    ) -> Result<Option<Outcome>, SourceError> {
+        let Some(table) = self
+            .progress
+            .as_ref()
+            .and_then(|p| p.tables.first())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        if self.plan.is_none() {
+            let (db, name) = table.table.split_once('.').unwrap_or(("", &table.table));
+            let Some(known) = decoder.history().schema().table(db, name).cloned() else {
+                tracing::warn!(table = %table.table, "the table no longer exists; its snapshot ends");
+                self.finish_table();
+                return Ok(None);
+            };
+            let conn = self.connection(config).await?;
+            let plan = TablePlan::new(conn, config, db, name, &known).await?;
+            if plan.key.is_empty() {
+                tracing::warn!(table = %table.table, "no primary key and no unique NOT NULL key: the table is read in one pass and held in memory until the stream reaches it");
+            }
+            self.reporter = Some(Reporter::start(
+                &table.table,
+                plan.estimated_rows,
+                table.rows,
+            ));
+            self.plan = Some(plan);
+            self.recent.clear();
+            self.tracked_since = Some(at(decoder.last_boundary()));
+        }
+        self.wait_for = None;
+        let stream_at = at(decoder.last_boundary());
+        let limit = config.snapshot_chunk_rows;
+        let conn = open(&mut self.conn, config).await?;
+        let plan = self.plan.as_ref().expect("planned above");
+        plan.read(conn, config, &table, limit, &stream_at)
+            .await
+            .map(Some)
+    }
+
+    /// Passes the decoder's records through: the pending chunk notes the changes, boundaries carry
+    /// the progress, and a due chunk goes out right after its boundary.
+    pub fn process(&mut self, records: &mut Vec<SourceRecord>) {
+        if self.shared.is_none() && self.pending.is_none() {
+            return;
+        }
+        let mut out = Vec::with_capacity(records.len());
+        for mut record in records.drain(..) {
+            match &mut record {
+                SourceRecord::Change(event) => {
+                    if let Some(chunk) = &mut self.pending {
+                        chunk.observe(event);
+                    }
+                    let tracked = self
+                        .plan
+                        .as_ref()
+                        .filter(|p| !p.key.is_empty() && p.is_table_of(event));
+                    if let Some(plan) = tracked {
+                        let at = At::new(&event.source.file, event.source.pos);
+                        for key in event_keys(event, &plan.key_names) {
+                            self.recent.push_back((at.clone(), key));
+                        }
+                    }
+                }
+                SourceRecord::Boundary(position) => {
+                    position.snapshot = self.shared.clone();
+                    let due = self
+                        .pending
+                        .as_ref()
+                        .is_some_and(|c| c.is_due(&at(position)));
+                    if let Some(chunk) = self.pending.take_if(|_| due) {
+                        let position = position.clone();
+                        out.push(record);
+                        self.emit(chunk, &position, &mut out);
+                        continue;
+                    }
+                }
+            }
+            out.push(record);
+        }
+        *records = out;
+    }
+
+    /// The chunk's rows as `op = "r"` events at `position`, then a boundary with the new progress.
+    fn emit(&mut self, chunk: Chunk, position: &Position, out: &mut Vec<SourceRecord>) {
+        let Some(plan) = &self.plan else {
+            return;
+        };
+        let (last_key, end_of_table) = (chunk.last_key.clone(), chunk.end_of_table);
+        let rows = chunk.into_rows();
+        let now = now_ms();
+        let source = Arc::new(SourceEvent {
+            name: self.name.clone(),
+            server_id: 0,
+            file: Arc::from(position.file.as_str()),
+            pos: position.pos,
+            gtid: None,
+            txn: Arc::from("snapshot"),
+            ts_ms: now,
+            snapshot: true,
+        });
+        let emitted = rows.len() as u64;
+        for (i, row) in rows.into_iter().enumerate() {
+            let key = Row {
+                columns: plan.primary_key_names.clone(),
+                values: plan
+                    .primary_key
+                    .iter()
+                    .map(|&k| row.values[k].clone())
+                    .collect(),
+            };
+            out.push(SourceRecord::Change(Arc::new(ChangeEvent {
+                op: Op::Read,
+                db: plan.db.clone(),
+                table: plan.table.clone(),
+                key,
+                before: None,
+                after: Some(row),
+                source: SourceInfo {
+                    event: source.clone(),
+                    row: i as u32,
+                },
+                read_ts_ms: now,
+                ddl: None,
+            })));
+        }
+        if let Some(table) = self.progress.as_mut().and_then(|p| p.tables.first_mut()) {
+            table.rows += emitted;
+            table.after = last_key;
+            let rows = table.rows;
+            if let Some(reporter) = &mut self.reporter {
+                reporter.update(rows);
+            }
+        }
+        if end_of_table {
+            self.finish_table();
+        } else {
+            self.share();
+        }
+        let mut boundary = position.clone();
+        boundary.snapshot = self.shared.clone();
+        out.push(SourceRecord::Boundary(boundary));
+    }
+
+    /// The table in progress is done (or gone).
+    fn finish_table(&mut self) {
+        if let Some(progress) = &mut self.progress {
+            if !progress.tables.is_empty() {
+                let done = progress.tables.remove(0);
+                if let Some(reporter) = self.reporter.take() {
+                    reporter.finish(done.rows);
+                }
+            }
+        }
+        self.plan = None;
+        self.recent.clear();
+        self.share();
+    }
+}
+
+/// The snapshot's connection, opened (with UTC timestamps) if needed.
+async fn open<'a>(
+    slot: &'a mut Option<Conn>,
+    config: &MysqlSourceConfig,
+) -> Result<&'a mut Conn, SourceError> {
+    if slot.is_none() {
+        let mut conn = connect(config).await?;
+        for sql in [
+            "SET time_zone = '+00:00'",
+            "SET NAMES utf8mb4",
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        ] {
+            conn.query_drop(sql).await.map_err(|e| {
+                SourceError::from_mysql(
+                    e,
+                    &config.addr(),
+                    &config.user,
+                    "preparing the snapshot connection",
+                )
+            })?;
+        }
+        *slot = Some(conn);
+    }
+    Ok(slot.as_mut().expect("connection opened above"))
+}

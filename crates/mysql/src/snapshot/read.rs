@@ -1,0 +1,409 @@
+//! Reading a snapshot chunk from the server: which key a table is paged by (its primary key, else
+//! a unique key over NOT NULL columns), the keyset `SELECT` of the next chunk, and the binlog
+//! positions that bracket the read (the watermarks). On MariaDB the read runs in a transaction
+//! `WITH CONSISTENT SNAPSHOT`, whose exact binlog position the server reports
+//! (`binlog_snapshot_file/position`), so both watermarks are that position; elsewhere the low
+//! watermark is where the stream stands and the high one the binlog's end after the read.
+
+use super::values::{key_param, key_part, Conv};
+use crate::config::MysqlSourceConfig;
+use crate::connect::binlog_status;
+use crate::error::SourceError;
+use crate::schema::history::At;
+use crate::schema::types::TypeInfo;
+use crate::schema::Table;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value as Sql};
+use rowbus_core::event::{ChangeEvent, Row};
+use rowbus_core::snapshot::{KeyPart, TableProgress};
+use std::sync::Arc;
+
+/// How one table is read.
+#[derive(Debug)]
+pub struct TablePlan {
+    pub db: Arc<str>,
+    pub table: Arc<str>,
+    /// Column names as the schema history has them, in table order.
+    pub columns: Arc<[Arc<str>]>,
+    types: Vec<TypeInfo>,
+    /// The columns chunks are ordered by (empty: no usable key; the table is read in one pass).
+    pub key: Vec<usize>,
+    /// Their names.
+    pub key_names: Vec<Arc<str>>,
+    /// The primary key, for the events' `key`.
+    pub primary_key: Vec<usize>,
+    pub primary_key_names: Arc<[Arc<str>]>,
+    /// information_schema's estimate, for the progress report.
+    pub estimated_rows: u64,
+}
+
+/// A chunk as read, before it meets the stream.
+#[derive(Debug)]
+pub struct Read {
+    pub rows: Vec<Row>,
+    pub last_key: Option<Vec<KeyPart>>,
+    pub end_of_table: bool,
+    pub low: At,
+    pub high: At,
+}
+
+/// What came of a read.
+#[derive(Debug)]
+pub enum Outcome {
+    Read(Read),
+    /// The table's columns are not those of the schema history (a DDL the stream has not reached
+    /// yet), with the position the server was at.
+    Mismatch {
+        server: Vec<String>,
+        high: At,
+    },
+}
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn failed(
+    config: &MysqlSourceConfig,
+    doing: String,
+) -> impl FnOnce(mysql_async::Error) -> SourceError + '_ {
+    move |e| SourceError::from_mysql(e, &config.addr(), &config.user, &doing)
+}
+
+impl TablePlan {
+    /// Plans the read of `db.table`, whose columns the schema history gives.
+    pub async fn new(
+        conn: &mut Conn,
+        config: &MysqlSourceConfig,
+        db: &str,
+        table: &str,
+        history: &Table,
+    ) -> Result<TablePlan, SourceError> {
+        let columns: Arc<[Arc<str>]> = history
+            .columns
+            .iter()
+            .map(|c| Arc::from(c.name.as_str()))
+            .collect();
+        let index_of = |name: &str| history.column_index(name);
+        let primary_key: Vec<usize> = history
+            .primary_key
+            .iter()
+            .filter_map(|n| index_of(n))
+            .collect();
+        let key = match primary_key.is_empty() {
+            false => primary_key.clone(),
+            true => unique_not_null_key(conn, config, db, table)
+                .await?
+                .iter()
+                .filter_map(|n| index_of(n))
+                .collect(),
+        };
+        let estimate: Vec<Option<u64>> = conn
+            .exec(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            )
+            .await
+            .map_err(failed(config, format!("estimating the rows of {db}.{table}")))?;
+        Ok(TablePlan {
+            db: Arc::from(db),
+            table: Arc::from(table),
+            primary_key_names: primary_key.iter().map(|&i| columns[i].clone()).collect(),
+            key_names: key.iter().map(|&i| columns[i].clone()).collect(),
+            columns,
+            types: history
+                .columns
+                .iter()
+                .map(|c| TypeInfo::parse(&c.sql_type))
+                .collect(),
+            key,
+            primary_key,
+            estimated_rows: estimate.into_iter().next().flatten().unwrap_or(0),
+        })
+    }
+
+    /// Whether `event` is a change of this table.
+    pub fn is_table_of(&self, event: &ChangeEvent) -> bool {
+        *event.table == *self.table && *event.db == *self.db
+    }
+
+    /// The `SELECT` of the chunk after `after` (the first chunk when `None`), and its parameters.
+    pub fn select(
+        &self,
+        after: Option<&[KeyPart]>,
+        condition: Option<&str>,
+        limit: usize,
+    ) -> (String, Vec<Sql>) {
+        let mut sql = format!("SELECT * FROM {}.{}", quote(&self.db), quote(&self.table));
+        let mut filters = Vec::new();
+        let mut params = Vec::new();
+        if let Some(after) = after.filter(|a| a.len() == self.key.len() && !a.is_empty()) {
+            let mut alternatives = Vec::new();
+            for i in 0..self.key.len() {
+                let mut terms = Vec::new();
+                for (j, part) in after.iter().enumerate().take(i + 1) {
+                    let op = if j == i { ">" } else { "=" };
+                    terms.push(format!(
+                        "{} {op} {}",
+                        quote(&self.columns[self.key[j]]),
+                        self.placeholder(j)
+                    ));
+                    params.push(key_param(part));
+                }
+                alternatives.push(format!("({})", terms.join(" AND ")));
+            }
+            filters.push(format!("({})", alternatives.join(" OR ")));
+        }
+        if let Some(condition) = condition {
+            filters.push(format!("({condition})"));
+        }
+        if !filters.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&filters.join(" AND "));
+        }
+        if !self.key.is_empty() {
+            let order: Vec<String> = self.key.iter().map(|&i| quote(&self.columns[i])).collect();
+            sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", order.join(", ")));
+        }
+        (sql, params)
+    }
+
+    /// A key parameter; DECIMAL compared as DECIMAL, not as a double.
+    fn placeholder(&self, key_index: usize) -> &'static str {
+        match self.types[self.key[key_index]].base.as_str() {
+            "decimal" | "numeric" | "dec" | "fixed" => "CAST(? AS DECIMAL(65,30))",
+            _ => "?",
+        }
+    }
+
+    /// Reads the chunk after `progress.after`; `stream_at` is where the stream stands.
+    pub async fn read(
+        &self,
+        conn: &mut Conn,
+        config: &MysqlSourceConfig,
+        progress: &TableProgress,
+        limit: usize,
+        stream_at: &At,
+    ) -> Result<Outcome, SourceError> {
+        let name = format!("{}.{}", self.db, self.table);
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await
+            .map_err(failed(
+                config,
+                format!("starting the snapshot read of {name}"),
+            ))?;
+        let exact = snapshot_position(conn, config).await?;
+        let (sql, params) = self.select(
+            progress.after.as_deref(),
+            progress.condition.as_deref(),
+            limit,
+        );
+        let read = self.fetch(conn, config, &sql, params).await;
+        conn.query_drop("COMMIT").await.map_err(failed(
+            config,
+            format!("ending the snapshot read of {name}"),
+        ))?;
+        let (rows, last_key, server_columns) = read?;
+        let high = match &exact {
+            Some(at) => at.clone(),
+            None => current_position(conn, config).await?,
+        };
+        if let Some(server) = server_columns {
+            return Ok(Outcome::Mismatch { server, high });
+        }
+        let end_of_table = self.key.is_empty() || rows.len() < limit;
+        Ok(Outcome::Read(Read {
+            rows,
+            last_key,
+            end_of_table,
+            low: exact.unwrap_or_else(|| stream_at.clone()),
+            high,
+        }))
+    }
+
+    /// Runs the chunk's `SELECT`: its rows, the last row's key, and the server's column names if
+    /// they are not the history's.
+    async fn fetch(
+        &self,
+        conn: &mut Conn,
+        config: &MysqlSourceConfig,
+        sql: &str,
+        params: Vec<Sql>,
+    ) -> Result<(Vec<Row>, Option<Vec<KeyPart>>, Option<Vec<String>>), SourceError> {
+        let doing = || format!("reading a snapshot chunk of {}.{}", self.db, self.table);
+        let mut result = conn
+            .exec_iter(sql, params)
+            .await
+            .map_err(failed(config, doing()))?;
+        let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
+        let names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
+        let same = names.len() == self.columns.len()
+            && names
+                .iter()
+                .zip(self.columns.iter())
+                .all(|(a, b)| a.eq_ignore_ascii_case(b));
+        if !same {
+            result
+                .drop_result()
+                .await
+                .map_err(failed(config, doing()))?;
+            return Ok((Vec::new(), None, Some(names)));
+        }
+        let convs: Vec<Conv> = columns
+            .iter()
+            .zip(&self.types)
+            .map(|(c, t)| Conv::of(c, t))
+            .collect();
+        let binary: Vec<bool> = self
+            .key
+            .iter()
+            .map(|&i| matches!(convs[i], Conv::Bytes { .. }))
+            .collect();
+        let mut rows = Vec::new();
+        let mut last_key = None;
+        result
+            .for_each(|row| {
+                let values = row.unwrap();
+                last_key = Some(
+                    self.key
+                        .iter()
+                        .zip(&binary)
+                        .map(|(&i, &b)| key_part(&values[i], b))
+                        .collect(),
+                );
+                rows.push(Row {
+                    columns: self.columns.clone(),
+                    values: values
+                        .into_iter()
+                        .zip(&convs)
+                        .map(|(v, c)| c.value(v))
+                        .collect(),
+                });
+            })
+            .await
+            .map_err(failed(config, doing()))?;
+        Ok((
+            rows,
+            last_key.filter(|k: &Vec<KeyPart>| !k.is_empty()),
+            None,
+        ))
+    }
+}
+
+/// The columns of the first unique key whose columns are all NOT NULL, if any.
+async fn unique_not_null_key(
+    conn: &mut Conn,
+    config: &MysqlSourceConfig,
+    db: &str,
+    table: &str,
+) -> Result<Vec<String>, SourceError> {
+    let rows: Vec<(String, String, String)> = conn
+        .exec(
+            "SELECT INDEX_NAME, COLUMN_NAME, NULLABLE FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+             ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (db, table),
+        )
+        .await
+        .map_err(failed(
+            config,
+            format!("reading the unique keys of {db}.{table}"),
+        ))?;
+    let mut indexes: Vec<(String, Vec<String>, bool)> = Vec::new();
+    for (index, column, nullable) in rows {
+        if indexes.last().is_none_or(|(name, ..)| *name != index) {
+            indexes.push((index.clone(), Vec::new(), true));
+        }
+        if let Some(last) = indexes.last_mut() {
+            last.1.push(column);
+            last.2 &= nullable.is_empty();
+        }
+    }
+    Ok(indexes
+        .into_iter()
+        .find(|(_, _, not_null)| *not_null)
+        .map(|(_, columns, _)| columns)
+        .unwrap_or_default())
+}
+
+/// MariaDB's exact binlog position of the open consistent snapshot; `None` elsewhere.
+async fn snapshot_position(
+    conn: &mut Conn,
+    config: &MysqlSourceConfig,
+) -> Result<Option<At>, SourceError> {
+    let rows: Vec<(String, String)> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(failed(
+            config,
+            "reading the snapshot's binlog position".into(),
+        ))?;
+    let get = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    match (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
+        (Some(file), Some(pos)) if !file.is_empty() => {
+            Ok(pos.parse().ok().map(|pos| At::new(&file, pos)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The binlog's end now.
+async fn current_position(conn: &mut Conn, config: &MysqlSourceConfig) -> Result<At, SourceError> {
+    let status = binlog_status(conn, config).await?;
+    let row = status.into_iter().next().ok_or_else(|| {
+        SourceError::halt(format!("{} reports no binlog position", config.addr()))
+    })?;
+    let file: Option<String> = row.get(0);
+    let pos: Option<u64> = row.get(1);
+    Ok(At::new(&file.unwrap_or_default(), pos.unwrap_or(4)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(key: Vec<usize>, types: &[&str]) -> TablePlan {
+        TablePlan {
+            db: "shop".into(),
+            table: "t".into(),
+            columns: ["a", "b", "c"].iter().map(|&c| Arc::from(c)).collect(),
+            types: types.iter().map(|t| TypeInfo::parse(t)).collect(),
+            primary_key: key.clone(),
+            primary_key_names: Arc::from(Vec::new()),
+            key_names: Vec::new(),
+            key,
+            estimated_rows: 0,
+        }
+    }
+
+    #[test]
+    fn the_first_chunk_has_no_key_condition() {
+        let p = plan(vec![0], &["int", "text", "text"]);
+        let (sql, params) = p.select(None, None, 100);
+        assert_eq!(sql, "SELECT * FROM `shop`.`t` ORDER BY `a` LIMIT 100");
+        assert!(params.is_empty());
+    }
+
+    #[test]
+    fn later_chunks_page_by_the_whole_key() {
+        let p = plan(vec![0, 1], &["decimal(10,2)", "varchar(10)", "text"]);
+        let after = [KeyPart::Text("1.50".into()), KeyPart::Text("x".into())];
+        let (sql, params) = p.select(Some(&after), Some("c <> 'z'"), 10);
+        assert_eq!(
+            sql,
+            "SELECT * FROM `shop`.`t` WHERE ((`a` > CAST(? AS DECIMAL(65,30))) OR \
+             (`a` = CAST(? AS DECIMAL(65,30)) AND `b` > ?)) AND (c <> 'z') ORDER BY `a`, `b` LIMIT 10"
+        );
+        assert_eq!(params.len(), 3);
+    }
+
+    #[test]
+    fn a_table_without_key_is_read_whole() {
+        let p = plan(vec![], &["int", "text", "text"]);
+        assert_eq!(p.select(None, None, 100).0, "SELECT * FROM `shop`.`t`");
+    }
+}
