@@ -8,6 +8,8 @@
 #   sinks   rows/s applied by the postgres and mysql sinks, commit to the last row in the target,
 #           vs the database's own bulk load of the same rows (COPY, LOAD DATA) as the ceiling
 #           (PostgreSQL: the local service on 127.0.0.1:5432, user postgres, database test)
+#   snapshot rows/s of a snapshot of an N-row, 8-column table to the file sink (start to the last
+#           line written) vs `mariadb-dump --single-transaction --quick` of the same table to a file
 #   latency p50/p99 from commit to delivered at a steady 5,000 rows/s: rowbus's file sink vs
 #           `mariadb-binlog --read-from-remote-server --stop-never -v` streaming the same binlog
 set -euo pipefail
@@ -19,12 +21,12 @@ WORKLOADS=()
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    decode|memory|sinks|latency) WORKLOADS+=("$arg") ;;
-    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory] [sinks] [latency]" >&2; exit 2 ;;
+    decode|memory|sinks|snapshot|latency) WORKLOADS+=("$arg") ;;
+    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory] [sinks] [snapshot] [latency]" >&2; exit 2 ;;
   esac
 done
-[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory sinks latency)
-if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; SINK_ROWS=50000; LATENCY_SECONDS=5; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; SINK_ROWS=200000; LATENCY_SECONDS=20; RUNS=5; fi
+[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory sinks snapshot latency)
+if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; SINK_ROWS=50000; SNAPSHOT_ROWS=100000; LATENCY_SECONDS=5; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; SINK_ROWS=200000; SNAPSHOT_ROWS=1000000; LATENCY_SECONDS=20; RUNS=5; fi
 
 prepare_release
 
@@ -259,6 +261,55 @@ TOML
     echo
     echo "Each sink runs in its own rowbus, measured alone; the source and both databases share the"
     echo "machine's two cores."
+    echo
+  } >>"$RESULTS"
+}
+
+bench_snapshot() {
+  log "snapshot: $RUNS runs of a $SNAPSHOT_ROWS-row table, rowbus to the file sink vs mariadb-dump"
+  "${SQL[@]}" -e "CREATE DATABASE snap; CREATE TABLE snap.t (id BIGINT PRIMARY KEY, a INT,
+      b VARCHAR(32), c DECIMAL(10,2), d DATETIME(3), e DOUBLE, f VARCHAR(64), g DATE);
+    INSERT INTO snap.t SELECT seq, seq % 100000, CONCAT('name-', seq), (seq % 100000) / 100,
+      '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, seq / 7, REPEAT('x', 40),
+      '2024-01-01' + INTERVAL (seq % 1000) DAY FROM snap.seq_1_to_$SNAPSHOT_ROWS"
+  : >"$WORK/snap.rates"; : >"$WORK/dump.rates"
+  for r in $(seq 1 "$RUNS"); do
+    rm -rf "$WORK/snap-data" "$WORK/snap.jsonl"
+    cat >"$WORK/snap.toml" <<TOML
+data_dir = "$WORK/snap-data"
+[sources.snap]
+type = "mysql"
+url = "mysql://root@127.0.0.1:$PORT"
+server_id = $((7820 + r))
+include = ["snap.*"]
+snapshot = "initial"
+[sinks.out]
+type = "file"
+path = "$WORK/snap.jsonl"
+TOML
+    : >"$WORK/snap.jsonl"
+    local t0 t1 pid
+    t0=$(now)
+    "$ROWBUS" run -c "$WORK/snap.toml" 2>"$WORK/snap.log" &
+    pid=$!; echo "$pid" >"$WORK/rowbus-snap.pid"
+    t1=$(wait_for_lines "$WORK/snap.jsonl" "$SNAPSHOT_ROWS")
+    kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus-snap.pid"
+    python3 -c "print($SNAPSHOT_ROWS/($t1-$t0))" >>"$WORK/snap.rates"
+    t0=$(now)
+    mariadb-dump --no-defaults -h127.0.0.1 -P"$PORT" -uroot --single-transaction --quick snap t >"$WORK/dump.sql"
+    t1=$(now)
+    python3 -c "print($SNAPSHOT_ROWS/($t1-$t0))" >>"$WORK/dump.rates"
+  done
+  {
+    echo "### snapshot: a table of $SNAPSHOT_ROWS rows and 8 columns"
+    echo
+    echo "| path | rows/s, median (min–max) of $RUNS |"
+    echo "|---|---|"
+    echo "| rowbus \`snapshot = \"initial\"\` to the file sink, process start to the last line written | $(stats <"$WORK/snap.rates") |"
+    echo "| peer: \`mariadb-dump --single-transaction --quick\` of the same table to a file | $(stats <"$WORK/dump.rates") |"
+    echo
+    echo "rowbus reads 10,000-row chunks by primary key, merges them with the (idle) stream, and writes"
+    echo "native JSON lines with an fsync per batch; mariadb-dump writes multi-row INSERT statements."
     echo
   } >>"$RESULTS"
 }

@@ -118,6 +118,7 @@ pub async fn run_source(
             compact_history(&config, decoder, oldest)?;
         }
         decoder.begin_session(session.server.checksum);
+        snapshot.begin_session();
         let oldest = session.oldest_binlog.clone();
         let pumped = match refresh_schema(&config, decoder).await {
             Ok(()) => {

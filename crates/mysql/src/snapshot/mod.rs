@@ -55,6 +55,8 @@ pub struct Snapshotter {
     /// the server before some of them (its engine commits trail the binlog), and must drop them.
     recent: VecDeque<(At, Vec<u8>)>,
     tracked_since: Option<At>,
+    /// Reads in a row that found the table changed.
+    changed_in_a_row: u32,
 }
 
 fn at(position: &Position) -> At {
@@ -112,6 +114,21 @@ impl Snapshotter {
             tracing::info!("snapshot done");
         }
         self.shared = self.progress.clone().map(Arc::new);
+    }
+
+    /// A new binlog session (a reconnect, maybe to another server): what was read against the
+    /// previous one is read again; the saved progress stays.
+    pub fn begin_session(&mut self) {
+        self.pending = None;
+        self.plan = None;
+        self.conn = None;
+        self.wait_for = None;
+        self.recent.clear();
+        self.tracked_since = None;
+    }
+
+    fn current_condition(&self) -> Option<&str> {
+        self.progress.as_ref()?.tables.first()?.condition.as_deref()
     }
 
     /// Whether the next chunk should be read now.
@@ -187,21 +204,35 @@ impl Snapshotter {
             tracing::debug!(table = %plan.table, rows = read.rows.len(), low = ?read.low, high = ?read.high, stream = ?stream_at, tracked_since = ?self.tracked_since, "snapshot chunk read");
         }
         match outcome {
-            Outcome::Mismatch { server, high } if stream_at >= high => Err(SourceError::halt(format!(
-                "snapshot of {}.{}: the server's columns {server:?} are not the schema history's {:?}; \
-                 delete the schema history file to read the schema again",
-                plan.db, plan.table, plan.columns
-            ))),
-            Outcome::Mismatch { high, .. } => {
-                tracing::info!(table = %plan.table, "the table changed since the stream's position; reading it again when the stream reaches the change");
+            Outcome::Changed { why, high } if stream_at >= high && self.changed_in_a_row >= 3 => {
+                Err(SourceError::halt(format!(
+                    "snapshot of {}.{}: the table is not as the schema history has it ({why}), \
+                     also with the stream past the read; delete the schema history file to read \
+                     the schema again",
+                    plan.db, plan.table
+                )))
+            }
+            Outcome::Changed { why, high } => {
+                tracing::info!(table = %plan.table, why, "the table changed since the stream's position; reading it again when the stream reaches the change");
+                self.changed_in_a_row += 1;
                 self.plan = None;
                 self.wait_for = Some(high);
                 Ok(())
             }
+            // A request's own condition is wrong: that request ends, the stream goes on.
+            Outcome::Refused(error) if self.current_condition().is_some() => {
+                tracing::error!(table = %plan.table, condition = ?self.current_condition(), "{error}; this snapshot request is dropped");
+                self.finish_table();
+                Ok(())
+            }
+            Outcome::Refused(error) => Err(error),
             // The read saw the server before changes the stream delivered since a point not
             // tracked: read again at the next boundary.
-            Outcome::Read(read) if self.tracked_since.as_ref().is_none_or(|t| read.low < *t) => Ok(()),
+            Outcome::Read(read) if self.tracked_since.as_ref().is_none_or(|t| read.low < *t) => {
+                Ok(())
+            }
             Outcome::Read(read) => {
+                self.changed_in_a_row = 0;
                 let mut chunk = Chunk::new(
                     plan.db.clone(),
                     plan.table.clone(),
@@ -267,9 +298,9 @@ impl Snapshotter {
         let limit = config.snapshot_chunk_rows;
         let conn = open(&mut self.conn, config).await?;
         let plan = self.plan.as_ref().expect("planned above");
-        plan.read(conn, config, &table, limit, &stream_at)
-            .await
-            .map(Some)
+        // Without an exact snapshot position the low watermark is where `recent` starts.
+        let low = self.tracked_since.clone().unwrap_or(stream_at);
+        plan.read(conn, config, &table, limit, &low).await.map(Some)
     }
 
     /// Passes the decoder's records through: the pending chunk notes the changes, boundaries carry
@@ -281,6 +312,16 @@ impl Snapshotter {
         let mut out = Vec::with_capacity(records.len());
         for mut record in records.drain(..) {
             match &mut record {
+                SourceRecord::Change(event)
+                    if event.op.is_schema_change()
+                        && self.plan.as_ref().is_some_and(|p| p.is_table_of(event)) =>
+                {
+                    // A DDL or TRUNCATE of the table being read: what was read before it is void.
+                    self.pending = None;
+                    self.plan = None;
+                    self.recent.clear();
+                    self.tracked_since = None;
+                }
                 SourceRecord::Change(event) => {
                     if let Some(chunk) = &mut self.pending {
                         chunk.observe(event);
@@ -321,6 +362,10 @@ impl Snapshotter {
             return;
         };
         let (last_key, end_of_table) = (chunk.last_key.clone(), chunk.end_of_table);
+        // `recent` holds every change since its last pruning at or before this point.
+        if self.tracked_since.is_some() {
+            self.tracked_since = Some(at(position));
+        }
         let rows = chunk.into_rows();
         let now = now_ms();
         let source = Arc::new(SourceEvent {

@@ -51,13 +51,25 @@ pub struct Read {
 #[derive(Debug)]
 pub enum Outcome {
     Read(Read),
-    /// The table's columns are not those of the schema history (a DDL the stream has not reached
-    /// yet), with the position the server was at.
-    Mismatch {
-        server: Vec<String>,
+    /// The table is not as the schema history has it (a DDL the stream has not reached yet: a
+    /// column or the table is gone, or its definition changed during the read), with the server's
+    /// position then.
+    Changed {
+        why: String,
         high: At,
     },
+    /// The server refused the read for another reason (a wrong `--where` condition, a missing
+    /// grant).
+    Refused(SourceError),
 }
+
+/// Server errors that mean the table changed under the read: read it again once the stream has
+/// applied the change.
+const TABLE_CHANGED: [u16; 3] = [1054, 1146, 1412];
+
+/// Key types whose SQL order is not the order of the values rowbus keeps (ENUM sorts by index,
+/// BIT and FLOAT do not round-trip as text): such keys are not used for paging.
+const UNPAGEABLE: [&str; 6] = ["enum", "set", "bit", "float", "double", "real"];
 
 fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -90,7 +102,7 @@ impl TablePlan {
             .iter()
             .filter_map(|n| index_of(n))
             .collect();
-        let key = match primary_key.is_empty() {
+        let key: Vec<usize> = match primary_key.is_empty() {
             false => primary_key.clone(),
             true => unique_not_null_key(conn, config, db, table)
                 .await?
@@ -98,6 +110,15 @@ impl TablePlan {
                 .filter_map(|n| index_of(n))
                 .collect(),
         };
+        let types: Vec<TypeInfo> = history
+            .columns
+            .iter()
+            .map(|c| TypeInfo::parse(&c.sql_type))
+            .collect();
+        let unpageable = key
+            .iter()
+            .any(|&i| UNPAGEABLE.contains(&types[i].base.as_str()));
+        let key = if unpageable { Vec::new() } else { key };
         let estimate: Vec<Option<u64>> = conn
             .exec(
                 "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
@@ -111,11 +132,7 @@ impl TablePlan {
             primary_key_names: primary_key.iter().map(|&i| columns[i].clone()).collect(),
             key_names: key.iter().map(|&i| columns[i].clone()).collect(),
             columns,
-            types: history
-                .columns
-                .iter()
-                .map(|c| TypeInfo::parse(&c.sql_type))
-                .collect(),
+            types,
             key,
             primary_key,
             estimated_rows: estimate.into_iter().next().flatten().unwrap_or(0),
@@ -134,7 +151,14 @@ impl TablePlan {
         condition: Option<&str>,
         limit: usize,
     ) -> (String, Vec<Sql>) {
-        let mut sql = format!("SELECT * FROM {}.{}", quote(&self.db), quote(&self.table));
+        let columns: Vec<String> = self.columns.iter().map(|c| quote(c)).collect();
+        // By name: `SELECT *` leaves out invisible columns, which the binlog and the history have.
+        let mut sql = format!(
+            "SELECT {} FROM {}.{}",
+            columns.join(", "),
+            quote(&self.db),
+            quote(&self.table)
+        );
         let mut filters = Vec::new();
         let mut params = Vec::new();
         if let Some(after) = after.filter(|a| a.len() == self.key.len() && !a.is_empty()) {
@@ -155,7 +179,8 @@ impl TablePlan {
             filters.push(format!("({})", alternatives.join(" OR ")));
         }
         if let Some(condition) = condition {
-            filters.push(format!("({condition})"));
+            // On its own line: a trailing `-- comment` must not swallow the rest.
+            filters.push(format!("({condition}\n)"));
         }
         if !filters.is_empty() {
             sql.push_str(" WHERE ");
@@ -176,14 +201,15 @@ impl TablePlan {
         }
     }
 
-    /// Reads the chunk after `progress.after`; `stream_at` is where the stream stands.
+    /// Reads the chunk after `progress.after`. `low`: the low watermark where the server has no
+    /// exact snapshot position (changes the stream delivered since are known).
     pub async fn read(
         &self,
         conn: &mut Conn,
         config: &MysqlSourceConfig,
         progress: &TableProgress,
         limit: usize,
-        stream_at: &At,
+        low: &At,
     ) -> Result<Outcome, SourceError> {
         let name = format!("{}.{}", self.db, self.table);
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -198,57 +224,52 @@ impl TablePlan {
             progress.condition.as_deref(),
             limit,
         );
-        let read = self.fetch(conn, config, &sql, params).await;
+        let read = self.fetch(conn, &sql, params).await;
         conn.query_drop("COMMIT").await.map_err(failed(
             config,
             format!("ending the snapshot read of {name}"),
         ))?;
-        let (rows, last_key, server_columns) = read?;
         let high = match &exact {
             Some(at) => at.clone(),
             None => current_position(conn, config).await?,
         };
-        if let Some(server) = server_columns {
-            return Ok(Outcome::Mismatch { server, high });
-        }
+        let doing = || format!("reading a snapshot chunk of {name}");
+        let (rows, last_key) = match read {
+            Ok(read) => read,
+            // An unknown column in a request's own condition is the request's error.
+            Err(mysql_async::Error::Server(e))
+                if TABLE_CHANGED.contains(&e.code)
+                    && !(e.code == 1054 && progress.condition.is_some()) =>
+            {
+                return Ok(Outcome::Changed {
+                    why: e.message,
+                    high,
+                })
+            }
+            Err(e @ mysql_async::Error::Server(_)) => {
+                return Ok(Outcome::Refused(failed(config, doing())(e)))
+            }
+            Err(e) => return Err(failed(config, doing())(e)),
+        };
         let end_of_table = self.key.is_empty() || rows.len() < limit;
         Ok(Outcome::Read(Read {
             rows,
             last_key,
             end_of_table,
-            low: exact.unwrap_or_else(|| stream_at.clone()),
+            low: exact.unwrap_or_else(|| low.clone()),
             high,
         }))
     }
 
-    /// Runs the chunk's `SELECT`: its rows, the last row's key, and the server's column names if
-    /// they are not the history's.
+    /// Runs the chunk's `SELECT`: its rows and the last row's key.
     async fn fetch(
         &self,
         conn: &mut Conn,
-        config: &MysqlSourceConfig,
         sql: &str,
         params: Vec<Sql>,
-    ) -> Result<(Vec<Row>, Option<Vec<KeyPart>>, Option<Vec<String>>), SourceError> {
-        let doing = || format!("reading a snapshot chunk of {}.{}", self.db, self.table);
-        let mut result = conn
-            .exec_iter(sql, params)
-            .await
-            .map_err(failed(config, doing()))?;
+    ) -> Result<(Vec<Row>, Option<Vec<KeyPart>>), mysql_async::Error> {
+        let mut result = conn.exec_iter(sql, params).await?;
         let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
-        let names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
-        let same = names.len() == self.columns.len()
-            && names
-                .iter()
-                .zip(self.columns.iter())
-                .all(|(a, b)| a.eq_ignore_ascii_case(b));
-        if !same {
-            result
-                .drop_result()
-                .await
-                .map_err(failed(config, doing()))?;
-            return Ok((Vec::new(), None, Some(names)));
-        }
         let convs: Vec<Conv> = columns
             .iter()
             .zip(&self.types)
@@ -280,13 +301,8 @@ impl TablePlan {
                         .collect(),
                 });
             })
-            .await
-            .map_err(failed(config, doing()))?;
-        Ok((
-            rows,
-            last_key.filter(|k: &Vec<KeyPart>| !k.is_empty()),
-            None,
-        ))
+            .await?;
+        Ok((rows, last_key.filter(|k: &Vec<KeyPart>| !k.is_empty())))
     }
 }
 
@@ -297,7 +313,8 @@ async fn unique_not_null_key(
     db: &str,
     table: &str,
 ) -> Result<Vec<String>, SourceError> {
-    let rows: Vec<(String, String, String)> = conn
+    // A functional index part has no column name.
+    let rows: Vec<(String, Option<String>, String)> = conn
         .exec(
             "SELECT INDEX_NAME, COLUMN_NAME, NULLABLE FROM information_schema.STATISTICS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
@@ -315,8 +332,8 @@ async fn unique_not_null_key(
             indexes.push((index.clone(), Vec::new(), true));
         }
         if let Some(last) = indexes.last_mut() {
-            last.1.push(column);
-            last.2 &= nullable.is_empty();
+            last.2 &= nullable.is_empty() && column.is_some();
+            last.1.extend(column);
         }
     }
     Ok(indexes
@@ -384,7 +401,10 @@ mod tests {
     fn the_first_chunk_has_no_key_condition() {
         let p = plan(vec![0], &["int", "text", "text"]);
         let (sql, params) = p.select(None, None, 100);
-        assert_eq!(sql, "SELECT * FROM `shop`.`t` ORDER BY `a` LIMIT 100");
+        assert_eq!(
+            sql,
+            "SELECT `a`, `b`, `c` FROM `shop`.`t` ORDER BY `a` LIMIT 100"
+        );
         assert!(params.is_empty());
     }
 
@@ -395,8 +415,8 @@ mod tests {
         let (sql, params) = p.select(Some(&after), Some("c <> 'z'"), 10);
         assert_eq!(
             sql,
-            "SELECT * FROM `shop`.`t` WHERE ((`a` > CAST(? AS DECIMAL(65,30))) OR \
-             (`a` = CAST(? AS DECIMAL(65,30)) AND `b` > ?)) AND (c <> 'z') ORDER BY `a`, `b` LIMIT 10"
+            "SELECT `a`, `b`, `c` FROM `shop`.`t` WHERE ((`a` > CAST(? AS DECIMAL(65,30))) OR \
+             (`a` = CAST(? AS DECIMAL(65,30)) AND `b` > ?)) AND (c <> 'z'\n) ORDER BY `a`, `b` LIMIT 10"
         );
         assert_eq!(params.len(), 3);
     }
@@ -404,6 +424,9 @@ mod tests {
     #[test]
     fn a_table_without_key_is_read_whole() {
         let p = plan(vec![], &["int", "text", "text"]);
-        assert_eq!(p.select(None, None, 100).0, "SELECT * FROM `shop`.`t`");
+        assert_eq!(
+            p.select(None, None, 100).0,
+            "SELECT `a`, `b`, `c` FROM `shop`.`t`"
+        );
     }
 }

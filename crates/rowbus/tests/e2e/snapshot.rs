@@ -233,7 +233,8 @@ async fn rowbus_snapshot_reads_requested_tables_while_running() {
     conn.query_drop(format!(
         "USE `{db}`; \
          CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); \
-         CREATE TABLE u (id INT NOT NULL, code VARCHAR(8) NOT NULL, UNIQUE KEY (code)); \
+         CREATE TABLE u (id INT NOT NULL, code VARCHAR(8) NOT NULL, h INT INVISIBLE DEFAULT 7, \
+                         UNIQUE KEY (code)); \
          CREATE TABLE k (id INT, v VARCHAR(10)); \
          INSERT INTO t SELECT seq, CONCAT('t', seq) FROM seq_1_to_10; \
          INSERT INTO u SELECT seq, CONCAT('c', 100 - seq) FROM seq_1_to_7; \
@@ -278,6 +279,15 @@ async fn rowbus_snapshot_reads_requested_tables_while_running() {
     assert!(events.iter().all(|e| e["op"] == "r" && e["table"] == "t"));
     assert_eq!(events[0]["after"], json!({"id": 6, "v": "t6"}));
 
+    // A wrong condition ends that request only.
+    let wrong = request(&["--table", &t, "--where", "no_such_column > 1"]);
+    assert!(wrong.status.success());
+    rowbus.wait_until("the wrong request to be dropped", || {
+        rowbus
+            .log()
+            .contains("this snapshot request is dropped")
+            .then_some(())
+    });
     let (u, k) = (format!("{db}.u"), format!("{db}.k"));
     assert!(request(&["--table", &u, "--table", &k]).status.success());
     let events = tokio::task::block_in_place(|| wait_for_events(&dir.path("out.jsonl"), 5 + 7 + 4));
@@ -288,6 +298,8 @@ async fn rowbus_snapshot_reads_requested_tables_while_running() {
         .map(|e| e["after"]["code"].as_str().unwrap())
         .collect();
     assert_eq!(codes, vec!["c93", "c94", "c95", "c96", "c97", "c98", "c99"]);
+    // Invisible columns are read too, as the binlog has them.
+    assert_eq!(events[5]["after"]["h"], 7);
     let keyless: Vec<i64> = events[12..]
         .iter()
         .map(|e| e["after"]["id"].as_i64().unwrap())
