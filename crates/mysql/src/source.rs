@@ -434,10 +434,16 @@ impl Pump<'_> {
         let silence = config.heartbeat * 3 + Duration::from_secs(1);
         let mut records = Vec::new();
         loop {
-            if !decoder.in_transaction() {
+            // Between transactions: snapshot chunks, one after another while each goes out at
+            // once (the stream is caught up), until one must wait for the stream.
+            while !decoder.in_transaction() {
                 self.snapshot_step(config, decoder, &mut records).await?;
+                let emitted = !records.is_empty();
                 if !self.send(&mut records).await {
                     return Ok(Ended::PipelineClosed);
+                }
+                if !emitted || self.stop.is_triggered() {
+                    break;
                 }
             }
             let next = tokio::select! {
