@@ -81,6 +81,12 @@ impl From<serde_json::Value> for Value {
 }
 
 impl Value {
+    /// A FLOAT, as the shortest decimal text of the f32 reads: 1.1 stays 1.1 rather than
+    /// 1.100000023841858.
+    pub fn float(f: f32) -> Value {
+        Value::Double(f.to_string().parse::<f64>().unwrap_or(f as f64))
+    }
+
     /// A rough count of the bytes this value holds in memory, for byte-bounded queues.
     pub fn approx_size(&self) -> usize {
         std::mem::size_of::<Value>()
@@ -247,6 +253,28 @@ pub fn utc_fields(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date: the inverse of `civil_from_days`.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The identity of a key: its values' native JSON, each followed by a zero byte (which JSON text
+/// never holds), so that equal keys, and only they, have equal identities.
+pub fn key_identity<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<u8> {
+    let mut id = Vec::with_capacity(16);
+    for value in values {
+        value.write_json(&mut id);
+        id.push(0);
+    }
+    id
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -329,6 +357,18 @@ impl Serialize for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2024, 1, 31), 19_753);
+        assert_eq!(days_from_civil(2038, 1, 19), 24_855);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        for days in [-800_000, -1, 0, 59, 19_753, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
     use serde_json::json;
 
     fn both(v: Value) -> String {

@@ -4,7 +4,7 @@
 
 use mysql_async::Error as MyError;
 
-/// How to get past a purged binlog, for messages.
+/// How to get past a purged binlog: added to a `Purged` error's cause when it halts.
 pub const PURGED_FIX: &str = "Set on_purged = \"snapshot\" (or snapshot = \"when_needed\") on the \
      source to rebuild the targets from a snapshot, or remove the checkpoint and choose a `start`";
 
@@ -89,7 +89,7 @@ fn from_server_error(code: u16, message: &str, addr: &str, user: &str, doing: &s
         )),
         1236 if message.contains("purged") || message.contains("Could not find first log file") => {
             SourceError::purged(format!(
-                "{addr} no longer has the binlog the stream must resume from: {message}. {PURGED_FIX}"
+                "{addr} no longer has the binlog the stream must resume from: {message}"
             ))
         }
         1236 => SourceError::halt(format!(

@@ -139,13 +139,7 @@ pub async fn run_source(
             }
             Ok(Ended::PipelineClosed) => return Ok(()),
             Err(e) if e.is_purged() => {
-                let detail = format!(
-                    "{}; ",
-                    e.message
-                        .split(". Set on_purged")
-                        .next()
-                        .unwrap_or_default()
-                );
+                let detail = format!(" ({})", e.message);
                 let error = purged(&config, decoder.last_boundary(), oldest.as_deref(), &detail);
                 start_over(&mut config, error)?;
                 (checkpoint, snapshot_all) = (None, true);
@@ -200,7 +194,7 @@ async fn open_stream(
         tracing::debug!(source = %config.name, oldest, at_oldest = ?at_oldest, resume = gtid, "GTID state at the oldest binlog");
         if GtidState::parse(gtid).is_some_and(|ours| ours.is_behind(&oldest_state)) {
             let detail = format!(
-                "The GTID state {gtid} is older than that binlog's start ({}). ",
+                "; the GTID state {gtid} is older than that binlog's start ({})",
                 at_oldest.unwrap_or_default()
             );
             return Err(purged(config, &position, oldest_binlog.as_deref(), &detail));
@@ -319,11 +313,9 @@ async fn open_history(
     if let Some(path) = &config.history_path {
         if let Some(mut history) = History::open(path).map_err(failed)? {
             if !start.file.is_empty() {
-                history
-                    .rewind(&At::new(&start.file, start.pos))
-                    .map_err(failed)?;
+                history.rewind(&At::from(start)).map_err(failed)?;
             }
-            if !start.file.is_empty() && At::new(&start.file, start.pos) < *history.base_at() {
+            if !start.file.is_empty() && At::from(start) < *history.base_at() {
                 tracing::warn!(source = %config.name, %start, base = ?history.base_at(), "starting before the oldest schema the history keeps; rows before it are read with that schema");
             }
             return Ok(history);
@@ -334,7 +326,7 @@ async fn open_history(
     })?;
     let tables: usize = schema.databases.values().map(|d| d.tables.len()).sum();
     tracing::info!(source = %config.name, tables, position = ?at, "schema history started from information_schema");
-    if !start.file.is_empty() && At::new(&start.file, start.pos) < at {
+    if !start.file.is_empty() && At::from(start) < at {
         tracing::warn!(source = %config.name, %start, schema_at = ?at, "the stream starts before the schema just read; rows before it are read with today's schema (exact only with binlog_row_metadata=FULL)");
     }
     match &config.history_path {
@@ -509,7 +501,7 @@ impl Pump<'_> {
     }
 }
 
-/// The error for a position the server no longer has, naming the file, the oldest one and the fix.
+/// The error for a position the server no longer has, naming the file and the oldest one.
 fn purged(
     config: &MysqlSourceConfig,
     position: &Position,
@@ -517,11 +509,10 @@ fn purged(
     detail: &str,
 ) -> SourceError {
     SourceError::purged(format!(
-        "the binlog file {} to resume from is no longer on {} (purged); the oldest it has is {}. {detail}{}",
+        "the binlog file {} to resume from is no longer on {} (purged); the oldest it has is {}{detail}",
         position.file,
         config.addr(),
         oldest.unwrap_or("none"),
-        crate::error::PURGED_FIX
     ))
 }
 
@@ -529,13 +520,13 @@ fn purged(
 /// binlog's end with a new schema history and a snapshot of every included table; else halts.
 fn start_over(config: &mut MysqlSourceConfig, purged: SourceError) -> Result<(), SourceError> {
     if !config.snapshot_when_purged() {
-        return Err(SourceError::halt(purged.message));
+        return Err(SourceError::halt(format!(
+            "{}. {}",
+            purged.message,
+            crate::error::PURGED_FIX
+        )));
     }
-    let cause = purged
-        .message
-        .split(". Set on_purged")
-        .next()
-        .unwrap_or_default();
+    let cause = &purged.message;
     tracing::warn!(source = %config.name, "{cause}; starting again at the binlog's end with a snapshot of every included table");
     if let Some(path) = &config.history_path {
         if let Err(e) = std::fs::remove_file(path) {

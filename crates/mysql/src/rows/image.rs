@@ -113,11 +113,7 @@ pub fn value(c: &mut Cursor<'_>, kind: &Kind) -> Result<Value> {
                 Value::Int(sign_extend(raw, *bytes as u32 * 8))
             }
         }
-        Kind::Float => {
-            let f = f32::from_bits(c.uint_le(4)? as u32);
-            // Shortest text of the f32, so 1.1 stays 1.1 rather than 1.100000023841858.
-            Value::Double(f.to_string().parse::<f64>().unwrap_or(f as f64))
-        }
+        Kind::Float => Value::float(f32::from_bits(c.uint_le(4)? as u32)),
         Kind::Double => Value::Double(f64::from_bits(c.uint_le(8)?)),
         Kind::Decimal { precision, scale } => {
             Value::Decimal(decimal::read_decimal(c, *precision, *scale)?)

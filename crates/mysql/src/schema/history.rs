@@ -33,6 +33,12 @@ impl At {
     }
 }
 
+impl From<&rowbus_core::Position> for At {
+    fn from(position: &rowbus_core::Position) -> At {
+        At::new(&position.file, position.pos)
+    }
+}
+
 impl PartialOrd for At {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))

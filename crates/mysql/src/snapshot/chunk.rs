@@ -8,22 +8,19 @@
 use crate::schema::history::At;
 use rowbus_core::event::{ChangeEvent, Row};
 use rowbus_core::snapshot::KeyPart;
+use rowbus_core::value::key_identity;
 use rowbus_core::Value;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 /// The rows of one chunk, waiting for the stream to reach `high`.
 #[derive(Debug)]
 pub struct Chunk {
-    pub db: Arc<str>,
-    pub table: Arc<str>,
     /// The columns the chunk is ordered and deduplicated by (empty: the table has no usable key).
     key_columns: Vec<usize>,
     pub rows: Vec<Row>,
     pub low: At,
     pub high: At,
-    /// Keys the stream changed since `low`.
-    changed: HashSet<Vec<u8>>,
     /// The key of the last row read, where the next chunk starts.
     pub last_key: Option<Vec<KeyPart>>,
     /// Whether this chunk reached the end of the table.
@@ -31,10 +28,7 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        db: Arc<str>,
-        table: Arc<str>,
         key_columns: Vec<usize>,
         rows: Vec<Row>,
         low: At,
@@ -43,40 +37,13 @@ impl Chunk {
         end_of_table: bool,
     ) -> Chunk {
         Chunk {
-            db,
-            table,
             key_columns,
             rows,
             low,
             high,
-            changed: HashSet::new(),
             last_key,
             end_of_table,
         }
-    }
-
-    /// Notes a change the stream delivers before the chunk is emitted.
-    pub fn observe(&mut self, event: &ChangeEvent) {
-        if *event.table != *self.table || *event.db != *self.db || self.key_columns.is_empty() {
-            return;
-        }
-        if At::new(&event.source.file, event.source.pos) < self.low {
-            return;
-        }
-        let Some(first) = self.rows.first() else {
-            return;
-        };
-        let names: Vec<Arc<str>> = self
-            .key_columns
-            .iter()
-            .filter_map(|&i| first.columns.get(i).cloned())
-            .collect();
-        self.changed.extend(event_keys(event, &names));
-    }
-
-    /// Notes a key the stream changed at or after `low` before the chunk was read.
-    pub fn mark_changed(&mut self, key: Vec<u8>) {
-        self.changed.insert(key);
     }
 
     /// Whether a boundary at `at` is where the chunk goes out.
@@ -84,18 +51,16 @@ impl Chunk {
         *at >= self.high
     }
 
-    /// The rows still valid: those whose key the stream did not change since `low`.
-    pub fn into_rows(self) -> Vec<Row> {
-        let Chunk {
-            rows,
-            changed,
-            key_columns,
-            ..
-        } = self;
+    /// The rows still valid: those whose key the stream changed at or after `low` go (the
+    /// stream carries the newer row).
+    pub fn into_rows(self, changes: &Changes) -> Vec<Row> {
+        let changed: HashSet<&Vec<u8>> = changes.since(&self.low).collect();
         if changed.is_empty() {
-            return rows;
+            return self.rows;
         }
-        rows.into_iter()
+        let key_columns = self.key_columns;
+        self.rows
+            .into_iter()
             .filter(|row| {
                 !changed.contains(&key_id(key_columns.iter().map(|&i| row.values.get(i))))
             })
@@ -103,9 +68,45 @@ impl Chunk {
     }
 }
 
+/// The changes the stream delivered to the table being read, in stream order: where each was and
+/// the keys it touched. A chunk drops the keys changed at or after its low watermark.
+#[derive(Debug, Default)]
+pub struct Changes {
+    entries: VecDeque<(At, Vec<u8>)>,
+}
+
+impl Changes {
+    /// Notes `event` if it changes rows of `db.table`, whose key columns are `names`.
+    pub fn note(&mut self, event: &ChangeEvent, db: &str, table: &str, names: &[Arc<str>]) {
+        if *event.table != *table || *event.db != *db || names.is_empty() {
+            return;
+        }
+        let at = At::new(&event.source.file, event.source.pos);
+        for key in event_keys(event, names) {
+            self.entries.push_back((at.clone(), key));
+        }
+    }
+
+    /// Forgets the changes before `at`, which no later chunk needs.
+    pub fn forget_before(&mut self, at: &At) {
+        self.entries.retain(|(seen, _)| seen >= at);
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    fn since<'a>(&'a self, low: &'a At) -> impl Iterator<Item = &'a Vec<u8>> + 'a {
+        self.entries
+            .iter()
+            .filter(move |(at, _)| at >= low)
+            .map(|(_, key)| key)
+    }
+}
+
 /// The identities of the keys a change touches (both, when it changes the key), by the key's
 /// column names: a minimal row image holds only some columns.
-pub fn event_keys(event: &ChangeEvent, names: &[Arc<str>]) -> Vec<Vec<u8>> {
+fn event_keys(event: &ChangeEvent, names: &[Arc<str>]) -> Vec<Vec<u8>> {
     [&event.before, &event.after]
         .into_iter()
         .flatten()
@@ -113,14 +114,9 @@ pub fn event_keys(event: &ChangeEvent, names: &[Arc<str>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The identity of a key: its values' native JSON, separated by a byte JSON never contains.
+/// The identity of a key, a missing column counting as null.
 fn key_id<'a>(values: impl Iterator<Item = Option<&'a Value>>) -> Vec<u8> {
-    let mut id = Vec::with_capacity(16);
-    for value in values {
-        value.unwrap_or(&Value::Null).write_json(&mut id);
-        id.push(0x1f);
-    }
-    id
+    key_identity(values.map(|v| v.unwrap_or(&Value::Null)))
 }
 
 #[cfg(test)]
@@ -161,10 +157,12 @@ mod tests {
         }
     }
 
+    fn note(seen: &mut Changes, event: &ChangeEvent) {
+        seen.note(event, "shop", "t", &[Arc::from("id")]);
+    }
+
     fn chunk(low: u64, high: u64) -> Chunk {
         Chunk::new(
-            "shop".into(),
-            "t".into(),
             vec![0],
             (1..=5).map(|i| row(i, "old")).collect(),
             At::new("b.000001", low),
@@ -185,48 +183,45 @@ mod tests {
 
     #[test]
     fn keys_changed_after_the_low_watermark_leave_the_chunk() {
-        let mut c = chunk(100, 300);
+        let (c, mut seen) = (chunk(100, 300), Changes::default());
         // Before the low watermark: the chunk's read already saw it.
-        c.observe(&change(
-            Op::Update,
-            50,
-            Some(row(1, "a")),
-            Some(row(1, "b")),
-        ));
+        note(
+            &mut seen,
+            &change(Op::Update, 50, Some(row(1, "a")), Some(row(1, "b"))),
+        );
         // In the window: an update, a delete, and a key change (both keys go).
-        c.observe(&change(
-            Op::Update,
-            100,
-            Some(row(2, "a")),
-            Some(row(2, "b")),
-        ));
-        c.observe(&change(Op::Delete, 200, Some(row(3, "a")), None));
-        c.observe(&change(
-            Op::Update,
-            250,
-            Some(row(4, "a")),
-            Some(row(9, "a")),
-        ));
+        note(
+            &mut seen,
+            &change(Op::Update, 100, Some(row(2, "a")), Some(row(2, "b"))),
+        );
+        note(&mut seen, &change(Op::Delete, 200, Some(row(3, "a")), None));
+        note(
+            &mut seen,
+            &change(Op::Update, 250, Some(row(4, "a")), Some(row(9, "a"))),
+        );
         assert!(!c.is_due(&At::new("b.000001", 299)));
         assert!(c.is_due(&At::new("b.000001", 300)));
-        assert_eq!(ids(&c.into_rows()), vec![1, 5]);
+        assert_eq!(ids(&c.into_rows(&seen)), vec![1, 5]);
     }
 
     #[test]
     fn after_the_high_watermark_changes_still_count_until_emitted() {
         // Low and high are equal for an exact snapshot position; a change the stream delivers after
         // it but before the chunk goes out must still win.
-        let mut c = chunk(300, 300);
-        c.observe(&change(Op::Insert, 320, None, Some(row(5, "new"))));
-        assert_eq!(ids(&c.into_rows()), vec![1, 2, 3, 4]);
+        let (c, mut seen) = (chunk(300, 300), Changes::default());
+        note(
+            &mut seen,
+            &change(Op::Insert, 320, None, Some(row(5, "new"))),
+        );
+        assert_eq!(ids(&c.into_rows(&seen)), vec![1, 2, 3, 4]);
     }
 
     #[test]
     fn other_tables_do_not_touch_the_chunk() {
-        let mut c = chunk(0, 10);
+        let (c, mut seen) = (chunk(0, 10), Changes::default());
         let mut other = change(Op::Delete, 5, Some(row(1, "a")), None);
         other.table = "u".into();
-        c.observe(&other);
-        assert_eq!(ids(&c.into_rows()), vec![1, 2, 3, 4, 5]);
+        note(&mut seen, &other);
+        assert_eq!(ids(&c.into_rows(&seen)), vec![1, 2, 3, 4, 5]);
     }
 }

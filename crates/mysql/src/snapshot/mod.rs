@@ -20,7 +20,7 @@ use crate::decode::Decoder;
 use crate::error::SourceError;
 use crate::schema::history::At;
 use crate::schema::{Schema, SYSTEM_DATABASES};
-use chunk::{event_keys, Chunk};
+use chunk::{Changes, Chunk};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use progress::Reporter;
@@ -29,7 +29,6 @@ use rowbus_core::event::{now_ms, ChangeEvent, Op, Row, SourceEvent, SourceInfo, 
 use rowbus_core::snapshot::{SnapshotProgress, TableProgress};
 use rowbus_core::table_filter::TableFilter;
 use rowbus_core::Position;
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,14 +52,10 @@ pub struct Snapshotter {
     requests_polled: Option<Instant>,
     /// Changes the stream delivered to the table being read, since `tracked_since`: a read may see
     /// the server before some of them (its engine commits trail the binlog), and must drop them.
-    recent: VecDeque<(At, Vec<u8>)>,
+    recent: Changes,
     tracked_since: Option<At>,
     /// Reads in a row that found the table changed.
     changed_in_a_row: u32,
-}
-
-fn at(position: &Position) -> At {
-    At::new(&position.file, position.pos)
 }
 
 /// Every included table of `schema`, as `db.table`, in name order.
@@ -138,7 +133,10 @@ impl Snapshotter {
             && self.pending.is_none()
             && !decoder.in_transaction()
             && !boundary.file.is_empty()
-            && self.wait_for.as_ref().is_none_or(|w| at(boundary) >= *w)
+            && self
+                .wait_for
+                .as_ref()
+                .is_none_or(|w| At::from(boundary) >= *w)
     }
 
     /// Takes the requests `rowbus snapshot` left in `dir` (at most once a second).
@@ -198,7 +196,7 @@ impl Snapshotter {
         let Some(outcome) = outcome? else {
             return Ok(());
         };
-        let stream_at = at(decoder.last_boundary());
+        let stream_at = At::from(decoder.last_boundary());
         let plan = self.plan.as_ref().expect("planned by try_read");
         if let Outcome::Read(read) = &outcome {
             tracing::debug!(table = %plan.table, rows = read.rows.len(), low = ?read.low, high = ?read.high, stream = ?stream_at, tracked_since = ?self.tracked_since, "snapshot chunk read");
@@ -233,9 +231,7 @@ impl Snapshotter {
             }
             Outcome::Read(read) => {
                 self.changed_in_a_row = 0;
-                let mut chunk = Chunk::new(
-                    plan.db.clone(),
-                    plan.table.clone(),
+                let chunk = Chunk::new(
                     plan.key.clone(),
                     read.rows,
                     read.low,
@@ -243,11 +239,7 @@ impl Snapshotter {
                     read.last_key,
                     read.end_of_table,
                 );
-                // Changes delivered at or after the read's position, before it was read.
-                self.recent.retain(|(at, _)| *at >= chunk.low);
-                for (_, key) in &self.recent {
-                    chunk.mark_changed(key.clone());
-                }
+                self.recent.forget_before(&chunk.low);
                 if chunk.is_due(&stream_at) {
                     self.emit(chunk, decoder.last_boundary(), out);
                 } else {
@@ -291,10 +283,10 @@ impl Snapshotter {
             ));
             self.plan = Some(plan);
             self.recent.clear();
-            self.tracked_since = Some(at(decoder.last_boundary()));
+            self.tracked_since = Some(At::from(decoder.last_boundary()));
         }
         self.wait_for = None;
-        let stream_at = at(decoder.last_boundary());
+        let stream_at = At::from(decoder.last_boundary());
         let limit = config.snapshot_chunk_rows;
         let conn = open(&mut self.conn, config).await?;
         let plan = self.plan.as_ref().expect("planned above");
@@ -309,9 +301,11 @@ impl Snapshotter {
         if self.shared.is_none() && self.pending.is_none() {
             return;
         }
-        let mut out = Vec::with_capacity(records.len());
-        for mut record in records.drain(..) {
-            match &mut record {
+        // In place: the records are only added to when a chunk goes out.
+        let mut i = 0;
+        while i < records.len() {
+            let mut due_at = None;
+            match &mut records[i] {
                 SourceRecord::Change(event)
                     if event.op.is_schema_change()
                         && self.plan.as_ref().is_some_and(|p| p.is_table_of(event)) =>
@@ -323,18 +317,9 @@ impl Snapshotter {
                     self.tracked_since = None;
                 }
                 SourceRecord::Change(event) => {
-                    if let Some(chunk) = &mut self.pending {
-                        chunk.observe(event);
-                    }
-                    let tracked = self
-                        .plan
-                        .as_ref()
-                        .filter(|p| !p.key.is_empty() && p.is_table_of(event));
-                    if let Some(plan) = tracked {
-                        let at = At::new(&event.source.file, event.source.pos);
-                        for key in event_keys(event, &plan.key_names) {
-                            self.recent.push_back((at.clone(), key));
-                        }
+                    if let Some(plan) = &self.plan {
+                        self.recent
+                            .note(event, &plan.db, &plan.table, &plan.key_names);
                     }
                 }
                 SourceRecord::Boundary(position) => {
@@ -342,18 +327,20 @@ impl Snapshotter {
                     let due = self
                         .pending
                         .as_ref()
-                        .is_some_and(|c| c.is_due(&at(position)));
-                    if let Some(chunk) = self.pending.take_if(|_| due) {
-                        let position = position.clone();
-                        out.push(record);
-                        self.emit(chunk, &position, &mut out);
-                        continue;
-                    }
+                        .is_some_and(|c| c.is_due(&At::from(&*position)));
+                    due_at = due.then(|| position.clone());
                 }
             }
-            out.push(record);
+            i += 1;
+            // `due_at` is set only while a chunk is pending.
+            if let Some((position, chunk)) = due_at.and_then(|p| Some((p, self.pending.take()?))) {
+                let mut emitted = Vec::new();
+                self.emit(chunk, &position, &mut emitted);
+                let count = emitted.len();
+                records.splice(i..i, emitted);
+                i += count;
+            }
         }
-        *records = out;
     }
 
     /// The chunk's rows as `op = "r"` events at `position`, then a boundary with the new progress.
@@ -364,9 +351,9 @@ impl Snapshotter {
         let (last_key, end_of_table) = (chunk.last_key.clone(), chunk.end_of_table);
         // `recent` holds every change since its last pruning at or before this point.
         if self.tracked_since.is_some() {
-            self.tracked_since = Some(at(position));
+            self.tracked_since = Some(At::from(position));
         }
-        let rows = chunk.into_rows();
+        let rows = chunk.into_rows(&self.recent);
         let now = now_ms();
         let source = Arc::new(SourceEvent {
             name: self.name.clone(),

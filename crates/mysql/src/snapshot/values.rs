@@ -7,7 +7,7 @@ use base64::Engine;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::Value as Sql;
 use rowbus_core::snapshot::KeyPart;
-use rowbus_core::value::DateTime;
+use rowbus_core::value::{days_from_civil, DateTime};
 use rowbus_core::Value;
 use std::sync::Arc;
 
@@ -97,10 +97,7 @@ impl Conv {
             (Conv::Int { .. }, Sql::UInt(v)) => Value::UInt(v),
             (Conv::Year, Sql::Int(v)) => Value::Year(v as u16),
             (Conv::Year, Sql::UInt(v)) => Value::Year(v as u16),
-            // The shortest text of the f32, as the decoder gives it.
-            (Conv::Float, Sql::Float(f)) => {
-                Value::Double(f.to_string().parse::<f64>().unwrap_or(f as f64))
-            }
+            (Conv::Float, Sql::Float(f)) => Value::float(f),
             (Conv::Double | Conv::Float, Sql::Double(f)) => Value::Double(f),
             // Zero dates: null, as the decoder gives them.
             (
@@ -177,17 +174,6 @@ impl Conv {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = month as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// A key column's value as it is saved in the snapshot progress.
 pub fn key_part(sql: &Sql, binary: bool) -> KeyPart {
     match sql {
@@ -228,14 +214,6 @@ pub fn key_param(part: &KeyPart) -> Sql {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn days_from_civil_matches_known_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2024, 1, 31), 19_753);
-        assert_eq!(days_from_civil(2038, 1, 19), 24_855);
-        assert_eq!(days_from_civil(1969, 12, 31), -1);
-    }
 
     #[test]
     fn timestamps_become_utc_seconds() {

@@ -4,6 +4,7 @@
 //! rows, since a multi-row upsert may not name the same key twice. A changed primary key is a
 //! delete of the old key and an upsert of the new one.
 
+use rowbus_core::value::key_identity;
 use rowbus_core::{ChangeEvent, Op, Row, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,12 +93,7 @@ pub struct Unkeyed {
 
 /// A row's identity: its key values, as text.
 pub fn identity(values: &[Value]) -> String {
-    let mut out = Vec::new();
-    for v in values {
-        v.write_json(&mut out);
-        out.push(0);
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&key_identity(values)).into_owned()
 }
 
 /// The key image of a row: the key columns taken from `row`.
