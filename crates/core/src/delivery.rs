@@ -131,7 +131,30 @@ impl Delivery {
             return Ok(());
         }
         failed.sort_by_key(|(i, _)| *i);
-        let mut records: Vec<FailureRecord> = failed.into_iter().map(|(_, r)| r).collect();
+        self.log_failures(failed.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Logs the events a transform failed on, as they were before the transforms of `stage`
+    /// (`pipeline` or `sink`) so that a replay runs them again, under the sink's guard.
+    pub fn reject(
+        &mut self,
+        rejected: &[(Arc<ChangeEvent>, String)],
+        stage: &str,
+    ) -> Result<(), PipelineError> {
+        let records = rejected
+            .iter()
+            .map(|(e, error)| FailureRecord {
+                untransformed: stage.to_string(),
+                ..self.record(e, &SinkError::permanent(format!("transform: {error}")), 1)
+            })
+            .collect();
+        self.log_failures(records)
+    }
+
+    fn log_failures(&mut self, mut records: Vec<FailureRecord>) -> Result<(), PipelineError> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let new = records.iter().filter(|r| !r.parked).count();
         let last = records.last().map(|r| r.error.clone()).unwrap_or_default();
         self.check_guard(new, &last)?;
@@ -188,6 +211,7 @@ impl Delivery {
             parked: false,
             old_key: parking.old_key,
             table: parking.table,
+            untransformed: String::new(),
         }
     }
 

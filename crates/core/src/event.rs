@@ -28,6 +28,33 @@ pub enum Op {
 }
 
 impl Op {
+    /// The name events carry: `c`, `u`, `d`, `r`, `ddl` or `t`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Insert => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Read => "r",
+            Op::Ddl => "ddl",
+            Op::Truncate => "t",
+        }
+    }
+
+    /// The op of a name `as_str` gives; the error lists the names.
+    pub fn parse(name: &str) -> Result<Op, String> {
+        [
+            Op::Insert,
+            Op::Update,
+            Op::Delete,
+            Op::Read,
+            Op::Ddl,
+            Op::Truncate,
+        ]
+        .into_iter()
+        .find(|op| op.as_str() == name)
+        .ok_or_else(|| format!("unknown op `{name}` (c, u, d, r, ddl or t)"))
+    }
+
     /// Schema changes and truncations, which only sinks with `schema_changes = true` receive.
     pub fn is_schema_change(self) -> bool {
         matches!(self, Op::Ddl | Op::Truncate)
@@ -155,6 +182,11 @@ pub struct ChangeEvent {
     /// For `op = "ddl"` and `"t"`: the statement and the table after it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ddl: Option<Arc<SchemaChange>>,
+    /// Set when a transform gave the event another key: the source row's key (or the columns a
+    /// `partition` step chose), which sinks partition by and the failure log parks by, so that
+    /// one row's changes stay in order whatever key they are delivered under.
+    #[serde(skip)]
+    pub partition_key: Option<Row>,
 }
 
 impl ChangeEvent {
@@ -162,6 +194,11 @@ impl ChangeEvent {
     pub fn approx_size(&self) -> usize {
         let image = |r: &Option<Row>| r.as_ref().map_or(0, Row::approx_size);
         256 + self.key.approx_size() + image(&self.before) + image(&self.after)
+    }
+
+    /// The columns that keep one source row's changes together: `partition_key`, else the key.
+    pub fn partition(&self) -> &Row {
+        self.partition_key.as_ref().unwrap_or(&self.key)
     }
 
     /// `db.table`, as table filters and sinks name tables.

@@ -1,7 +1,7 @@
 //! rowbus-core: the pieces every source and sink shares and that touch no network: the change event
 //! model, binlog positions, byte-bounded queues, the ack tracker (the one place that decides the
-//! checkpoint), the checkpoint store, table filters, the sink contract and the pipeline runtime that
-//! wires a source to its sinks.
+//! checkpoint), the checkpoint store, table filters, the sink contract, the transform seam and the pipeline runtime
+//! that wires a source to its sinks.
 
 pub mod ack;
 pub mod backoff;
@@ -16,6 +16,7 @@ pub mod secret;
 pub mod sink;
 pub mod snapshot;
 pub mod table_filter;
+pub mod transform;
 pub mod value;
 
 pub use event::{ChangeEvent, Op, Row, SourceEvent, SourceInfo};

@@ -14,6 +14,7 @@ use crate::position::Position;
 use crate::queue::{bounded, QueueLimits, QueueReceiver, QueueSender, Queued};
 use crate::sink::{Sink, SinkError};
 use crate::table_filter::TableFilter;
+use crate::transform::{Output, Targets, Transform};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -67,6 +68,8 @@ pub struct SinkSpec {
     pub schema_changes: bool,
     /// Its retry policy and failure log.
     pub delivery: Delivery,
+    /// The sink's own transforms, applied in its worker before delivery.
+    pub transform: Option<Box<dyn Transform>>,
 }
 
 /// Where the router sends a sink's events.
@@ -133,12 +136,22 @@ pub struct PipelineReport {
 }
 
 type Tracker = Arc<Mutex<AckTracker>>;
-type SinkItem = (Seq, Arc<ChangeEvent>);
+type SinkItem = (Seq, Item);
+
+/// What the router hands a sink.
+#[derive(Clone)]
+enum Item {
+    Event(Arc<ChangeEvent>),
+    /// The pipeline's transforms failed on this event (as it came from the source).
+    Rejected(Arc<ChangeEvent>, Arc<str>),
+}
 
 /// Runs until the source closes `records` (or a failure stops it), then saves the final checkpoint.
+/// `transform`: the pipeline's transforms, applied once per change before fan-out.
 pub async fn run(
     config: PipelineConfig,
     records: QueueReceiver<SourceRecord>,
+    transform: Option<Box<dyn Transform>>,
     sinks: Vec<SinkSpec>,
     store: Arc<CheckpointStore>,
     start: Option<Position>,
@@ -165,6 +178,7 @@ pub async fn run(
     }
     let router = tokio::spawn(route(
         records,
+        transform,
         routes,
         tracker.clone(),
         acked.clone(),
@@ -212,6 +226,7 @@ pub async fn run(
 
 async fn route(
     mut records: QueueReceiver<SourceRecord>,
+    mut transform: Option<Box<dyn Transform>>,
     routes: Vec<Route>,
     tracker: Tracker,
     acked: Arc<Notify>,
@@ -219,7 +234,8 @@ async fn route(
     stop: Stop,
 ) -> u64 {
     let mut count = 0;
-    let mut targets = Vec::with_capacity(routes.len());
+    let mut outputs = Vec::new();
+    let mut sends = Vec::with_capacity(routes.len());
     while let Some(Queued { item, .. }) = records.recv().await {
         count += 1;
         if !wait_for_room(&tracker, &acked, max_in_flight, &stop).await {
@@ -232,23 +248,62 @@ async fn route(
             }
             SourceRecord::Change(event) => event,
         };
-        targets.clear();
-        targets.extend(
-            routes
-                .iter()
-                .enumerate()
-                .filter(|(_, route)| route.accepts(&event))
-                .map(|(i, _)| i),
-        );
-        let seq = lock(&tracker).register(targets.len() as u32, None);
-        let size = event.approx_size();
-        for &i in &targets {
-            if routes[i].tx.send((seq, event.clone()), size).await.is_err() {
+        fan_out(&routes, event, &mut transform, &mut outputs, &mut sends);
+        let seq = lock(&tracker).register(sends.len() as u32, None);
+        for (i, item) in sends.drain(..) {
+            let size = match &item {
+                Item::Event(e) | Item::Rejected(e, _) => e.approx_size(),
+            };
+            if routes[i].tx.send((seq, item), size).await.is_err() {
                 return count; // the sink stopped; the pipeline is ending
             }
         }
     }
     count
+}
+
+/// What one change becomes, and for which sinks (by route index): the transforms' outputs each to
+/// the sinks they target and accept; or, when the transforms fail, the change itself as rejected
+/// to every sink that would have taken it.
+fn fan_out(
+    routes: &[Route],
+    event: Arc<ChangeEvent>,
+    transform: &mut Option<Box<dyn Transform>>,
+    outputs: &mut Vec<Output>,
+    sends: &mut Vec<(usize, Item)>,
+) {
+    let Some(transform) = transform else {
+        for i in accepting(routes, &event, &Targets::All) {
+            sends.push((i, Item::Event(event.clone())));
+        }
+        return;
+    };
+    outputs.clear();
+    match transform.apply(&event, outputs) {
+        Ok(()) => {
+            for o in outputs.drain(..) {
+                for i in accepting(routes, &o.event, &o.targets) {
+                    sends.push((i, Item::Event(o.event.clone())));
+                }
+            }
+        }
+        Err(error) => {
+            let error: Arc<str> = error.into();
+            for i in accepting(routes, &event, &Targets::All) {
+                sends.push((i, Item::Rejected(event.clone(), error.clone())));
+            }
+        }
+    }
+}
+
+/// The routes (by index) that `targets` names and that accept `event`.
+fn accepting<'a>(
+    routes: &'a [Route],
+    event: &'a ChangeEvent,
+    targets: &'a Targets,
+) -> impl Iterator<Item = usize> + 'a {
+    let accepts = move |(i, r): &(usize, &Route)| targets.includes(*i) && r.accepts(event);
+    routes.iter().enumerate().filter(accepts).map(|(i, _)| i)
 }
 
 /// Waits while the ack tracker holds `max_in_flight` records, so that one stuck sink cannot make
@@ -287,10 +342,8 @@ async fn sink_worker(
     let mut queued = Vec::new();
     let mut batch = Vec::new();
     while rx.recv_many(&mut queued, spec.batch_max_events).await > 0 {
-        batch.extend(queued.iter().map(|q| q.item.1.clone()));
-        spec.delivery
-            .deliver(&mut *spec.sink, &batch, &stop)
-            .await?;
+        let items = queued.iter().map(|q| &q.item.1);
+        deliver_items(&mut spec, items, &mut batch, &stop).await?;
         let mut tracker = lock(&tracker);
         for q in &queued {
             tracker
@@ -300,7 +353,6 @@ async fn sink_worker(
         drop(tracker);
         acked.notify_waiters();
         queued.clear();
-        batch.clear();
     }
     spec.sink
         .close()
@@ -309,6 +361,40 @@ async fn sink_worker(
             sink: spec.name.clone(),
             source,
         })
+}
+
+/// Delivers what the router sent, through the sink's own transforms; a change a transform
+/// failed on goes to the failure log in its place, after what came before it.
+async fn deliver_items(
+    spec: &mut SinkSpec,
+    items: impl Iterator<Item = &Item>,
+    batch: &mut Vec<Arc<ChangeEvent>>,
+    stop: &Stop,
+) -> Result<(), PipelineError> {
+    let mut outputs = Vec::new();
+    for item in items {
+        let (event, error, stage) = match (item, spec.transform.as_deref_mut()) {
+            (Item::Event(e), None) => {
+                batch.push(e.clone());
+                continue;
+            }
+            (Item::Event(e), Some(transform)) => match transform.apply(e, &mut outputs) {
+                Ok(()) => {
+                    batch.extend(outputs.drain(..).map(|o| o.event));
+                    continue;
+                }
+                Err(error) => (e, Arc::from(error), "sink"),
+            },
+            (Item::Rejected(e, error), _) => (e, error.clone(), "pipeline"),
+        };
+        spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
+        batch.clear();
+        let rejected = [(event.clone(), error.to_string())];
+        spec.delivery.reject(&rejected, stage)?;
+    }
+    spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
+    batch.clear();
+    Ok(())
 }
 
 async fn flush_periodically(
@@ -403,6 +489,7 @@ mod tests {
             batch_max_events: 2,
             schema_changes: false,
             delivery: delivery("stuck", DeliveryPolicy::default()),
+            transform: None,
         };
         let (tx, rx) = source_queue(QueueLimits {
             max_items: 10,
@@ -425,6 +512,7 @@ mod tests {
         let pipeline = tokio::spawn(run(
             config(),
             rx,
+            None,
             vec![fast, stuck],
             store,
             None,
@@ -464,6 +552,7 @@ mod tests {
 
     fn change(table: &str) -> SourceRecord {
         SourceRecord::Change(Arc::new(ChangeEvent {
+            partition_key: None,
             op: Op::Insert,
             db: "db".into(),
             table: table.into(),
@@ -523,6 +612,7 @@ mod tests {
             batch_max_events: 2,
             schema_changes: false,
             delivery: delivery(name, policy),
+            transform: None,
         };
         (spec, seen)
     }
@@ -575,6 +665,7 @@ mod tests {
         let report = run(
             config(),
             rx,
+            None,
             vec![a, b],
             store.clone(),
             None,
@@ -588,6 +679,108 @@ mod tests {
         assert_eq!(
             store.load("s").unwrap().unwrap().position,
             Position::new("b.1", 200)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Drops table `drop`, fails on `bad`, sends a second `x` to sink 1 only.
+    struct Shaper;
+
+    impl Transform for Shaper {
+        fn apply(&mut self, e: &Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), String> {
+            match &*e.table {
+                "drop" => return Ok(()),
+                "bad" => return Err("bad refused".into()),
+                _ => {}
+            }
+            out.push(Output {
+                event: e.clone(),
+                targets: Targets::All,
+            });
+            if &*e.table == "x" {
+                out.push(Output {
+                    event: e.clone(),
+                    targets: Targets::Only(vec![1].into()),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    /// A sink's transform: fails on one table.
+    struct FailOn(&'static str);
+
+    impl Transform for FailOn {
+        fn apply(&mut self, e: &Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), String> {
+            if &*e.table == self.0 {
+                return Err(format!("{} refused", self.0));
+            }
+            out.push(Output {
+                event: e.clone(),
+                targets: Targets::All,
+            });
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn transforms_route_copy_drop_and_send_their_failures_to_the_log() {
+        let (store, dir) = temp_store("transforms");
+        let log_path = |name: &str| dir.join(format!("{name}.failures"));
+        let mut specs = Vec::new();
+        let mut seen = Vec::new();
+        for (name, fail_on) in [("a", "-"), ("b", "y")] {
+            let (mut spec, recorded) = spec(name, &[], false);
+            spec.delivery = Delivery::new(
+                name,
+                DeliveryPolicy::default(),
+                FailureLog::open(&log_path(name)).unwrap(),
+            );
+            spec.transform = Some(Box::new(FailOn(fail_on)));
+            specs.push(spec);
+            seen.push(recorded);
+        }
+        let records = vec![
+            change("x"),
+            change("drop"),
+            change("bad"),
+            change("y"),
+            SourceRecord::Boundary(Position::new("b.1", 100)),
+        ];
+        let rx = feed(records).await;
+        let pipeline_transform: Box<dyn Transform> = Box::new(Shaper);
+        let report = run(
+            config(),
+            rx,
+            Some(pipeline_transform),
+            specs,
+            store,
+            None,
+            Stop::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.checkpoint, Some(Position::new("b.1", 100)));
+        assert_eq!(*seen[0].lock().unwrap(), vec!["db.x", "db.y"]);
+        assert_eq!(*seen[1].lock().unwrap(), vec!["db.x", "db.x"]);
+        let logged = |name: &str| -> Vec<(String, String, String)> {
+            let (records, _) = crate::failure::log::read(&log_path(name)).unwrap();
+            records
+                .into_iter()
+                .map(|r| (r.table, r.untransformed, r.error))
+                .collect()
+        };
+        let entry = |t: &str, stage: &str, error: &str| (t.into(), stage.into(), error.into());
+        assert_eq!(
+            logged("a"),
+            [entry("db.bad", "pipeline", "transform: bad refused")]
+        );
+        assert_eq!(
+            logged("b"),
+            [
+                entry("db.bad", "pipeline", "transform: bad refused"),
+                entry("db.y", "sink", "transform: y refused"),
+            ]
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -607,6 +800,7 @@ mod tests {
         let report = run(
             config(),
             rx,
+            None,
             vec![good, bad],
             store.clone(),
             None,
@@ -642,6 +836,7 @@ mod tests {
         let err = run(
             config(),
             rx,
+            None,
             vec![good, bad],
             store.clone(),
             None,

@@ -488,6 +488,7 @@ impl Decoder {
                 None => Arc::from(format!("{}:{start}", self.file)),
             };
             out.push(SourceRecord::Change(Arc::new(ChangeEvent {
+                partition_key: None,
                 op: if a.kind == "truncate" {
                     Op::Truncate
                 } else {
@@ -683,6 +684,7 @@ impl Decoder {
             let key_source = if op == Op::Delete { &before } else { &after };
             let key = key_of(key_source.as_ref(), &table);
             out.push(SourceRecord::Change(Arc::new(ChangeEvent {
+                partition_key: None,
                 op,
                 db: table.db.clone(),
                 table: table.table.clone(),

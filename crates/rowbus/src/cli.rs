@@ -58,6 +58,16 @@ pub enum Command {
         #[arg(long = "where")]
         condition: Option<String>,
     },
+    /// Run the configured transforms on one change (native JSON, as the file sink writes them;
+    /// `-` reads standard input) and print what each sink would receive.
+    TestTransform {
+        /// The configuration file (TOML): its transforms and sinks.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The change, as a native JSON event.
+        #[arg(long)]
+        event: PathBuf,
+    },
     /// Decode offline data, such as binlog files.
     Inspect {
         #[command(subcommand)]

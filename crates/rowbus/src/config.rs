@@ -11,6 +11,7 @@ use rowbus_core::queue::QueueLimits;
 use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::MysqlSourceConfig;
 use rowbus_sinks::file::FileSinkConfig;
+use rowbus_transform::{Chain, StepConfig};
 use sections::{FileSection, MysqlSection, PipelineSection, SinkCommon, SqlSection, StdoutSection};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +26,8 @@ pub struct Config {
     pub checkpoint_interval: Duration,
     pub source: MysqlSourceConfig,
     pub sinks: Vec<SinkConfig>,
+    /// The pipeline's transforms (`[[transforms]]`), applied before fan-out.
+    pub transforms: Option<Chain>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub struct SinkConfig {
     pub delivery: DeliveryPolicy,
     /// Replay the sink's failure log before streaming.
     pub replay_failures_on_start: bool,
+    /// The sink's own transforms, applied after the pipeline's.
+    pub transforms: Option<Chain>,
     pub kind: SinkKind,
 }
 
@@ -133,7 +138,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
     }
 }
 
-const ROOT_FIELDS: [&str; 4] = ["data_dir", "pipeline", "sources", "sinks"];
+const ROOT_FIELDS: [&str; 5] = ["data_dir", "pipeline", "sources", "sinks", "transforms"];
 
 fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
     for key in root.keys() {
@@ -162,9 +167,19 @@ fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
         sections::typed(root.remove("pipeline"), "pipeline", errors);
     let sources = sections::named_tables(root.remove("sources"), "sources", errors);
     let sinks = sections::named_tables(root.remove("sinks"), "sinks", errors);
+    let steps: Option<Vec<StepConfig>> =
+        sections::typed(root.remove("transforms"), "transforms", errors);
 
     let source = check_sources(sources, errors);
     let sinks = check_sinks(sinks, errors);
+    let transforms = match (&steps, &sinks) {
+        (Some(steps), Some(sinks)) => {
+            let names: Vec<String> = sinks.iter().map(|s| s.name.clone()).collect();
+            let level = rowbus_transform::Level::Pipeline { sinks: &names };
+            sections::transforms(steps, "transforms", level, errors)
+        }
+        _ => None,
+    };
     let pipeline = pipeline?;
     let checkpoint_interval = pipeline.checkpoint_interval(errors);
     Some(Config {
@@ -176,6 +191,7 @@ fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
         checkpoint_interval: checkpoint_interval?,
         source: source?,
         sinks: sinks?,
+        transforms,
     })
 }
 

@@ -7,9 +7,11 @@ use crate::config::{Config, SinkConfig};
 use anyhow::{bail, Context};
 use rowbus_core::delivery::OnFailure;
 use rowbus_core::event::now_ms;
+use rowbus_core::event::ChangeEvent;
 use rowbus_core::failure::record::Parked;
 use rowbus_core::failure::{load_event, log, FailureRecord};
 use rowbus_core::sink::Sink;
+use rowbus_core::transform::Transform;
 use rowbus_sinks::encode::native_json_line;
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -142,6 +144,40 @@ pub fn purge(config: &Config, sink: &Option<String>, yes: bool) -> anyhow::Resul
     Ok(())
 }
 
+/// What a record's event becomes for `sink`: itself, or, when a transform failed on it, what the
+/// transforms of that stage (and those after it) make of it now.
+fn transformed(
+    config: &Config,
+    sink: &SinkConfig,
+    stage: &str,
+    event: ChangeEvent,
+) -> Result<Vec<Arc<ChangeEvent>>, String> {
+    let mut events = vec![Arc::new(event)];
+    if stage.is_empty() {
+        return Ok(events);
+    }
+    if let (Some(chain), "pipeline") = (&config.transforms, stage) {
+        let index = config.sinks.iter().position(|s| s.name == sink.name);
+        let mut out = Vec::new();
+        chain.clone().apply(&events[0], &mut out)?;
+        events = out
+            .into_iter()
+            .filter(|o| index.is_some_and(|i| o.targets.includes(i)))
+            .filter(|o| sink.tables.matches(&o.event.db, &o.event.table))
+            .map(|o| o.event)
+            .collect();
+    }
+    if let Some(chain) = &sink.transforms {
+        let mut chain = chain.clone();
+        let mut out = Vec::new();
+        for event in &events {
+            chain.apply(event, &mut out)?;
+        }
+        events = out.into_iter().map(|o| o.event).collect();
+    }
+    Ok(events)
+}
+
 /// What a replay did.
 #[derive(Debug, Default, PartialEq)]
 pub struct Replayed {
@@ -183,10 +219,24 @@ pub async fn replay(
         };
         let parked_behind =
             sink.delivery.on_failure == OnFailure::ParkKey && failed.parks(&parking);
+        let events = match transformed(config, sink, &r.untransformed, event) {
+            Ok(events) => events,
+            Err(e) => {
+                r.attempts += 1;
+                r.last_ms = now_ms();
+                r.error = format!("transform: {e}");
+                failed.add(&parking);
+                kept.push(r);
+                report.kept += 1;
+                continue;
+            }
+        };
         if dry_run {
-            let mut line = Vec::new();
-            native_json_line(&event, &mut line);
-            print!("{} #{} {}", sink.name, r.id, String::from_utf8_lossy(&line));
+            for event in &events {
+                let mut line = Vec::new();
+                native_json_line(event, &mut line);
+                print!("{} #{} {}", sink.name, r.id, String::from_utf8_lossy(&line));
+            }
             report.delivered += 1;
             continue;
         }
@@ -195,7 +245,11 @@ pub async fn replay(
             report.kept += 1;
             continue;
         }
-        match target.write(&[Arc::new(event)]).await {
+        let written = match events.is_empty() {
+            true => Ok(()), // the transforms now filter it out
+            false => target.write(&events).await,
+        };
+        match written {
             Ok(()) => report.delivered += 1,
             Err(e) => {
                 r.attempts += 1;

@@ -7,6 +7,7 @@ mod failures;
 mod inspect;
 mod run;
 mod snapshot;
+mod test_transform;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -31,6 +32,19 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Inspect { what } => inspect::run(what),
+        cli::Command::TestTransform { config, event } => {
+            let config = match load(&config) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            match test_transform::run(&config, &event) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rowbus: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         cli::Command::Snapshot {
             config,
             tables,
@@ -44,12 +58,9 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Run { config } => {
-            let config = match config::load(&config) {
+            let config = match load(&config) {
                 Ok(config) => config,
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -73,6 +84,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration, or the exit code for an invalid one (its errors printed).
+fn load(path: &std::path::Path) -> Result<config::Config, ExitCode> {
+    config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(2)
+    })
+}
+
 fn failures_command(what: cli::FailuresCommand) -> anyhow::Result<ExitCode> {
     use cli::FailuresCommand::*;
     let target = match &what {
@@ -80,12 +99,9 @@ fn failures_command(what: cli::FailuresCommand) -> anyhow::Result<ExitCode> {
             target.clone()
         }
     };
-    let config = match config::load(&target.config) {
+    let config = match load(&target.config) {
         Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     // The data directory's lock: a running rowbus owns its failure logs.
     let _lock = rowbus_core::checkpoint::CheckpointStore::open(&config.data_dir).map_err(|e| {

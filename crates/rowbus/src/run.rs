@@ -10,6 +10,7 @@ use rowbus_core::delivery::Delivery;
 use rowbus_core::failure::{self, FailureLog};
 use rowbus_core::pipeline::{self, PipelineConfig, SinkSpec, Stop};
 use rowbus_core::sink::Sink;
+use rowbus_core::transform::Transform;
 use rowbus_sinks::file::{FileSink, StdoutSink};
 use rowbus_sinks::sql::SqlSink;
 use std::sync::Arc;
@@ -57,9 +58,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         queue: config.queue,
         checkpoint_interval: config.checkpoint_interval,
     };
+    let transform = config
+        .transforms
+        .clone()
+        .map(|chain| Box::new(chain) as Box<dyn Transform>);
     let outcome = pipeline::run(
         pipeline_config,
         rx,
+        transform,
         sinks,
         Arc::new(store),
         checkpoint,
@@ -142,6 +148,10 @@ async fn build_sinks(config: &Config, owner: &str) -> anyhow::Result<Vec<SinkSpe
             batch_max_events: sink.batch_max_events,
             schema_changes: sink.schema_changes,
             delivery: Delivery::new(&sink.name, sink.delivery.clone(), log),
+            transform: sink
+                .transforms
+                .clone()
+                .map(|chain| Box::new(chain) as Box<dyn Transform>),
         });
     }
     Ok(specs)

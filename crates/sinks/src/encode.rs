@@ -193,6 +193,7 @@ mod tests {
             serde_json::json!({"k": [1.5, null, "x\n"]}).into(),
         ];
         ChangeEvent {
+            partition_key: None,
             op,
             db: "shop".into(),
             table: "orders".into(),

@@ -107,11 +107,14 @@ fn create_dir_durably(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// An event's place in the binlog, to know it is in the log already.
-type EventAt = (String, u64, u32);
+/// An event's place in the binlog and the row it is for, to know it is in the log already (a
+/// transform's copy of a change has the change's place but its own table or key).
+type EventAt = (String, u64, u32, String, String);
 
 fn event_at(r: &FailureRecord) -> Option<EventAt> {
-    r.event.as_ref().map(|e| (e.file.clone(), e.pos, e.row))
+    r.event
+        .as_ref()
+        .map(|e| (e.file.clone(), e.pos, e.row, r.table.clone(), r.key.clone()))
 }
 
 /// An open failure log, appended to by its sink's worker.

@@ -37,6 +37,10 @@ pub struct FailureRecord {
     /// `db.table`; with an empty `key`, the whole table is parked behind this record.
     #[prost(string, tag = "11")]
     pub table: String,
+    /// Set when a transform failed: the event is as it was before the transforms (`pipeline`:
+    /// all of them, `sink`: the sink's own), and a replay runs them again.
+    #[prost(string, tag = "12")]
+    pub untransformed: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -76,6 +80,8 @@ pub struct StoredEvent {
     /// A schema change, as its JSON.
     #[prost(string, optional, tag = "17")]
     pub ddl: Option<String>,
+    #[prost(message, optional, tag = "18")]
+    pub partition_key: Option<StoredRow>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -280,20 +286,9 @@ fn load_row(row: &StoredRow) -> Result<Row, String> {
     })
 }
 
-fn op_name(op: Op) -> &'static str {
-    match op {
-        Op::Insert => "c",
-        Op::Update => "u",
-        Op::Delete => "d",
-        Op::Read => "r",
-        Op::Ddl => "ddl",
-        Op::Truncate => "t",
-    }
-}
-
 pub fn store_event(e: &ChangeEvent) -> StoredEvent {
     StoredEvent {
-        op: op_name(e.op).to_string(),
+        op: e.op.as_str().to_string(),
         db: e.db.to_string(),
         table: e.table.to_string(),
         key: Some(store_row(&e.key)),
@@ -313,24 +308,18 @@ pub fn store_event(e: &ChangeEvent) -> StoredEvent {
             .ddl
             .as_ref()
             .map(|d| serde_json::to_string(&**d).unwrap_or_default()),
+        partition_key: e.partition_key.as_ref().map(store_row),
     }
 }
 
 pub fn load_event(s: &StoredEvent) -> Result<ChangeEvent, String> {
-    let op = match s.op.as_str() {
-        "c" => Op::Insert,
-        "u" => Op::Update,
-        "d" => Op::Delete,
-        "r" => Op::Read,
-        "ddl" => Op::Ddl,
-        "t" => Op::Truncate,
-        other => return Err(format!("unknown op `{other}`")),
-    };
+    let op = Op::parse(&s.op)?;
     let ddl = match &s.ddl {
         Some(text) => Some(Arc::new(parse_schema_change(text)?)),
         None => None,
     };
     Ok(ChangeEvent {
+        partition_key: s.partition_key.as_ref().map(load_row).transpose()?,
         op,
         db: Arc::from(s.db.as_str()),
         table: Arc::from(s.table.as_str()),
@@ -414,21 +403,21 @@ pub struct Parking {
 
 pub fn parking_of(e: &ChangeEvent) -> Parking {
     let table = format!("{}.{}", e.db, e.table);
-    if e.key.values.is_empty() || e.op.is_schema_change() {
+    let partition = e.partition();
+    if partition.values.is_empty() || e.op.is_schema_change() {
         return Parking {
             table,
             key: String::new(),
             old_key: String::new(),
         };
     }
-    let key = key_of(e);
+    let key = row_key(e, partition);
     let old_key = e
         .before
         .as_ref()
         .filter(|_| e.after.is_some())
         .and_then(|before| {
-            let values = e
-                .key
+            let values = partition
                 .columns
                 .iter()
                 .map(|c| before.get(c).cloned())
@@ -436,7 +425,7 @@ pub fn parking_of(e: &ChangeEvent) -> Parking {
             Some(row_key(
                 e,
                 &Row {
-                    columns: e.key.columns.clone(),
+                    columns: partition.columns.clone(),
                     values,
                 },
             ))

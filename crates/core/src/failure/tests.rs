@@ -62,6 +62,7 @@ pub fn event(id: i64) -> ChangeEvent {
         .map(|i| Arc::from(format!("c{i}")))
         .collect();
     ChangeEvent {
+        partition_key: None,
         op: Op::Update,
         db: "db".into(),
         table: "t".into(),
@@ -131,6 +132,7 @@ fn record(id: i64) -> FailureRecord {
         first_ms: 10,
         last_ms: 20,
         parked: false,
+        untransformed: String::new(),
     }
 }
 

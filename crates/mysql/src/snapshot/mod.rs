@@ -376,6 +376,7 @@ impl Snapshotter {
                     .collect(),
             };
             out.push(SourceRecord::Change(Arc::new(ChangeEvent {
+                partition_key: None,
                 op: Op::Read,
                 db: plan.db.clone(),
                 table: plan.table.clone(),

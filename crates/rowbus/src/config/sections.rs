@@ -30,6 +30,8 @@ pub(super) fn typed<T: DeserializeOwned + Default>(
             let inner = e.path().to_string();
             let mut full = if inner == "." || inner.is_empty() {
                 path.to_string()
+            } else if inner.starts_with('[') {
+                format!("{path}{inner}")
             } else {
                 format!("{path}.{inner}")
             };
@@ -112,6 +114,21 @@ pub(super) fn type_of<'a>(
         ),
     }
     None
+}
+
+/// Compiles transform steps, recording each problem at its field.
+pub(super) fn transforms(
+    steps: &[rowbus_transform::StepConfig],
+    path: &str,
+    level: rowbus_transform::Level<'_>,
+    errors: &mut Errors,
+) -> Option<rowbus_transform::Chain> {
+    let mut problems = Vec::new();
+    let chain = rowbus_transform::compile(steps, path, level, &mut problems);
+    for (at, message) in problems {
+        errors.add(at, message);
+    }
+    chain
 }
 
 fn check_duration(text: &str, path: &str, errors: &mut Errors) -> Option<Duration> {
@@ -507,9 +524,11 @@ pub(super) struct SinkCommon {
     max_failures_within: String,
     #[serde(default)]
     replay_failures_on_start: bool,
+    #[serde(default)]
+    transforms: Vec<rowbus_transform::StepConfig>,
 }
 
-pub(super) const COMMON_SINK_FIELDS: [&str; 9] = [
+pub(super) const COMMON_SINK_FIELDS: [&str; 10] = [
     "tables",
     "batch_max_events",
     "schema_changes",
@@ -519,6 +538,7 @@ pub(super) const COMMON_SINK_FIELDS: [&str; 9] = [
     "max_failures",
     "max_failures_within",
     "replay_failures_on_start",
+    "transforms",
 ];
 
 fn default_on_failure() -> String {
@@ -584,6 +604,12 @@ fn sink_config(
             max_failures_within: within?,
         },
         replay_failures_on_start: common.replay_failures_on_start,
+        transforms: transforms(
+            &common.transforms,
+            &format!("{path}.transforms"),
+            rowbus_transform::Level::Sink,
+            errors,
+        ),
         kind,
     })
 }

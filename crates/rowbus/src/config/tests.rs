@@ -289,3 +289,30 @@ fn database_sinks_are_read_and_checked() {
         ]
     );
 }
+
+#[test]
+fn transforms_are_compiled_when_the_config_loads() {
+    let text = format!(
+        "{GOOD}\n[[sinks.screen.transforms]]\nroute = [\"archive\"]\n\n[[transforms]]\nfilter = '''row.id > 1 &&\n  row.status =='''\n\n[[transforms]]\nmask = [\"email\"]\nbogus = 1\n"
+    );
+    assert_eq!(
+        errors_of(&text),
+        [
+            "transforms[1].bogus: unknown field `bogus`, expected one of `keep`, `drop`, `rename`, `rename_table`, `rename_db`, `mask`, `hash`, `filter`, `key`, `partition`, `set`, `route`, `copy`, `script`, `script_file`, `tables`, `if`, `mask_with`, `salt_env`, `salt_file`, `copy_key`",
+            "sinks.screen.transforms[0].route: only the pipeline's transforms route and copy; move this step to [[transforms]]",
+        ]
+    );
+    // Once the steps parse, each is compiled: the expression's error says where.
+    let text = format!("{GOOD}\n[[transforms]]\nfilter = '''row.id > 1 &&\n  row.status =='''\n");
+    assert_eq!(
+        errors_of(&text),
+        ["transforms[0].filter: line 2, column 16: Script is incomplete"]
+    );
+    let good = format!("{GOOD}\n[[transforms]]\nroute = [\"screen\"]\n[[sinks.archive.transforms]]\nkeep = [\"id\"]\n");
+    let config = parse(&good).unwrap();
+    assert_eq!(
+        format!("{:?}", config.transforms),
+        "Some(Chain { steps: [\"transforms[0] (route)\"] })"
+    );
+    assert!(config.sinks[0].transforms.is_some());
+}

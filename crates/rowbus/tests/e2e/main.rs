@@ -18,4 +18,5 @@ mod server_errors;
 mod snapshot;
 mod start_positions;
 mod torture;
+mod transforms;
 mod type_matrix;

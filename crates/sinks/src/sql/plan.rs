@@ -191,6 +191,7 @@ mod tests {
     fn event(op: Op, before: Option<Row>, after: Option<Row>) -> Arc<ChangeEvent> {
         let image = after.clone().or(before.clone()).unwrap();
         Arc::new(ChangeEvent {
+            partition_key: None,
             op,
             db: "db".into(),
             table: "t".into(),

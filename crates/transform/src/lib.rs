@@ -1,0 +1,70 @@
+//! rowbus-transform: the steps users declare to filter, reshape and route changes (the pipeline's
+//! `[[transforms]]`, before fan-out, and each sink's own), compiled once when the configuration
+//! loads and applied per change in the order written. Predicates, computed fields and whole-event
+//! scripts are Rhai expressions (`script`); docs/transforms.md describes every step.
+
+mod config;
+mod convert;
+mod script;
+mod step;
+#[cfg(test)]
+mod tests;
+
+pub use config::{compile, Level, StepConfig};
+
+use rowbus_core::event::ChangeEvent;
+use rowbus_core::transform::{Output, Targets, Transform};
+use std::sync::Arc;
+use step::{Step, Verdict};
+
+/// A compiled chain of steps. Each clone keeps its own caches, so each task gets one.
+#[derive(Clone)]
+pub struct Chain {
+    steps: Vec<Step>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let labels: Vec<&str> = self.steps.iter().map(|s| s.label.as_str()).collect();
+        f.debug_struct("Chain").field("steps", &labels).finish()
+    }
+}
+
+impl Chain {
+    fn new(steps: Vec<Step>) -> Chain {
+        Chain { steps }
+    }
+}
+
+impl Transform for Chain {
+    fn apply(&mut self, event: &Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), String> {
+        let start = out.len();
+        out.push(Output {
+            event: event.clone(),
+            targets: Targets::All,
+        });
+        for step in &mut self.steps {
+            let mut i = start;
+            while i < out.len() {
+                match step.apply(&mut out[i]) {
+                    Ok(Verdict::Keep) => i += 1,
+                    Ok(Verdict::Drop) => {
+                        out.remove(i);
+                    }
+                    Ok(Verdict::Copy(copy)) => {
+                        out.insert(i + 1, copy);
+                        i += 2;
+                    }
+                    Err(e) => {
+                        out.truncate(start);
+                        return Err(format!("{}: {e}", step.label));
+                    }
+                }
+            }
+            if out.len() == start {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

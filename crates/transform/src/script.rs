@@ -1,0 +1,256 @@
+//! The expression language (Rhai): one sandboxed engine (no modules, no file or network access,
+//! bounded operations), expressions for predicates and computed fields, and whole-event scripts.
+//! A change is bound as the variables `op`, `db`, `table`, `key`, `before`, `after` and `row` (the
+//! image being computed, else `after`, else `before`); undefined variables are compile errors.
+//! Expressions see only the columns their text names, so binding a change costs little.
+
+use crate::convert::{merge_back, to_dynamic};
+use crate::step::Columns;
+use rhai::{Dynamic, Engine, ImmutableString, Map, Position, Scope, AST};
+use rowbus_core::event::{ChangeEvent, Row};
+use std::sync::Arc;
+
+/// The variables every expression and script sees.
+const VARIABLES: [&str; 7] = ["op", "db", "table", "key", "before", "after", "row"];
+
+pub(crate) fn engine() -> Arc<Engine> {
+    let mut engine = Engine::new();
+    engine
+        .set_strict_variables(true)
+        .set_max_operations(1_000_000)
+        .set_max_call_levels(32)
+        .set_max_expr_depths(64, 32)
+        .set_max_string_size(1 << 20)
+        .set_max_array_size(100_000)
+        .set_max_map_size(10_000)
+        .on_print(|text| tracing::info!(target: "rowbus::script", "{text}"))
+        .on_debug(|text, _, _| tracing::debug!(target: "rowbus::script", "{text}"));
+    Arc::new(engine)
+}
+
+/// `line L, column C: message`, from an error's position.
+fn located(message: String, position: Position) -> String {
+    match (position.line(), position.position()) {
+        (Some(line), Some(column)) => format!("line {line}, column {column}: {message}"),
+        (Some(line), None) => format!("line {line}: {message}"),
+        _ => message,
+    }
+}
+
+fn declared_scope() -> Scope<'static> {
+    let mut scope = Scope::new();
+    for name in VARIABLES {
+        scope.push_dynamic(name, Dynamic::UNIT);
+    }
+    scope
+}
+
+fn runtime_error(mut e: rhai::EvalAltResult) -> String {
+    let position = e.position();
+    e.clear_position();
+    located(e.to_string(), position)
+}
+
+/// The compiled text and which columns it names, per column list seen (a few tables' worth).
+#[derive(Clone)]
+struct Compiled {
+    engine: Arc<Engine>,
+    ast: AST,
+    text: Arc<str>,
+    /// Bind every column, not only those the text names (whole-event scripts).
+    all_columns: bool,
+    named: Vec<(Columns, Vec<usize>)>,
+    scope: Scope<'static>,
+    /// The last `db` and `table` bound, so one table's strings are made once.
+    names: Option<(Arc<str>, Arc<str>, Dynamic, Dynamic)>,
+}
+
+impl Compiled {
+    fn new(engine: Arc<Engine>, ast: AST, text: &str, all_columns: bool) -> Self {
+        Compiled {
+            engine,
+            ast,
+            text: text.into(),
+            all_columns,
+            named: Vec::new(),
+            scope: Scope::new(),
+            names: None,
+        }
+    }
+
+    /// The indices of the columns the text names.
+    fn named(&mut self, columns: &Columns) -> &[usize] {
+        if let Some(i) = self.named.iter().position(|(c, _)| Arc::ptr_eq(c, columns)) {
+            return &self.named[i].1;
+        }
+        if self.named.len() >= 64 {
+            self.named.clear();
+        }
+        let indices = (0..columns.len())
+            .filter(|&i| self.all_columns || self.text.contains(&*columns[i]))
+            .collect();
+        self.named.push((columns.clone(), indices));
+        &self.named.last().expect("just pushed").1
+    }
+
+    fn map(&mut self, row: Option<&Row>) -> Dynamic {
+        let Some(row) = row else {
+            return Dynamic::UNIT;
+        };
+        let mut map = Map::new();
+        for &i in self.named(&row.columns) {
+            map.insert((&*row.columns[i]).into(), to_dynamic(&row.values[i]));
+        }
+        Dynamic::from_map(map)
+    }
+
+    fn names(&mut self, event: &ChangeEvent) -> (Dynamic, Dynamic) {
+        match &self.names {
+            Some((db, table, d, t))
+                if Arc::ptr_eq(db, &event.db) && Arc::ptr_eq(table, &event.table) =>
+            {
+                (d.clone(), t.clone())
+            }
+            _ => {
+                let d = Dynamic::from(ImmutableString::from(&*event.db));
+                let t = Dynamic::from(ImmutableString::from(&*event.table));
+                self.names = Some((event.db.clone(), event.table.clone(), d.clone(), t.clone()));
+                (d, t)
+            }
+        }
+    }
+
+    /// Binds `event` (with `row` as the image being computed) and evaluates.
+    fn eval(&mut self, event: &ChangeEvent, row: Option<&Row>) -> Result<Dynamic, String> {
+        let (db, table) = self.names(event);
+        let op = Dynamic::from(ImmutableString::from(event.op.as_str()));
+        let key = self.map(Some(&event.key));
+        let before = self.map(event.before.as_ref());
+        let after = self.map(event.after.as_ref());
+        let row = match row {
+            Some(r) => self.map(Some(r)),
+            None if event.after.is_some() => after.clone(),
+            None => before.clone(),
+        };
+        let mut scope = std::mem::take(&mut self.scope);
+        scope.clear();
+        for (name, value) in VARIABLES
+            .iter()
+            .zip([op, db, table, key, before, after, row])
+        {
+            scope.push_dynamic(*name, value);
+        }
+        let result = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
+            .map_err(|e| runtime_error(*e));
+        self.scope = scope;
+        result
+    }
+}
+
+/// An expression: a predicate or a computed value.
+#[derive(Clone)]
+pub(crate) struct Expr(Compiled);
+
+impl Expr {
+    /// Compiles `text`; the error says where (`line L, column C: ...`).
+    pub fn compile(engine: &Arc<Engine>, text: &str) -> Result<Expr, String> {
+        let ast = engine
+            .compile_expression_with_scope(&declared_scope(), text)
+            .map_err(|e| located(e.err_type().to_string(), e.position()))?;
+        Ok(Expr(Compiled::new(engine.clone(), ast, text, false)))
+    }
+
+    pub fn eval(&mut self, event: &ChangeEvent, row: Option<&Row>) -> Result<Dynamic, String> {
+        self.0.eval(event, row)
+    }
+
+    /// A predicate's verdict; anything but a boolean is an error.
+    pub fn test(&mut self, event: &ChangeEvent) -> Result<bool, String> {
+        let value = self.eval(event, None)?;
+        value.as_bool().map_err(|found| {
+            format!("the condition must give true or false, not a value of type {found}")
+        })
+    }
+}
+
+/// A whole-event script: it may change `db`, `table`, `before` and `after` (add, change or remove
+/// columns); `false` as its value drops the event.
+#[derive(Clone)]
+pub(crate) struct Script(Compiled);
+
+impl Script {
+    pub fn compile(engine: &Arc<Engine>, text: &str) -> Result<Script, String> {
+        let ast = engine
+            .compile_with_scope(&declared_scope(), text)
+            .map_err(|e| located(e.err_type().to_string(), e.position()))?;
+        Ok(Script(Compiled::new(engine.clone(), ast, text, true)))
+    }
+
+    /// Runs on `event`; None when the script dropped it.
+    pub fn run(&mut self, event: &mut ChangeEvent) -> Result<Option<()>, String> {
+        let verdict = self.0.eval(event, None)?;
+        if verdict.as_bool() == Ok(false) {
+            return Ok(None);
+        }
+        let scope = &self.0.scope;
+        let text = |name: &str| -> Result<Arc<str>, String> {
+            let value = scope
+                .get_value::<ImmutableString>(name)
+                .ok_or_else(|| format!("`{name}` must stay a string"))?;
+            Ok(Arc::from(value.as_str()))
+        };
+        let (db, table) = (text("db")?, text("table")?);
+        if *db != *event.db {
+            event.db = db;
+        }
+        if *table != *event.table {
+            event.table = table;
+        }
+        let before = scope.get("before").cloned();
+        let after = scope.get("after").cloned();
+        read_back(&mut event.before, before, "before")?;
+        read_back(&mut event.after, after, "after")?;
+        Ok(Some(()))
+    }
+}
+
+/// Writes a script's map back into the row: its columns in their original order, then new ones
+/// in name order; a column removed from the map leaves the row.
+fn read_back(row: &mut Option<Row>, value: Option<Dynamic>, name: &str) -> Result<(), String> {
+    let (Some(current), Some(value)) = (row.as_mut(), value) else {
+        return Ok(());
+    };
+    let Some(map) = value.read_lock::<Map>() else {
+        return Err(format!("`{name}` must stay an object map"));
+    };
+    let mut columns: Vec<Arc<str>> = Vec::with_capacity(map.len());
+    let mut values = Vec::with_capacity(map.len());
+    for (column, original) in current.columns.iter().zip(&current.values) {
+        if let Some(new) = map.get(&**column) {
+            columns.push(column.clone());
+            values.push(
+                merge_back(Some(original), new).map_err(|e| format!("{name}.{column}: {e}"))?,
+            );
+        }
+    }
+    for (column, new) in map.iter() {
+        if current.get(column).is_none() {
+            columns.push(Arc::from(column.as_str()));
+            values.push(merge_back(None, new).map_err(|e| format!("{name}.{column}: {e}"))?);
+        }
+    }
+    let unchanged = columns.len() == current.columns.len()
+        && columns
+            .iter()
+            .zip(current.columns.iter())
+            .all(|(a, b)| Arc::ptr_eq(a, b));
+    current.columns = if unchanged {
+        current.columns.clone()
+    } else {
+        columns.into()
+    };
+    current.values = values;
+    Ok(())
+}
