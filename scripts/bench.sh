@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks, each figure beside a peer measured in the same run on the same data; writes
-# BENCHMARKS.md. Usage: scripts/bench.sh [--quick] [decode] [memory]   (default: all workloads)
+# BENCHMARKS.md. Usage: scripts/bench.sh [--quick] [WORKLOAD...]   (default: all workloads)
 #   decode  rows/s and MB/s decoding a binlog of N rows with 8 typed columns on one core:
 #           `rowbus inspect binlog` vs `mariadb-binlog --base64-output=decode-rows -v`, same file,
 #           and vs the `mysql-replication` PyPI library streaming it from the server
@@ -10,6 +10,8 @@
 #           (PostgreSQL: the local service on 127.0.0.1:5432, user postgres, database test)
 #   snapshot rows/s of a snapshot of an N-row, 8-column table to the file sink (start to the last
 #           line written) vs `mariadb-dump --single-transaction --quick` of the same table to a file
+#   transforms rows/s of N binlog rows to the file sink through a filter + rename + mask chain
+#           vs the same rows without transforms (the ceiling), alternately from the same position
 #   latency p50/p99 from commit to delivered at a steady 5,000 rows/s: rowbus's file sink vs
 #           `mariadb-binlog --read-from-remote-server --stop-never -v` streaming the same binlog
 set -euo pipefail
@@ -21,12 +23,12 @@ WORKLOADS=()
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    decode|memory|sinks|snapshot|latency) WORKLOADS+=("$arg") ;;
-    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory] [sinks] [snapshot] [latency]" >&2; exit 2 ;;
+    decode|memory|sinks|snapshot|transforms|latency) WORKLOADS+=("$arg") ;;
+    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory] [sinks] [snapshot] [transforms] [latency]" >&2; exit 2 ;;
   esac
 done
-[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory sinks snapshot latency)
-if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; SINK_ROWS=50000; SNAPSHOT_ROWS=100000; LATENCY_SECONDS=5; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; SINK_ROWS=200000; SNAPSHOT_ROWS=1000000; LATENCY_SECONDS=20; RUNS=5; fi
+[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory sinks snapshot transforms latency)
+if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; SINK_ROWS=50000; SNAPSHOT_ROWS=100000; TRANSFORM_ROWS=200000; LATENCY_SECONDS=5; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; SINK_ROWS=200000; SNAPSHOT_ROWS=1000000; TRANSFORM_ROWS=1000000; LATENCY_SECONDS=20; RUNS=5; fi
 
 prepare_release
 
@@ -310,6 +312,78 @@ TOML
     echo
     echo "rowbus reads 10,000-row chunks by primary key, merges them with the (idle) stream, and writes"
     echo "native JSON lines with an fsync per batch; mariadb-dump writes multi-row INSERT statements."
+    echo
+  } >>"$RESULTS"
+}
+
+bench_transforms() {
+  log "transforms: $RUNS runs each of $TRANSFORM_ROWS binlog rows to the file sink, with a filter + rename + mask chain and without"
+  "${SQL[@]}" -e "CREATE DATABASE tx; CREATE TABLE tx.t (id BIGINT PRIMARY KEY, email VARCHAR(64),
+      status VARCHAR(16), amount DECIMAL(10,2), name VARCHAR(32), note VARCHAR(64), n INT, created DATETIME)"
+  local start; start=$("${SQL[@]}" -N -e "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
+  # One row in ten is "spam", which the chain's filter drops.
+  "${SQL[@]}" -e "INSERT INTO tx.t SELECT seq, CONCAT('user', seq, '@example.com'),
+      IF(seq % 10 = 0, 'spam', 'ok'), (seq % 10000) / 100, CONCAT('name-', seq), REPEAT('x', 40),
+      seq % 1000, '2024-01-31 12:00:00' + INTERVAL seq SECOND FROM tx.seq_1_to_$TRANSFORM_ROWS"
+  local kept=$((TRANSFORM_ROWS - TRANSFORM_ROWS / 10))
+  : >"$WORK/tx-plain.rates"; : >"$WORK/tx-chain.rates"
+  local r variant
+  for r in $(seq 1 "$RUNS"); do
+    for variant in plain chain; do
+      rm -rf "$WORK/tx-data" "$WORK/tx.jsonl"
+      # Each process its own server_id: the server may not have dropped the last one's yet.
+      local sid=$((7900 + 2 * r)); [ "$variant" = chain ] && sid=$((sid + 1))
+      cat >"$WORK/tx.toml" <<TOML
+data_dir = "$WORK/tx-data"
+[sources.tx]
+type = "mysql"
+url = "mysql://root@127.0.0.1:$PORT"
+server_id = $sid
+include = ["tx.*"]
+start = "$start"
+[sinks.out]
+type = "file"
+path = "$WORK/tx.jsonl"
+TOML
+      local want=$TRANSFORM_ROWS
+      if [ "$variant" = chain ]; then
+        want=$kept
+        cat >>"$WORK/tx.toml" <<'TOML'
+[[transforms]]
+filter = 'row.status != "spam"'
+[[transforms]]
+rename = { email = "email_address", n = "quantity" }
+[[transforms]]
+mask = ["name"]
+TOML
+      fi
+      : >"$WORK/tx.jsonl"
+      local t0 t1 pid
+      "$ROWBUS" run -c "$WORK/tx.toml" 2>"$WORK/tx.log" &
+      pid=$!; echo "$pid" >"$WORK/rowbus-tx.pid"
+      # Timed from the first line written, so that process start and connecting do not count.
+      while [ ! -s "$WORK/tx.jsonl" ]; do sleep 0.005; done
+      t0=$(now)
+      t1=$(wait_for_lines "$WORK/tx.jsonl" "$want")
+      kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus-tx.pid"
+      python3 -c "print($TRANSFORM_ROWS/($t1-$t0))" >>"$WORK/tx-$variant.rates"
+    done
+  done
+  local ratio; ratio=$(python3 -c "
+import statistics as s
+p=[float(x) for x in open('$WORK/tx-plain.rates').read().split()]
+c=[float(x) for x in open('$WORK/tx-chain.rates').read().split()]
+print(f'{100*s.median(c)/s.median(p):.0f}%')")
+  {
+    echo "### transforms: $TRANSFORM_ROWS binlog rows of 8 columns to the file sink"
+    echo
+    echo "| pipeline | source rows/s, median (min–max) of $RUNS |"
+    echo "|---|---|"
+    echo "| no transforms (the ceiling) | $(stats <"$WORK/tx-plain.rates") |"
+    echo "| filter (\`row.status != \"spam\"\`, drops 1 in 10) + rename of 2 columns + mask of 1 | $(stats <"$WORK/tx-chain.rates") ($ratio of the ceiling) |"
+    echo
+    echo "Both read the same binlog from the same position, alternately, timed from the first line"
+    echo "written to the last; rows/s counts the rows read, whether or not the filter kept them."
     echo
   } >>"$RESULTS"
 }

@@ -7,7 +7,7 @@
 use crate::convert::{merge_back, to_dynamic};
 use crate::step::Columns;
 use rhai::{Dynamic, Engine, ImmutableString, Map, Position, Scope, AST};
-use rowbus_core::event::{ChangeEvent, Row};
+use rowbus_core::event::{ChangeEvent, Op, Row};
 use std::sync::Arc;
 
 /// The variables every expression and script sees.
@@ -175,8 +175,8 @@ impl Expr {
     }
 }
 
-/// A whole-event script: it may change `db`, `table`, `before` and `after` (add, change or remove
-/// columns); `false` as its value drops the event.
+/// A whole-event script: it may change `op` (among c, u, d and r), `db`, `table`, `before` and
+/// `after` (add, change or remove columns, or whole images); `false` as its value drops the event.
 #[derive(Clone)]
 pub(crate) struct Script(Compiled);
 
@@ -201,6 +201,16 @@ impl Script {
                 .ok_or_else(|| format!("`{name}` must stay a string"))?;
             Ok(Arc::from(value.as_str()))
         };
+        let op = text("op")?;
+        if *op != *event.op.as_str() {
+            let new = Op::parse(&op)?;
+            if new.is_schema_change() || event.op.is_schema_change() {
+                return Err(
+                    "a script cannot turn a row change into a schema change or back".into(),
+                );
+            }
+            event.op = new;
+        }
         let (db, table) = (text("db")?, text("table")?);
         if *db != *event.db {
             event.db = db;
@@ -210,21 +220,33 @@ impl Script {
         }
         let before = scope.get("before").cloned();
         let after = scope.get("after").cloned();
-        read_back(&mut event.before, before, "before")?;
-        read_back(&mut event.after, after, "after")?;
+        read_back(&mut event.before, before, "before", event.after.as_ref())?;
+        read_back(&mut event.after, after, "after", event.before.as_ref())?;
         Ok(Some(()))
     }
 }
 
 /// Writes a script's map back into the row: its columns in their original order, then new ones
-/// in name order; a column removed from the map leaves the row.
-fn read_back(row: &mut Option<Row>, value: Option<Dynamic>, name: &str) -> Result<(), String> {
-    let (Some(current), Some(value)) = (row.as_mut(), value) else {
+/// in name order; a column removed from the map leaves the row. `()` removes the image; a map
+/// where there was none makes one, ordered (and exact where copied) like `like`, the other image.
+fn read_back(
+    row: &mut Option<Row>,
+    value: Option<Dynamic>,
+    name: &str,
+    like: Option<&Row>,
+) -> Result<(), String> {
+    let Some(value) = value else {
         return Ok(());
     };
+    if value.is_unit() {
+        *row = None;
+        return Ok(());
+    }
     let Some(map) = value.read_lock::<Map>() else {
-        return Err(format!("`{name}` must stay an object map"));
+        return Err(format!("`{name}` must be an object map or ()"));
     };
+    // A new image starts as the other one, so that a value copied from it stays exact.
+    let current = row.get_or_insert_with(|| like.cloned().unwrap_or_default());
     let mut columns: Vec<Arc<str>> = Vec::with_capacity(map.len());
     let mut values = Vec::with_capacity(map.len());
     for (column, original) in current.columns.iter().zip(&current.values) {

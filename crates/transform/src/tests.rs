@@ -338,6 +338,36 @@ table = "people";
 }
 
 #[test]
+fn a_script_turns_a_delete_into_a_soft_delete() {
+    let mut c = chain(
+        r#"
+[[transforms]]
+script = 'if op == "d" { op = "u"; after = before; after.deleted = true; }'
+"#,
+    );
+    let delete = event(
+        Op::Delete,
+        "shop",
+        Some(user(4, "a@b", "paid", "5.00")),
+        None,
+    );
+    let out = run(&mut c, &delete);
+    let e = &out[0].event;
+    assert_eq!(e.op, Op::Update);
+    assert_eq!(
+        serde_json::to_string(&e.after).unwrap(),
+        r#"{"id":4,"email":"a@b","status":"paid","amount":"5.00","deleted":1}"#
+    );
+    assert_eq!(e.before, delete.before);
+    let mut bad = chain("[[transforms]]\nscript = 'op = \"ddl\";'");
+    let mut out = Vec::new();
+    assert_eq!(
+        bad.apply(&delete, &mut out).unwrap_err(),
+        "transforms[0] (script): a script cannot turn a row change into a schema change or back"
+    );
+}
+
+#[test]
 fn row_steps_leave_schema_changes_alone() {
     let mut c =
         chain("[[transforms]]\nfilter = 'row.id > 100'\n[[transforms]]\nrename_db = \"copy\"");
