@@ -14,7 +14,7 @@ use crate::position::Position;
 use crate::queue::{bounded, QueueLimits, QueueReceiver, QueueSender, Queued};
 use crate::sink::{Sink, SinkError};
 use crate::table_filter::TableFilter;
-use crate::transform::{Output, Targets, Transform};
+use crate::transform::{Output, Rejected, Targets, Transform};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -279,7 +279,7 @@ fn fan_out(
         return;
     };
     outputs.clear();
-    match transform.apply(&event, outputs) {
+    match transform.apply(event, outputs) {
         Ok(()) => {
             for o in outputs.drain(..) {
                 for i in accepting(routes, &o.event, &o.targets) {
@@ -287,7 +287,7 @@ fn fan_out(
                 }
             }
         }
-        Err(error) => {
+        Err(Rejected { event, error }) => {
             let error: Arc<str> = error.into();
             for i in accepting(routes, &event, &Targets::All) {
                 sends.push((i, Item::Rejected(event.clone(), error.clone())));
@@ -378,18 +378,18 @@ async fn deliver_items(
                 batch.push(e.clone());
                 continue;
             }
-            (Item::Event(e), Some(transform)) => match transform.apply(e, &mut outputs) {
+            (Item::Event(e), Some(transform)) => match transform.apply(e.clone(), &mut outputs) {
                 Ok(()) => {
                     batch.extend(outputs.drain(..).map(|o| o.event));
                     continue;
                 }
-                Err(error) => (e, Arc::from(error), "sink"),
+                Err(Rejected { event, error }) => (event, Arc::from(error), "sink"),
             },
-            (Item::Rejected(e, error), _) => (e, error.clone(), "pipeline"),
+            (Item::Rejected(e, error), _) => (e.clone(), error.clone(), "pipeline"),
         };
         spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
         batch.clear();
-        let rejected = [(event.clone(), error.to_string())];
+        let rejected = [(event, error.to_string())];
         spec.delivery.reject(&rejected, stage)?;
     }
     spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
@@ -687,10 +687,15 @@ mod tests {
     struct Shaper;
 
     impl Transform for Shaper {
-        fn apply(&mut self, e: &Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), String> {
+        fn apply(&mut self, e: Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), Rejected> {
             match &*e.table {
                 "drop" => return Ok(()),
-                "bad" => return Err("bad refused".into()),
+                "bad" => {
+                    return Err(Rejected {
+                        event: e,
+                        error: "bad refused".into(),
+                    })
+                }
                 _ => {}
             }
             out.push(Output {
@@ -711,9 +716,12 @@ mod tests {
     struct FailOn(&'static str);
 
     impl Transform for FailOn {
-        fn apply(&mut self, e: &Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), String> {
+        fn apply(&mut self, e: Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), Rejected> {
             if &*e.table == self.0 {
-                return Err(format!("{} refused", self.0));
+                return Err(Rejected {
+                    error: format!("{} refused", self.0),
+                    event: e,
+                });
             }
             out.push(Output {
                 event: e.clone(),

@@ -31,9 +31,16 @@ pub struct Output {
     pub targets: Targets,
 }
 
+/// A change a transform failed on: as it came in, and the error, which names the step.
+#[derive(Debug)]
+pub struct Rejected {
+    pub event: Arc<ChangeEvent>,
+    pub error: String,
+}
+
 /// A chain of transform steps, ready to apply (it may keep caches, hence `&mut`).
 pub trait Transform: Send {
-    /// Pushes what `event` becomes onto `out` (nothing when it is filtered out). An error leaves
-    /// `out` as it was and names the step that failed.
-    fn apply(&mut self, event: &Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), String>;
+    /// Pushes what `event` becomes onto `out` (nothing when it is filtered out). Taking the change
+    /// lets a chain change it in place when nothing else holds it. An error leaves `out` as it was.
+    fn apply(&mut self, event: Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), Rejected>;
 }

@@ -159,7 +159,10 @@ fn transformed(
     if let (Some(chain), "pipeline") = (&config.transforms, stage) {
         let index = config.sinks.iter().position(|s| s.name == sink.name);
         let mut out = Vec::new();
-        chain.clone().apply(&events[0], &mut out)?;
+        chain
+            .clone()
+            .apply(events[0].clone(), &mut out)
+            .map_err(|r| r.error)?;
         events = out
             .into_iter()
             .filter(|o| index.is_some_and(|i| o.targets.includes(i)))
@@ -171,7 +174,7 @@ fn transformed(
         let mut chain = chain.clone();
         let mut out = Vec::new();
         for event in &events {
-            chain.apply(event, &mut out)?;
+            chain.apply(event.clone(), &mut out).map_err(|r| r.error)?;
         }
         events = out.into_iter().map(|o| o.event).collect();
     }

@@ -29,9 +29,10 @@ pub fn run(config: &Config, event_file: &Path) -> anyhow::Result<()> {
         }],
         Some(chain) => {
             let mut out = Vec::new();
-            if let Err(e) = chain.clone().apply(&event, &mut out) {
+            if let Err(e) = chain.clone().apply(event, &mut out) {
                 bail!(
-                    "the pipeline's transforms failed (the event would go to the failure log): {e}"
+                    "the pipeline's transforms failed (the event would go to the failure log): {}",
+                    e.error
                 );
             }
             out
@@ -48,10 +49,10 @@ pub fn run(config: &Config, event_file: &Path) -> anyhow::Result<()> {
                 None => delivered.push(output.event.clone()),
                 Some(chain) => {
                     let mut out = Vec::new();
-                    if let Err(e) = chain.clone().apply(&output.event, &mut out) {
+                    if let Err(e) = chain.clone().apply(output.event.clone(), &mut out) {
                         println!(
-                            "sink {}: transform failed (to its failure log): {e}",
-                            sink.name
+                            "sink {}: transform failed (to its failure log): {}",
+                            sink.name, e.error
                         );
                         continue;
                     }

@@ -5,6 +5,7 @@
 
 mod config;
 mod convert;
+mod fast;
 mod script;
 mod step;
 #[cfg(test)]
@@ -13,7 +14,7 @@ mod tests;
 pub use config::{compile, Level, StepConfig};
 
 use rowbus_core::event::ChangeEvent;
-use rowbus_core::transform::{Output, Targets, Transform};
+use rowbus_core::transform::{Output, Rejected, Targets, Transform};
 use std::sync::Arc;
 use step::{Step, Verdict};
 
@@ -21,6 +22,9 @@ use step::{Step, Verdict};
 #[derive(Clone)]
 pub struct Chain {
     steps: Vec<Step>,
+    /// Whether a step may fail after an earlier (or the same) step changed the change: then the
+    /// change is kept as it came, for the failure log. Otherwise steps change it in place.
+    keep_original: bool,
 }
 
 impl std::fmt::Debug for Chain {
@@ -32,15 +36,21 @@ impl std::fmt::Debug for Chain {
 
 impl Chain {
     fn new(steps: Vec<Step>) -> Chain {
-        Chain { steps }
+        let first_change = steps.iter().position(Step::changes_events);
+        let keep_original = first_change.is_some_and(|i| steps[i..].iter().any(Step::may_fail));
+        Chain {
+            steps,
+            keep_original,
+        }
     }
 }
 
 impl Transform for Chain {
-    fn apply(&mut self, event: &Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), String> {
+    fn apply(&mut self, event: Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), Rejected> {
         let start = out.len();
+        let original = self.keep_original.then(|| event.clone());
         out.push(Output {
-            event: event.clone(),
+            event,
             targets: Targets::All,
         });
         for step in &mut self.steps {
@@ -56,8 +66,17 @@ impl Transform for Chain {
                         i += 2;
                     }
                     Err(e) => {
+                        // Without a kept original, no step changed anything yet: every output
+                        // still holds the change as it came.
+                        let event = match &original {
+                            Some(original) => original.clone(),
+                            None => out[i].event.clone(),
+                        };
                         out.truncate(start);
-                        return Err(format!("{}: {e}", step.label));
+                        return Err(Rejected {
+                            event,
+                            error: format!("{}: {e}", step.label),
+                        });
                     }
                 }
             }

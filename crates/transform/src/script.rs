@@ -5,6 +5,7 @@
 //! Expressions see only the columns their text names, so binding a change costs little.
 
 use crate::convert::{merge_back, to_dynamic};
+use crate::fast::FastPredicate;
 use crate::step::Columns;
 use rhai::{Dynamic, Engine, ImmutableString, Map, Position, Scope, AST};
 use rowbus_core::event::{ChangeEvent, Op, Row};
@@ -149,9 +150,10 @@ impl Compiled {
     }
 }
 
-/// An expression: a predicate or a computed value.
+/// An expression: a predicate or a computed value. A plain comparison predicate also has its
+/// native form (`fast`), which decides without Rhai where it can.
 #[derive(Clone)]
-pub(crate) struct Expr(Compiled);
+pub(crate) struct Expr(Compiled, Option<FastPredicate>);
 
 impl Expr {
     /// Compiles `text`; the error says where (`line L, column C: ...`).
@@ -159,15 +161,25 @@ impl Expr {
         let ast = engine
             .compile_expression_with_scope(&declared_scope(), text)
             .map_err(|e| located(e.err_type().to_string(), e.position()))?;
-        Ok(Expr(Compiled::new(engine.clone(), ast, text, false)))
+        let fast = FastPredicate::compile(&ast);
+        Ok(Expr(Compiled::new(engine.clone(), ast, text, false), fast))
     }
 
     pub fn eval(&mut self, event: &ChangeEvent, row: Option<&Row>) -> Result<Dynamic, String> {
         self.0.eval(event, row)
     }
 
+    /// The native path's verdict, if it has one.
+    #[cfg(test)]
+    pub fn native(&mut self, event: &ChangeEvent) -> Option<bool> {
+        self.1.as_mut()?.test(event, None)
+    }
+
     /// A predicate's verdict; anything but a boolean is an error.
     pub fn test(&mut self, event: &ChangeEvent) -> Result<bool, String> {
+        if let Some(verdict) = self.1.as_mut().and_then(|f| f.test(event, None)) {
+            return Ok(verdict);
+        }
         let value = self.eval(event, None)?;
         value.as_bool().map_err(|found| {
             format!("the condition must give true or false, not a value of type {found}")

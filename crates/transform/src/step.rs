@@ -81,6 +81,29 @@ impl Step {
         }
     }
 
+    /// Whether the step may change a change's content (a route or a plain copy only adds targets
+    /// or outputs).
+    pub fn changes_events(&self) -> bool {
+        !matches!(
+            self.action,
+            Action::Filter(_) | Action::Route(_) | Action::Copy { key: None, .. }
+        )
+    }
+
+    /// Whether the step can fail at run time: expressions, and columns a row may lack.
+    pub fn may_fail(&self) -> bool {
+        self.condition.is_some()
+            || matches!(
+                self.action,
+                Action::Filter(_)
+                    | Action::Set(_)
+                    | Action::Script(_)
+                    | Action::Key(_)
+                    | Action::Partition(_)
+                    | Action::Copy { key: Some(_), .. }
+            )
+    }
+
     fn is_row_step(&self) -> bool {
         !matches!(
             self.action,
