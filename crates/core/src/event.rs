@@ -187,6 +187,21 @@ pub struct ChangeEvent {
     /// one row's changes stay in order whatever key they are delivered under.
     #[serde(skip)]
     pub partition_key: Option<Row>,
+    /// Set when a transform changed the event: its identity as it came from the source, which the
+    /// failure log parks it by, so that a change logged as it came (a transform failed on it) and
+    /// the later, transformed changes of the same row park together.
+    #[serde(skip)]
+    pub origin: Option<Arc<Origin>>,
+}
+
+/// A change's table and key (and its row's key before an update changed it) as the source gave
+/// them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub db: Arc<str>,
+    pub table: Arc<str>,
+    pub key: Row,
+    pub old_key: Option<Row>,
 }
 
 impl ChangeEvent {
@@ -194,6 +209,30 @@ impl ChangeEvent {
     pub fn approx_size(&self) -> usize {
         let image = |r: &Option<Row>| r.as_ref().map_or(0, Row::approx_size);
         256 + self.key.approx_size() + image(&self.before) + image(&self.after)
+    }
+
+    /// Its origin: the one a transform recorded, or its own table and key.
+    pub fn origin(&self) -> Origin {
+        if let Some(origin) = &self.origin {
+            return (**origin).clone();
+        }
+        let old_key = self
+            .before
+            .as_ref()
+            .filter(|_| self.after.is_some())
+            .and_then(|before| {
+                let values = self.key.columns.iter().map(|c| before.get(c).cloned());
+                Some(Row {
+                    columns: self.key.columns.clone(),
+                    values: values.collect::<Option<Vec<_>>>()?,
+                })
+            });
+        Origin {
+            db: self.db.clone(),
+            table: self.table.clone(),
+            key: self.key.clone(),
+            old_key,
+        }
     }
 
     /// The columns that keep one source row's changes together: `partition_key`, else the key.

@@ -489,6 +489,7 @@ impl Decoder {
             };
             out.push(SourceRecord::Change(Arc::new(ChangeEvent {
                 partition_key: None,
+                origin: None,
                 op: if a.kind == "truncate" {
                     Op::Truncate
                 } else {
@@ -685,6 +686,7 @@ impl Decoder {
             let key = key_of(key_source.as_ref(), &table);
             out.push(SourceRecord::Change(Arc::new(ChangeEvent {
                 partition_key: None,
+                origin: None,
                 op,
                 db: table.db.clone(),
                 table: table.table.clone(),

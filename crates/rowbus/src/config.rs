@@ -167,19 +167,20 @@ fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
         sections::typed(root.remove("pipeline"), "pipeline", errors);
     let sources = sections::named_tables(root.remove("sources"), "sources", errors);
     let sinks = sections::named_tables(root.remove("sinks"), "sinks", errors);
+    // Routes and copies name sinks by their section, whether or not the section is valid.
+    let sink_names: Vec<String> = sinks.keys().cloned().collect();
     let steps: Option<Vec<StepConfig>> =
         sections::typed(root.remove("transforms"), "transforms", errors);
 
     let source = check_sources(sources, errors);
     let sinks = check_sinks(sinks, errors);
-    let transforms = match (&steps, &sinks) {
-        (Some(steps), Some(sinks)) => {
-            let names: Vec<String> = sinks.iter().map(|s| s.name.clone()).collect();
-            let level = rowbus_transform::Level::Pipeline { sinks: &names };
-            sections::transforms(steps, "transforms", level, errors)
-        }
-        _ => None,
-    };
+    let transforms = steps.and_then(|steps| {
+        let level = rowbus_transform::Level::Pipeline { sinks: &sink_names };
+        sections::transforms(&steps, "transforms", level, errors)
+    });
+    if let (Some(chain), Some(sinks)) = (&transforms, &sinks) {
+        check_copies(chain, sinks, &sink_names, errors);
+    }
     let pipeline = pipeline?;
     let checkpoint_interval = pipeline.checkpoint_interval(errors);
     Some(Config {
@@ -193,6 +194,24 @@ fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
         sinks: sinks?,
         transforms,
     })
+}
+
+/// A copy has its change's binlog position, which an effectively-once database sink would take
+/// for one it already applied.
+fn check_copies(chain: &Chain, sinks: &[SinkConfig], names: &[String], errors: &mut Errors) {
+    for (path, targets) in chain.copies() {
+        for name in targets.iter().map(|&i| &names[i]) {
+            let sink = sinks.iter().find(|s| &s.name == name);
+            if let Some(SinkKind::Sql(sql)) = sink.map(|s| &s.kind) {
+                if sql.effectively_once {
+                    errors.add(
+                        path.clone(),
+                        format!("sink `{name}` has effectively_once, which would skip a copy as already applied; copy to a sink without it"),
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn check_sources(

@@ -119,6 +119,7 @@ impl NativeEvent {
             read_ts_ms: self.read_ts_ms,
             ddl: None,
             partition_key: None,
+            origin: None,
         })
     }
 }

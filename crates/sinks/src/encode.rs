@@ -194,6 +194,7 @@ mod tests {
         ];
         ChangeEvent {
             partition_key: None,
+            origin: None,
             op,
             db: "shop".into(),
             table: "orders".into(),

@@ -250,13 +250,7 @@ fn action(
     Some(match name {
         "keep" => Action::Keep(columns(&step.keep, error)),
         "drop" => Action::Drop(columns(&step.drop, error)),
-        "rename" => Action::Rename(
-            step.rename
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-        ),
+        "rename" => Action::Rename(renames(step.rename.as_ref(), error)?),
         "rename_table" => Action::RenameTable(template(step.rename_table.as_deref(), name, error)?),
         "rename_db" => Action::RenameDb(template(step.rename_db.as_deref(), name, error)?),
         "mask" => Action::Mask {
@@ -301,7 +295,13 @@ fn action(
                 level,
                 error,
             )?,
-            key: step.copy_key.clone(),
+            key: match &step.copy_key {
+                Some(key) if key.is_empty() => {
+                    error("copy_key", "needs at least one column".into());
+                    return None;
+                }
+                key => key.clone(),
+            },
         },
         "script" | "script_file" => {
             let text = match (&step.script, &step.script_file) {
@@ -327,6 +327,29 @@ fn action(
     })
 }
 
+/// A `rename` map: at least one column, no two renamed to the same name.
+fn renames(
+    map: Option<&BTreeMap<String, String>>,
+    error: &mut impl FnMut(&str, String),
+) -> Option<std::collections::HashMap<String, String>> {
+    let map = map.cloned().unwrap_or_default();
+    if map.is_empty() {
+        error("rename", "needs at least one `old = \"new\"`".into());
+        return None;
+    }
+    let mut seen = std::collections::HashMap::new();
+    for (old, new) in &map {
+        if let Some(other) = seen.insert(new.as_str(), old.as_str()) {
+            error(
+                "rename",
+                format!("`{other}` and `{old}` are both renamed to `{new}`"),
+            );
+            return None;
+        }
+    }
+    Some(map.into_iter().collect())
+}
+
 fn template(
     text: Option<&str>,
     field: &str,
@@ -334,11 +357,12 @@ fn template(
 ) -> Option<String> {
     let text = text.unwrap_or_default();
     let rest = text.replace("{db}", "").replace("{table}", "");
-    if text.is_empty() || rest.contains(['{', '}', '.', '`']) {
+    let name_char = |c: char| c.is_alphanumeric() || c == '_' || c == '$' || c == '-';
+    if text.is_empty() || !rest.chars().all(name_char) {
         error(
             field,
             format!(
-                "`{text}` is not a name template (letters, digits, `_`, and {{db}} or {{table}})"
+                "`{text}` is not a name template (letters, digits, `_`, `$`, `-`, and {{db}} or {{table}})"
             ),
         );
         return None;

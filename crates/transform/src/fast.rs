@@ -299,7 +299,8 @@ fn compare(a: &Val<'_>, cmp: Cmp, b: &Val<'_>) -> bool {
         (Val::Int(x), Val::Float(y)) => (*x as f64).partial_cmp(y),
         (Val::Float(x), Val::Int(y)) => x.partial_cmp(&(*y as f64)),
         (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
-        (Val::Unit, Val::Unit) => Some(Ordering::Equal),
+        // () equals (), but Rhai does not order it: `() <= ()` is false.
+        (Val::Unit, Val::Unit) => return matches!(cmp, Cmp::Eq),
         _ => None,
     };
     match (cmp, order) {

@@ -35,6 +35,14 @@ impl std::fmt::Debug for Chain {
 }
 
 impl Chain {
+    /// Each `copy` step's field path (`transforms[2].copy`) and the sinks it copies to.
+    pub fn copies(&self) -> Vec<(String, Vec<usize>)> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.copies_to().map(|to| (s.path().to_string() + ".copy", to)))
+            .collect()
+    }
+
     fn new(steps: Vec<Step>) -> Chain {
         let first_change = steps.iter().position(Step::changes_events);
         let keep_original = first_change.is_some_and(|i| steps[i..].iter().any(Step::may_fail));

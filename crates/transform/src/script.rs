@@ -7,7 +7,7 @@
 use crate::convert::{merge_back, to_dynamic};
 use crate::fast::FastPredicate;
 use crate::step::Columns;
-use rhai::{Dynamic, Engine, ImmutableString, Map, Position, Scope, AST};
+use rhai::{ASTNode, Dynamic, Engine, ImmutableString, Map, Position, Scope, AST};
 use rowbus_core::event::{ChangeEvent, Op, Row};
 use std::sync::Arc;
 
@@ -27,6 +27,33 @@ pub(crate) fn engine() -> Arc<Engine> {
         .on_print(|text| tracing::info!(target: "rowbus::script", "{text}"))
         .on_debug(|text, _, _| tracing::debug!(target: "rowbus::script", "{text}"));
     Arc::new(engine)
+}
+
+/// Whether every use of an image (`key`, `before`, `after`, `row`) names one column by a property
+/// or a constant index (`row.status`, `row["status"]`), so that binding only the columns the text
+/// names is exact. `before != after`, `row.len()` or `row[name]` need whole images.
+fn only_named_columns(ast: &AST) -> bool {
+    let mut named = true;
+    ast.walk(&mut |path: &[ASTNode]| {
+        let [.., parent, ASTNode::Expr(rhai::Expr::Variable(v, _, _))] = path else {
+            return true;
+        };
+        if !matches!(v.1.as_str(), "key" | "before" | "after" | "row") {
+            return true;
+        }
+        let is_this = |e: &rhai::Expr| matches!(e, rhai::Expr::Variable(w, _, _) if w.1 == v.1);
+        named = match parent {
+            ASTNode::Expr(rhai::Expr::Dot(b, _, _)) => {
+                is_this(&b.lhs) && matches!(b.rhs, rhai::Expr::Property(..))
+            }
+            ASTNode::Expr(rhai::Expr::Index(b, _, _)) => {
+                is_this(&b.lhs) && matches!(b.rhs, rhai::Expr::StringConstant(..))
+            }
+            _ => false,
+        };
+        named
+    });
+    named
 }
 
 /// `line L, column C: message`, from an error's position.
@@ -68,6 +95,7 @@ struct Compiled {
 
 impl Compiled {
     fn new(engine: Arc<Engine>, ast: AST, text: &str, all_columns: bool) -> Self {
+        let all_columns = all_columns || !only_named_columns(&ast);
         Compiled {
             engine,
             ast,
@@ -232,8 +260,9 @@ impl Script {
         }
         let before = scope.get("before").cloned();
         let after = scope.get("after").cloned();
+        let original_before = event.before.clone();
         read_back(&mut event.before, before, "before", event.after.as_ref())?;
-        read_back(&mut event.after, after, "after", event.before.as_ref())?;
+        read_back(&mut event.after, after, "after", original_before.as_ref())?;
         Ok(Some(()))
     }
 }

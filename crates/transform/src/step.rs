@@ -81,6 +81,19 @@ impl Step {
         }
     }
 
+    /// The step's field path (`transforms[2]`).
+    pub fn path(&self) -> &str {
+        self.label.split(" (").next().unwrap_or_default()
+    }
+
+    /// The sinks a `copy` step copies to.
+    pub fn copies_to(&self) -> Option<Vec<usize>> {
+        match &self.action {
+            Action::Copy { to, .. } => Some(to.to_vec()),
+            _ => None,
+        }
+    }
+
     /// Whether the step may change a change's content (a route or a plain copy only adds targets
     /// or outputs).
     pub fn changes_events(&self) -> bool {
@@ -121,8 +134,9 @@ impl Step {
                 return Ok(Verdict::Keep);
             }
         }
+        // A condition judges row changes; schema changes pass a step that has one untouched.
         if let Some(condition) = &mut self.condition {
-            if !condition.test(event)? {
+            if event.op.is_schema_change() || !condition.test(event)? {
                 return Ok(Verdict::Keep);
             }
         }
@@ -143,6 +157,7 @@ impl Step {
             }
             Action::Copy { to, key } => {
                 let mut copy = (**event).clone();
+                copy.origin.get_or_insert_with(|| Arc::new(event.origin()));
                 if let Some(key) = key {
                     set_key(&mut copy, key)?;
                 }
@@ -152,6 +167,10 @@ impl Step {
                 }));
             }
             _ => {}
+        }
+        if output.event.origin.is_none() {
+            let origin = Arc::new(output.event.origin());
+            Arc::make_mut(&mut output.event).origin = Some(origin);
         }
         let event = Arc::make_mut(&mut output.event);
         let keep = match &mut self.action {

@@ -61,6 +61,7 @@ fn event(op: Op, db: &str, before: Option<Row>, after: Option<Row>) -> Arc<Chang
     let key = row(&[("id", image.get("id").unwrap().clone())]);
     Arc::new(ChangeEvent {
         partition_key: None,
+        origin: None,
         op,
         db: db.into(),
         table: "users".into(),
@@ -494,6 +495,8 @@ fn native_predicates_agree_with_rhai() {
         "row.missing != 1",
         "row.note == ()",
         "row.note != ()",
+        "row.note <= ()",
+        "row.note >= ()",
         "row.status > 1",
         r#"row.id == "1""#,
         r#"row.id != "1""#,
@@ -566,4 +569,88 @@ fn native_predicates_agree_with_rhai() {
     }
     // Most verdicts were native; the rest (SETs, absent images) were Rhai's.
     assert!(native >= 60, "{native}");
+}
+
+#[test]
+fn a_transformed_change_parks_with_its_source_row() {
+    use rowbus_core::failure::record::parking_of;
+    std::env::set_var("ROWBUS_TEST_SALT", "pepper");
+    let mut c = chain(
+        r#"
+[[transforms]]
+rename = { id = "user_id" }
+[[transforms]]
+rename_table = "people"
+[[transforms]]
+hash = ["user_id"]
+salt_env = "ROWBUS_TEST_SALT"
+[[transforms]]
+copy = "archive"
+"#,
+    );
+    let update = event(
+        Op::Update,
+        "shop",
+        Some(user(1, "a", "new", "1")),
+        Some(user(2, "a", "new", "1")),
+    );
+    let out = run(&mut c, &update);
+    assert_eq!(out.len(), 2);
+    assert_eq!(&*out[0].event.table, "people");
+    for o in &out {
+        // As the change came: the log parks both under shop.users and ids 2 (and 1 before it).
+        assert_eq!(parking_of(&o.event), parking_of(&update));
+    }
+    assert_eq!(parking_of(&update).old_key, r#"shop.users:{"id":1}"#);
+}
+
+#[test]
+fn whole_images_are_bound_when_an_expression_uses_them() {
+    let mut c = chain("[[transforms]]\nfilter = 'before != after'");
+    let same = event(
+        Op::Update,
+        "shop",
+        Some(user(1, "a", "new", "1")),
+        Some(user(1, "a", "new", "1")),
+    );
+    let changed = event(
+        Op::Update,
+        "shop",
+        Some(user(1, "a", "new", "1")),
+        Some(user(1, "a", "paid", "1")),
+    );
+    assert_eq!(run(&mut c, &same).len(), 0);
+    assert_eq!(run(&mut c, &changed).len(), 1);
+    let mut size = chain("[[transforms]]\nfilter = 'row.len() == 4'");
+    assert_eq!(run(&mut size, &insert(1, "x")).len(), 1);
+}
+
+#[test]
+fn conditions_judge_row_changes_only() {
+    let mut c = chain("[[transforms]]\nroute = [\"main\"]\nif = 'row.status == \"x\"'");
+    let mut ddl = (*insert(1, "x")).clone();
+    ddl.op = Op::Ddl;
+    ddl.after = None;
+    let out = run(&mut c, &Arc::new(ddl));
+    assert_eq!(out[0].targets, Targets::All);
+    assert_eq!(
+        run(&mut c, &insert(1, "x"))[0].targets,
+        Targets::Only(vec![0].into())
+    );
+}
+
+#[test]
+fn steps_are_checked_for_their_own_mistakes() {
+    let sinks = vec!["main".to_string()];
+    assert_eq!(
+        errors(
+            "[[transforms]]\ncopy = \"main\"\ncopy_key = []\n[[transforms]]\nrename = { a = \"x\", b = \"x\" }\n[[transforms]]\nrename_table = \"t x\"",
+            Level::Pipeline { sinks: &sinks }
+        ),
+        [
+            "transforms[0].copy_key: needs at least one column",
+            "transforms[1].rename: `a` and `b` are both renamed to `x`",
+            "transforms[2].rename_table: `t x` is not a name template (letters, digits, `_`, `$`, `-`, and {db} or {table})",
+        ]
+    );
 }

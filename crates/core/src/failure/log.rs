@@ -107,14 +107,23 @@ fn create_dir_durably(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// An event's place in the binlog and the row it is for, to know it is in the log already (a
-/// transform's copy of a change has the change's place but its own table or key).
-type EventAt = (String, u64, u32, String, String);
+/// An event's place in the binlog and its table and key, to know it is in the log already (a
+/// transform's copy of a change has the change's place but its own table or key; two outputs
+/// alike in all of these are the same change twice, logged once).
+type EventAt = (String, u64, u32, String, String, String);
 
 fn event_at(r: &FailureRecord) -> Option<EventAt> {
-    r.event
-        .as_ref()
-        .map(|e| (e.file.clone(), e.pos, e.row, r.table.clone(), r.key.clone()))
+    r.event.as_ref().map(|e| {
+        let key = format!("{:?}", e.key);
+        (
+            e.file.clone(),
+            e.pos,
+            e.row,
+            e.db.clone(),
+            e.table.clone(),
+            key,
+        )
+    })
 }
 
 /// An open failure log, appended to by its sink's worker.

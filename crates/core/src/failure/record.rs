@@ -320,6 +320,7 @@ pub fn load_event(s: &StoredEvent) -> Result<ChangeEvent, String> {
     };
     Ok(ChangeEvent {
         partition_key: s.partition_key.as_ref().map(load_row).transpose()?,
+        origin: None,
         op,
         db: Arc::from(s.db.as_str()),
         table: Arc::from(s.table.as_str()),
@@ -382,11 +383,11 @@ fn parse_schema_change(text: &str) -> Result<SchemaChange, String> {
 
 /// `db.table` and the key's native JSON: one string per row identity.
 pub fn key_of(e: &ChangeEvent) -> String {
-    row_key(e, &e.key)
+    row_key(&e.db, &e.table, &e.key)
 }
 
-fn row_key(e: &ChangeEvent, key: &Row) -> String {
-    let mut text = format!("{}.{}:", e.db, e.table);
+fn row_key(db: &str, table: &str, key: &Row) -> String {
+    let mut text = format!("{db}.{table}:");
     text.push_str(&serde_json::to_string(key).unwrap_or_default());
     text
 }
@@ -401,35 +402,22 @@ pub struct Parking {
     pub old_key: String,
 }
 
+/// Its parking, by its origin: the table and key it came from the source with.
 pub fn parking_of(e: &ChangeEvent) -> Parking {
-    let table = format!("{}.{}", e.db, e.table);
-    let partition = e.partition();
-    if partition.values.is_empty() || e.op.is_schema_change() {
+    let origin = e.origin();
+    let table = format!("{}.{}", origin.db, origin.table);
+    if origin.key.values.is_empty() || e.op.is_schema_change() {
         return Parking {
             table,
             key: String::new(),
             old_key: String::new(),
         };
     }
-    let key = row_key(e, partition);
-    let old_key = e
-        .before
+    let key = row_key(&origin.db, &origin.table, &origin.key);
+    let old_key = origin
+        .old_key
         .as_ref()
-        .filter(|_| e.after.is_some())
-        .and_then(|before| {
-            let values = partition
-                .columns
-                .iter()
-                .map(|c| before.get(c).cloned())
-                .collect::<Option<Vec<_>>>()?;
-            Some(row_key(
-                e,
-                &Row {
-                    columns: partition.columns.clone(),
-                    values,
-                },
-            ))
-        })
+        .map(|old| row_key(&origin.db, &origin.table, old))
         .filter(|old| *old != key)
         .unwrap_or_default();
     Parking {

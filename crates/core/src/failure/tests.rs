@@ -63,6 +63,7 @@ pub fn event(id: i64) -> ChangeEvent {
         .collect();
     ChangeEvent {
         partition_key: None,
+        origin: None,
         op: Op::Update,
         db: "db".into(),
         table: "t".into(),

@@ -134,6 +134,7 @@ mod tests {
     fn change(op: Op, pos: u64, before: Option<Row>, after: Option<Row>) -> ChangeEvent {
         ChangeEvent {
             partition_key: None,
+            origin: None,
             op,
             db: "shop".into(),
             table: "t".into(),

@@ -377,6 +377,7 @@ impl Snapshotter {
             };
             out.push(SourceRecord::Change(Arc::new(ChangeEvent {
                 partition_key: None,
+                origin: None,
                 op: Op::Read,
                 db: plan.db.clone(),
                 table: plan.table.clone(),

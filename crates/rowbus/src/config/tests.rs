@@ -316,3 +316,14 @@ fn transforms_are_compiled_when_the_config_loads() {
     );
     assert!(config.sinks[0].transforms.is_some());
 }
+
+#[test]
+fn a_copy_to_an_effectively_once_sink_is_refused() {
+    let text = format!(
+        "{GOOD}\n[sinks.db]\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306\"\neffectively_once = true\nstate_database = \"state\"\n\n[[transforms]]\ncopy = \"db\"\n"
+    );
+    assert_eq!(
+        errors_of(&text),
+        ["transforms[0].copy: sink `db` has effectively_once, which would skip a copy as already applied; copy to a sink without it"]
+    );
+}

@@ -192,6 +192,7 @@ mod tests {
         let image = after.clone().or(before.clone()).unwrap();
         Arc::new(ChangeEvent {
             partition_key: None,
+            origin: None,
             op,
             db: "db".into(),
             table: "t".into(),
