@@ -58,6 +58,10 @@ pub struct Delivery {
     /// When recent failures happened (ms since the epoch), oldest first, for the guard; seeded
     /// from the log so that a restart does not reset the count.
     recent: VecDeque<u64>,
+    /// Counts for the metrics: changes logged, writes retried, and the last error.
+    pub logged: u64,
+    pub retries: u64,
+    pub last_error: Option<String>,
 }
 
 /// How a write ended after retries: delivered, or failed with the error and the attempts made.
@@ -72,6 +76,9 @@ impl Delivery {
             policy,
             log,
             recent: recent.into(),
+            logged: 0,
+            retries: 0,
+            last_error: None,
         }
     }
 
@@ -159,6 +166,8 @@ impl Delivery {
         let last = records.last().map(|r| r.error.clone()).unwrap_or_default();
         self.check_guard(new, &last)?;
         self.recent.extend(std::iter::repeat_n(now_ms(), new));
+        self.logged += records.len() as u64;
+        self.last_error = Some(last.clone());
         self.log
             .append(&mut records)
             .map_err(|e| PipelineError::FailureLog {
@@ -255,6 +264,8 @@ impl Delivery {
                 Err(e) => e,
             };
             let (attempt, delay) = backoff.next_delay();
+            self.retries += 1;
+            self.last_error = Some(error.message.clone());
             if self.policy.max_attempts.is_some_and(|max| attempt >= max) {
                 return Ok(Err((error, attempt)));
             }

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod delivery;
 pub mod event;
 pub mod failure;
+pub mod metrics;
 pub mod pipeline;
 pub mod position;
 pub mod queue;

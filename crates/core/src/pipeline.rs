@@ -10,11 +10,13 @@ use crate::ack::{AckTracker, Seq};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::delivery::Delivery;
 use crate::event::{ChangeEvent, SourceRecord};
+use crate::metrics::Metrics;
 use crate::position::Position;
 use crate::queue::{bounded, QueueLimits, QueueReceiver, QueueSender, Queued};
 use crate::sink::{Sink, SinkError};
 use crate::table_filter::TableFilter;
 use crate::transform::{Output, Rejected, Targets, Transform};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -90,6 +92,8 @@ impl Route {
 pub struct PipelineConfig {
     /// The source's name, under which its checkpoint is saved.
     pub source: String,
+    /// What the pipeline counts, with one entry per sink in the order of the sinks.
+    pub metrics: Arc<Metrics>,
     pub queue: QueueLimits,
     pub checkpoint_interval: Duration,
 }
@@ -161,7 +165,7 @@ pub async fn run(
     let acked = Arc::new(Notify::new());
     let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
     let mut routes = Vec::new();
-    for spec in sinks {
+    for (i, spec) in sinks.into_iter().enumerate() {
         let (tx, rx) = bounded::<SinkItem>(config.queue);
         routes.push(Route {
             tables: spec.tables.clone(),
@@ -170,16 +174,22 @@ pub async fn run(
         });
         tasks.spawn(sink_worker(
             spec,
+            config.metrics.clone(),
+            i,
             rx,
             tracker.clone(),
             acked.clone(),
             stop.clone(),
         ));
     }
+    let fanout = Fanout {
+        transform,
+        metrics: config.metrics.clone(),
+        routes,
+    };
     let router = tokio::spawn(route(
         records,
-        transform,
-        routes,
+        fanout,
         tracker.clone(),
         acked.clone(),
         config.max_in_flight(),
@@ -224,15 +234,26 @@ pub async fn run(
     })
 }
 
+/// Where the router sends changes: through the pipeline's transforms, to the sinks' queues.
+struct Fanout {
+    transform: Option<Box<dyn Transform>>,
+    metrics: Arc<Metrics>,
+    routes: Vec<Route>,
+}
+
 async fn route(
     mut records: QueueReceiver<SourceRecord>,
-    mut transform: Option<Box<dyn Transform>>,
-    routes: Vec<Route>,
+    fanout: Fanout,
     tracker: Tracker,
     acked: Arc<Notify>,
     max_in_flight: usize,
     stop: Stop,
 ) -> u64 {
+    let Fanout {
+        mut transform,
+        metrics,
+        routes,
+    } = fanout;
     let mut count = 0;
     let mut outputs = Vec::new();
     let mut sends = Vec::with_capacity(routes.len());
@@ -248,6 +269,9 @@ async fn route(
             }
             SourceRecord::Change(event) => event,
         };
+        metrics.events_read.fetch_add(1, Relaxed);
+        metrics.last_event_ms.store(event.source.ts_ms, Relaxed);
+        metrics.last_read_ms.store(event.read_ts_ms, Relaxed);
         fan_out(&routes, event, &mut transform, &mut outputs, &mut sends);
         let seq = lock(&tracker).register(sends.len() as u32, None);
         for (i, item) in sends.drain(..) {
@@ -257,6 +281,7 @@ async fn route(
             if routes[i].tx.send((seq, item), size).await.is_err() {
                 return count; // the sink stopped; the pipeline is ending
             }
+            metrics.sinks[i].queued.fetch_add(1, Relaxed);
         }
     }
     count
@@ -338,6 +363,8 @@ async fn wait_for_room(
 
 async fn sink_worker(
     mut spec: SinkSpec,
+    metrics: Arc<Metrics>,
+    index: usize,
     mut rx: QueueReceiver<SinkItem>,
     tracker: Tracker,
     acked: Arc<Notify>,
@@ -346,8 +373,18 @@ async fn sink_worker(
     let mut queued = Vec::new();
     let mut batch = Vec::new();
     while rx.recv_many(&mut queued, spec.batch_max_events).await > 0 {
+        let counts = &metrics.sinks[index];
+        counts.queued.fetch_sub(queued.len() as i64, Relaxed);
         let items = queued.iter().map(|q| &q.item.1);
-        deliver_items(&mut spec, items, &mut batch, &stop).await?;
+        let delivered = deliver_items(&mut spec, items, &mut batch, &stop).await;
+        counts.batches.fetch_add(1, Relaxed);
+        counts.failures.store(spec.delivery.logged, Relaxed);
+        counts.retries.store(spec.delivery.retries, Relaxed);
+        if let Some(error) = &spec.delivery.last_error {
+            *counts.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error.clone();
+        }
+        delivered?;
+        counts.delivered.fetch_add(queued.len() as u64, Relaxed);
         let mut tracker = lock(&tracker);
         for q in &queued {
             tracker
@@ -439,6 +476,11 @@ async fn save_now(
     tokio::task::spawn_blocking(move || store.save(&source, &to_save))
         .await
         .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    let metrics = &config.metrics;
+    metrics
+        .checkpoint_saved_ms
+        .store(crate::event::now_ms(), Relaxed);
+    *metrics.checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = position.to_string();
     tracing::debug!(%position, "checkpoint saved");
     Ok(Some(position))
 }
@@ -630,8 +672,10 @@ mod tests {
     }
 
     fn config() -> PipelineConfig {
+        let sinks: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         PipelineConfig {
             source: "s".into(),
+            metrics: Arc::new(Metrics::new("s", &sinks)),
             queue: QueueLimits {
                 max_items: 4,
                 max_bytes: 1 << 20,
@@ -667,8 +711,10 @@ mod tests {
             SourceRecord::Boundary(Position::new("b.1", 200)),
         ];
         let rx = feed(records).await;
+        let config = config();
+        let metrics = config.metrics.clone();
         let report = run(
-            config(),
+            config,
             rx,
             None,
             vec![a, b],
@@ -681,6 +727,28 @@ mod tests {
         assert_eq!(*seen_a.lock().unwrap(), vec!["db.x", "db.x"]);
         assert_eq!(*seen_b.lock().unwrap(), vec!["db.x", "db.y", "db.x"]);
         assert_eq!(report.checkpoint, Some(Position::new("b.1", 200)));
+        let status = serde_json::to_value(metrics.status(crate::event::now_ms())).unwrap();
+        assert_eq!(status["events_read"], 3);
+        assert_eq!(status["checkpoint"], "b.1:200");
+        let delivered: Vec<(&str, u64, i64)> = status["sinks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let name = s["name"].as_str().unwrap();
+                (
+                    name,
+                    s["delivered"].as_u64().unwrap(),
+                    s["queued"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(delivered, [("a", 2, 0), ("b", 3, 0), ("c", 0, 0)]);
+        let text = metrics.prometheus(crate::event::now_ms());
+        assert!(
+            text.contains("rowbus_sink_events_delivered_total{source=\"s\",sink=\"b\"} 3\n"),
+            "{text}"
+        );
         assert_eq!(
             store.load("s").unwrap().unwrap().position,
             Position::new("b.1", 200)

@@ -68,6 +68,16 @@ pub enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// The running pipeline's state, from its admin API (`[admin] listen`): the source's
+    /// checkpoint, lag and counts, and each sink's deliveries, queue, failures and last error.
+    Status {
+        /// The configuration file (TOML): its `[admin]` section.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print the API's JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Decode offline data, such as binlog files.
     Inspect {
         #[command(subcommand)]

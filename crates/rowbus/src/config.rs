@@ -28,6 +28,17 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     /// The pipeline's transforms (`[[transforms]]`), applied before fan-out.
     pub transforms: Option<Chain>,
+    /// The admin HTTP server (`[admin]`), if configured.
+    pub admin: Option<AdminConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: std::net::SocketAddr,
+    /// The bearer token every request but `/health` must carry (required off loopback).
+    pub token: Option<rowbus_core::secret::Secret>,
+    /// `/ready` answers 503 while the source lags more than this.
+    pub ready_max_lag: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -138,7 +149,14 @@ pub fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
     }
 }
 
-const ROOT_FIELDS: [&str; 5] = ["data_dir", "pipeline", "sources", "sinks", "transforms"];
+const ROOT_FIELDS: [&str; 6] = [
+    "data_dir",
+    "pipeline",
+    "sources",
+    "sinks",
+    "transforms",
+    "admin",
+];
 
 fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
     for key in root.keys() {
@@ -165,6 +183,9 @@ fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
     };
     let pipeline: Option<PipelineSection> =
         sections::typed(root.remove("pipeline"), "pipeline", errors);
+    let admin: Option<sections::AdminSection> =
+        sections::typed(root.remove("admin"), "admin", errors);
+    let admin = admin.and_then(|a| a.check(errors));
     let sources = sections::named_tables(root.remove("sources"), "sources", errors);
     let sinks = sections::named_tables(root.remove("sinks"), "sinks", errors);
     // Routes and copies name sinks by their section, whether or not the section is valid.
@@ -193,6 +214,7 @@ fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
         source: source?,
         sinks: sinks?,
         transforms,
+        admin: admin?,
     })
 }
 

@@ -1,12 +1,14 @@
 //! The `rowbus` binary: parses the command line, sets up logging, and dispatches to a command.
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 
+mod admin;
 mod cli;
 mod config;
 mod failures;
 mod inspect;
 mod run;
 mod snapshot;
+mod status;
 mod test_transform;
 
 use clap::Parser;
@@ -32,6 +34,19 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Inspect { what } => inspect::run(what),
+        cli::Command::Status { config, json } => {
+            let config = match load(&config) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            match status::run(&config, json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rowbus: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         cli::Command::TestTransform { config, event } => {
             let config = match load(&config) {
                 Ok(config) => config,

@@ -8,6 +8,7 @@ use anyhow::Context;
 use rowbus_core::checkpoint::CheckpointStore;
 use rowbus_core::delivery::Delivery;
 use rowbus_core::failure::{self, FailureLog};
+use rowbus_core::metrics::Metrics;
 use rowbus_core::pipeline::{self, PipelineConfig, SinkSpec, Stop};
 use rowbus_core::sink::Sink;
 use rowbus_core::transform::Transform;
@@ -45,6 +46,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sinks = build_sinks(&config, &owner).await?;
     let stop = Stop::default();
     tokio::spawn(handle_signals(stop.clone()));
+    let names: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
+    let metrics = Arc::new(Metrics::new(&source.name, &names));
+    let admin = match &config.admin {
+        Some(admin) => {
+            Some(crate::admin::serve(admin.clone(), metrics.clone(), stop.clone()).await?)
+        }
+        None => None,
+    };
 
     let (tx, rx) = pipeline::source_queue(config.queue);
     let source_task = tokio::spawn(rowbus_mysql::run_source(
@@ -55,6 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let pipeline_config = PipelineConfig {
         source: source.name.clone(),
+        metrics,
         queue: config.queue,
         checkpoint_interval: config.checkpoint_interval,
     };
@@ -73,6 +83,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await;
     let source_outcome = source_task.await.context("the source task failed")?;
+    if let Some(admin) = admin {
+        stop.trigger();
+        let _ = admin.await;
+    }
     let report = outcome?;
     source_outcome.with_context(|| format!("source `{}` stopped", source.name))?;
     match report.checkpoint {

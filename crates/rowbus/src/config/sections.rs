@@ -116,6 +116,55 @@ pub(super) fn type_of<'a>(
     None
 }
 
+/// `[admin]`: the admin HTTP server; absent, there is none.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminSection {
+    listen: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    #[serde(default = "default_ready_max_lag")]
+    ready_max_lag: String,
+}
+
+fn default_ready_max_lag() -> String {
+    "10s".into()
+}
+
+impl AdminSection {
+    pub fn check(self, errors: &mut Errors) -> Option<Option<super::AdminConfig>> {
+        let Some(listen) = self.listen else {
+            if self.token_env.is_some() || self.token_file.is_some() {
+                errors.add(
+                    "admin.listen",
+                    "missing: the address the admin server listens on, e.g. \"127.0.0.1:9180\"",
+                );
+            }
+            return Some(None);
+        };
+        let address: Option<std::net::SocketAddr> = listen.parse().ok();
+        if address.is_none() {
+            errors.add(
+                "admin.listen",
+                format!("`{listen}` is not an IP address and port, e.g. \"127.0.0.1:9180\""),
+            );
+        }
+        let token = read_secret(&self.token_env, &self.token_file, "admin", "token", errors)
+            .map(|token| token.filter(|t| !t.expose().is_empty()));
+        if let (Some(address), Some(None)) = (address, &token) {
+            if !address.ip().is_loopback() {
+                errors.add("admin.listen", format!("{address} is reachable from other machines: set token_env or token_file, whose bearer token every request but /health must carry"));
+            }
+        }
+        let lag = check_duration(&self.ready_max_lag, "admin.ready_max_lag", errors);
+        Some(Some(super::AdminConfig {
+            listen: address?,
+            token: token?,
+            ready_max_lag: lag?,
+        }))
+    }
+}
+
 /// Compiles transform steps, recording each problem at its field.
 pub(super) fn transforms(
     steps: &[rowbus_transform::StepConfig],
@@ -330,17 +379,19 @@ fn parse_url(url: &str, form: &UrlForm, path: &str, errors: &mut Errors) -> Opti
     }
 }
 
-fn read_password(
+/// A secret from `{what}_env` or `{what}_file` (`what`: `password`, `token`), at most one set.
+fn read_secret(
     env: &Option<String>,
     file: &Option<PathBuf>,
     path: &str,
+    what: &str,
     errors: &mut Errors,
 ) -> Option<Option<Secret>> {
     match (env, file) {
         (Some(_), Some(_)) => {
             errors.add(
-                format!("{path}.password_env"),
-                "set password_env or password_file, not both",
+                format!("{path}.{what}_env"),
+                format!("set {what}_env or {what}_file, not both"),
             );
             None
         }
@@ -348,7 +399,7 @@ fn read_password(
             Ok(value) => Some(Some(Secret::new(value))),
             Err(_) => {
                 errors.add(
-                    format!("{path}.password_env"),
+                    format!("{path}.{what}_env"),
                     format!("environment variable {var} is not set"),
                 );
                 None
@@ -358,7 +409,7 @@ fn read_password(
             Ok(text) => Some(Some(Secret::new(text.trim_end_matches(['\n', '\r'])))),
             Err(e) => {
                 errors.add(
-                    format!("{path}.password_file"),
+                    format!("{path}.{what}_file"),
                     format!("cannot read {}: {e}", file.display()),
                 );
                 None
@@ -371,7 +422,13 @@ fn read_password(
 impl MysqlSection {
     pub fn check(self, name: &str, path: &str, errors: &mut Errors) -> Option<MysqlSourceConfig> {
         let url = parse_url(&self.url, &MYSQL_URL, path, errors);
-        let password = read_password(&self.password_env, &self.password_file, path, errors);
+        let password = read_secret(
+            &self.password_env,
+            &self.password_file,
+            path,
+            "password",
+            errors,
+        );
         if self.server_id == 0 {
             errors.add(
                 format!("{path}.server_id"),
@@ -678,7 +735,13 @@ impl SqlSection {
         let postgres = self.kind == "postgres";
         let form = if postgres { &POSTGRES_URL } else { &MYSQL_URL };
         let url = parse_url(&self.url, form, path, errors);
-        let password = read_password(&self.password_env, &self.password_file, path, errors);
+        let password = read_secret(
+            &self.password_env,
+            &self.password_file,
+            path,
+            "password",
+            errors,
+        );
         if self.workers == 0 || self.workers > 64 {
             errors.add(format!("{path}.workers"), "must be between 1 and 64");
         }

@@ -327,3 +327,24 @@ fn a_copy_to_an_effectively_once_sink_is_refused() {
         ["transforms[0].copy: sink `db` has effectively_once, which would skip a copy as already applied; copy to a sink without it"]
     );
 }
+
+#[test]
+fn the_admin_api_off_loopback_needs_a_token() {
+    let text = format!("{GOOD}\n[admin]\nlisten = \"0.0.0.0:9180\"\n");
+    assert_eq!(
+        errors_of(&text),
+        ["admin.listen: 0.0.0.0:9180 is reachable from other machines: set token_env or token_file, whose bearer token every request but /health must carry"]
+    );
+    let text = format!(
+        "{GOOD}\n[admin]\nlisten = \"localhost\"\ntoken_env = \"ROWBUS_NO_SUCH_VARIABLE\"\n"
+    );
+    assert_eq!(
+        errors_of(&text),
+        [
+            "admin.listen: `localhost` is not an IP address and port, e.g. \"127.0.0.1:9180\"",
+            "admin.token_env: environment variable ROWBUS_NO_SUCH_VARIABLE is not set",
+        ]
+    );
+    let config = parse(&format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:9180\"\n")).unwrap();
+    assert_eq!(config.admin.unwrap().listen.port(), 9180);
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin;
 mod big_transaction;
 mod config_errors;
 mod database_sinks;

@@ -1,0 +1,206 @@
+//! What the pipeline counts while it runs, for the admin API: per source, changes read, lag and
+//! the checkpoint; per sink, changes delivered, failures, retries, queue fill and the last error.
+//! Plain atomics, written on the hot path without locks; rendered as Prometheus text (stable names
+//! `rowbus_<noun>_<unit>[_total]`, labels `source` and `sink` only) and as the status JSON.
+
+use serde::Serialize;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub source: String,
+    /// Row changes the router took from the source.
+    pub events_read: AtomicU64,
+    /// When the last change was written on the server, and when rowbus read it (ms since epoch).
+    pub last_event_ms: AtomicU64,
+    pub last_read_ms: AtomicU64,
+    /// When the checkpoint was last saved (ms since epoch; 0 before the first).
+    pub checkpoint_saved_ms: AtomicU64,
+    pub checkpoint: Mutex<String>,
+    pub sinks: Vec<SinkMetrics>,
+}
+
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    pub name: String,
+    pub delivered: AtomicU64,
+    pub batches: AtomicU64,
+    pub failures: AtomicU64,
+    pub retries: AtomicU64,
+    /// Changes routed to the sink and not yet taken by its worker.
+    pub queued: AtomicI64,
+    pub last_error: Mutex<String>,
+}
+
+/// One source's and its sinks' state, as `/api/v1/status` gives it.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub source: String,
+    pub checkpoint: String,
+    pub checkpoint_age_seconds: Option<f64>,
+    pub events_read: u64,
+    pub lag_seconds: f64,
+    pub sinks: Vec<SinkStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SinkStatus {
+    pub name: String,
+    pub delivered: u64,
+    pub failures: u64,
+    pub retries: u64,
+    pub queued: i64,
+    pub last_error: Option<String>,
+}
+
+impl Metrics {
+    pub fn new(source: &str, sinks: &[String]) -> Metrics {
+        Metrics {
+            source: source.to_string(),
+            sinks: sinks
+                .iter()
+                .map(|name| SinkMetrics {
+                    name: name.clone(),
+                    ..SinkMetrics::default()
+                })
+                .collect(),
+            ..Metrics::default()
+        }
+    }
+
+    /// How old the last change was when rowbus read it, in seconds.
+    pub fn lag_seconds(&self) -> f64 {
+        let (written, read) = (
+            self.last_event_ms.load(Relaxed),
+            self.last_read_ms.load(Relaxed),
+        );
+        read.saturating_sub(written) as f64 / 1000.0
+    }
+
+    pub fn checkpoint_age_seconds(&self, now_ms: u64) -> Option<f64> {
+        let saved = self.checkpoint_saved_ms.load(Relaxed);
+        (saved > 0).then(|| now_ms.saturating_sub(saved) as f64 / 1000.0)
+    }
+
+    pub fn status(&self, now_ms: u64) -> Status {
+        Status {
+            source: self.source.clone(),
+            checkpoint: lock(&self.checkpoint).clone(),
+            checkpoint_age_seconds: self.checkpoint_age_seconds(now_ms),
+            events_read: self.events_read.load(Relaxed),
+            lag_seconds: self.lag_seconds(),
+            sinks: self
+                .sinks
+                .iter()
+                .map(|s| {
+                    let error = lock(&s.last_error).clone();
+                    SinkStatus {
+                        name: s.name.clone(),
+                        delivered: s.delivered.load(Relaxed),
+                        failures: s.failures.load(Relaxed),
+                        retries: s.retries.load(Relaxed),
+                        queued: s.queued.load(Relaxed),
+                        last_error: (!error.is_empty()).then_some(error),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn prometheus(&self, now_ms: u64) -> String {
+        let mut out = String::new();
+        let source = escape(&self.source);
+        let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        };
+        let by_source = |value: f64| vec![(format!("source=\"{source}\""), value)];
+        let by_sink = |f: &dyn Fn(&SinkMetrics) -> f64| -> Vec<(String, f64)> {
+            self.sinks
+                .iter()
+                .map(|s| {
+                    (
+                        format!("source=\"{source}\",sink=\"{}\"", escape(&s.name)),
+                        f(s),
+                    )
+                })
+                .collect()
+        };
+        family(
+            "rowbus_source_events_total",
+            "counter",
+            "Row changes read from the source.",
+            by_source(self.events_read.load(Relaxed) as f64),
+        );
+        family(
+            "rowbus_source_lag_seconds",
+            "gauge",
+            "How old the last change read was when it was read (server time to read time).",
+            by_source(self.lag_seconds()),
+        );
+        family(
+            "rowbus_checkpoint_age_seconds",
+            "gauge",
+            "Seconds since the checkpoint was last saved (absent before the first save).",
+            self.checkpoint_age_seconds(now_ms)
+                .map(by_source)
+                .unwrap_or_default(),
+        );
+        let sink_families: [(&str, &str, &str, SinkValue); 5] = [
+            (
+                "rowbus_sink_events_delivered_total",
+                "counter",
+                "Changes the sink acknowledged (delivered, or written to its failure log).",
+                |s| s.delivered.load(Relaxed) as f64,
+            ),
+            (
+                "rowbus_sink_batches_total",
+                "counter",
+                "Batches handed to the sink.",
+                |s| s.batches.load(Relaxed) as f64,
+            ),
+            (
+                "rowbus_sink_failures_total",
+                "counter",
+                "Changes written to the sink's failure log.",
+                |s| s.failures.load(Relaxed) as f64,
+            ),
+            (
+                "rowbus_sink_retries_total",
+                "counter",
+                "Writes retried after a retriable error.",
+                |s| s.retries.load(Relaxed) as f64,
+            ),
+            (
+                "rowbus_sink_queue_events",
+                "gauge",
+                "Changes routed to the sink and not yet taken by its worker.",
+                |s| s.queued.load(Relaxed) as f64,
+            ),
+        ];
+        for (name, kind, help, value) in sink_families {
+            family(name, kind, help, by_sink(&value));
+        }
+        out
+    }
+}
+
+/// One sink's value of a metric.
+type SinkValue = fn(&SinkMetrics) -> f64;
+
+fn lock(m: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,99 @@
+//! The admin HTTP server (`[admin] listen`): `/health` (the process is up), `/ready` (streaming,
+//! and the source lags at most `ready_max_lag`), `/metrics` (Prometheus text) and
+//! `/api/v1/status` (JSON: the source's checkpoint, lag and counts, and each sink's). With a
+//! token, every request but `/health` must carry `Authorization: Bearer TOKEN`.
+
+use crate::config::AdminConfig;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rowbus_core::event::now_ms;
+use rowbus_core::metrics::Metrics;
+use rowbus_core::pipeline::Stop;
+use std::sync::Arc;
+
+struct Admin {
+    metrics: Arc<Metrics>,
+    config: AdminConfig,
+}
+
+/// Binds the admin address (an error names it) and serves until `stop`.
+pub async fn serve(
+    config: AdminConfig,
+    metrics: Arc<Metrics>,
+    stop: Stop,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("admin.listen: cannot listen on {}: {e}", config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "admin API listening");
+    let state = Arc::new(Admin { metrics, config });
+    let app = Router::new()
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/status", get(status))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .route("/health", get(|| async { "ok\n" }))
+        .with_state(state);
+    Ok(tokio::spawn(async move {
+        let shutdown = async move { stop.wait().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "the admin API stopped");
+        }
+    }))
+}
+
+async fn authorize(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &admin.config.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.expose()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a bearer token is required (Authorization: Bearer TOKEN)\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn ready(State(admin): State<Arc<Admin>>) -> Response {
+    let metrics = &admin.metrics;
+    let lag = metrics.lag_seconds();
+    let max = admin.config.ready_max_lag.as_secs_f64();
+    if metrics.checkpoint_age_seconds(now_ms()).is_none() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no checkpoint saved yet\n",
+        )
+            .into_response();
+    }
+    if lag > max {
+        let text = format!("not ready: the source lags {lag:.1} s (ready_max_lag {max} s)\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
+    }
+    "ready\n".into_response()
+}
+
+async fn metrics_text(State(admin): State<Arc<Admin>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        admin.metrics.prometheus(now_ms()),
+    )
+        .into_response()
+}
+
+async fn status(State(admin): State<Arc<Admin>>) -> Response {
+    Json(admin.metrics.status(now_ms())).into_response()
+}

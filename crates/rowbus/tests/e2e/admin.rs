@@ -1,0 +1,129 @@
+//! The admin API against a running rowbus: /health, the bearer token, /api/v1/status and
+//! /metrics (parsed by a Prometheus parser) counting what a real stream delivered, /ready, and
+//! `rowbus status`.
+
+use crate::support::*;
+use rowbus_testkit::{wait_for, MariaDb};
+use std::process::Command;
+
+const TOKEN: &str = "s3cret-admin-token";
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// (status code, body) of a GET, with the token or without.
+fn get(port: u16, path: &str, token: bool) -> (u16, String) {
+    let mut request = ureq::get(&format!("http://127.0.0.1:{port}{path}"));
+    if token {
+        request = request.set("Authorization", &format!("Bearer {TOKEN}"));
+    }
+    match request.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_reports_what_the_stream_delivered() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("admin").await;
+    create_table_t(server, &db).await;
+    let dir = TestDir::new("admin");
+    let config = config_from_now(server, &dir, &db, "").await;
+    let port = free_port();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken_env = \"ROWBUS_ADMIN_TOKEN\"\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let rowbus = Rowbus::start_with_env(&config, &[("ROWBUS_ADMIN_TOKEN", TOKEN)]);
+    rowbus.wait_started();
+    let expected = write_transactions(server, &db, 1, 5).await;
+    assert_eq!(expected.len(), 10);
+
+    tokio::task::block_in_place(|| {
+        assert_eq!(get(port, "/health", false), (200, "ok\n".into()));
+        let (code, body) = get(port, "/api/v1/status", false);
+        assert_eq!(code, 401, "{body}");
+        let (code, _) = get(port, "/metrics", false);
+        assert_eq!(code, 401);
+
+        let status = wait_for("the status to count 10 delivered changes", DEADLINE, || {
+            let (code, body) = get(port, "/api/v1/status", true);
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (code == 200 && status["sinks"][0]["delivered"] == 10).then_some(status)
+        });
+        assert_eq!(status["source"], "src");
+        assert_eq!(status["events_read"], 10);
+        assert_eq!(status["sinks"][0]["name"], "out");
+        assert_eq!(status["sinks"][0]["failures"], 0);
+        assert_eq!(status["sinks"][0]["queued"], 0);
+
+        let (code, body) = get(port, "/metrics", true);
+        assert_eq!(code, 200);
+        let lines = body.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+        let value = |name: &str, sink: Option<&str>| -> Option<f64> {
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name && s.labels.get("sink") == sink)
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                    _ => f64::NAN,
+                })
+        };
+        assert_eq!(value("rowbus_source_events_total", None), Some(10.0));
+        // Every sink reports the standard set.
+        for name in [
+            "rowbus_sink_events_delivered_total",
+            "rowbus_sink_batches_total",
+            "rowbus_sink_failures_total",
+            "rowbus_sink_retries_total",
+            "rowbus_sink_queue_events",
+        ] {
+            assert!(
+                value(name, Some("out")).is_some(),
+                "{name} for sink out in:\n{body}"
+            );
+        }
+        assert_eq!(
+            value("rowbus_sink_events_delivered_total", Some("out")),
+            Some(10.0)
+        );
+        assert_eq!(value("rowbus_sink_failures_total", Some("out")), Some(0.0));
+
+        wait_for("/ready", DEADLINE, || {
+            (get(port, "/ready", true).0 == 200).then_some(())
+        });
+
+        let out = Command::new(env!("CARGO_BIN_EXE_rowbus"))
+            .args(["status", "-c"])
+            .arg(&config)
+            .env("ROWBUS_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{printed}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sink_line = printed
+            .lines()
+            .find(|l| l.starts_with("out "))
+            .unwrap_or_default();
+        let fields: Vec<&str> = sink_line.split_whitespace().collect();
+        assert_eq!(fields, ["out", "10", "0", "0", "0", "-"], "{printed}");
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.starts_with("src ") && l.trim_end().ends_with(" 10")),
+            "{printed}"
+        );
+    });
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+}
