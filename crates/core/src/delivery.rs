@@ -17,6 +17,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Attempts a retriable write gets once a stop was requested, before the pipeline gives up on it.
+const RETRIES_WHEN_STOPPING: u32 = 5;
+
 /// What happens to later changes of a key whose change is in the failure log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnFailure {
@@ -255,7 +258,9 @@ impl Delivery {
                     })
                 }
                 Err(e) if !e.retriable => return Ok(Err((e, backoff.attempts() + 1))),
-                Err(e) if stop.is_triggered() => {
+                // Stopping: a transient error (a deadlock, a lock wait) gets a few quick tries
+                // more; an outage ends the pipeline, unacknowledged, for the next start to redo.
+                Err(e) if stop.is_triggered() && backoff.attempts() >= RETRIES_WHEN_STOPPING => {
                     return Err(PipelineError::Sink {
                         sink: self.sink.clone(),
                         source: e,
@@ -274,7 +279,11 @@ impl Delivery {
             }
             let delay = crate::backoff::jitter(delay);
             tracing::warn!(sink = %self.sink, attempt, %error, retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
-            stop.sleep(delay).await;
+            if stop.is_triggered() {
+                tokio::time::sleep(delay.min(Duration::from_millis(200))).await;
+            } else {
+                stop.sleep(delay).await;
+            }
         }
     }
 }
@@ -367,6 +376,63 @@ mod tests {
 
     fn pairs(v: &[(i64, &str)]) -> Vec<(i64, String)> {
         v.iter().map(|(i, t)| (*i, t.to_string())).collect()
+    }
+
+    /// Fails with a retriable error (a deadlock) the first `failures` writes.
+    struct Deadlocks {
+        failures: u32,
+        writes: u32,
+    }
+
+    impl Sink for Deadlocks {
+        fn write<'a>(
+            &'a mut self,
+            _: &'a [Arc<ChangeEvent>],
+        ) -> BoxFuture<'a, Result<(), SinkError>> {
+            Box::pin(async move {
+                self.writes += 1;
+                if self.writes <= self.failures {
+                    return Err(SinkError::retriable(
+                        "Deadlock found when trying to get lock",
+                    ));
+                }
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_stopping_a_deadlock_gets_a_few_more_tries() {
+        let path =
+            std::env::temp_dir().join(format!("rowbus-delivery-stop-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut delivery = Delivery::new(
+            "out",
+            DeliveryPolicy::default(),
+            FailureLog::open(&path).unwrap(),
+        );
+        let stop = Stop::default();
+        stop.trigger();
+        let mut passing = Deadlocks {
+            failures: 2,
+            writes: 0,
+        };
+        delivery
+            .deliver(&mut passing, &[change(1, "a")], &stop)
+            .await
+            .unwrap();
+        assert_eq!((passing.writes, delivery.retries), (3, 2));
+        let mut stuck = Deadlocks {
+            failures: u32::MAX,
+            writes: 0,
+        };
+        let err = delivery
+            .deliver(&mut stuck, &[change(2, "b")], &stop)
+            .await
+            .unwrap_err();
+        assert_eq!(stuck.writes, RETRIES_WHEN_STOPPING + 1);
+        assert!(err.to_string().contains("Deadlock found"), "{err}");
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[tokio::test]
