@@ -6,6 +6,7 @@
 pub mod ack;
 pub mod backoff;
 pub mod checkpoint;
+pub mod control;
 pub mod delivery;
 pub mod event;
 pub mod failure;

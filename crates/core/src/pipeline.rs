@@ -8,6 +8,7 @@
 
 use crate::ack::{AckTracker, Seq};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
+use crate::control::Controls;
 use crate::delivery::Delivery;
 use crate::event::{ChangeEvent, SourceRecord};
 use crate::metrics::Metrics;
@@ -94,6 +95,8 @@ pub struct PipelineConfig {
     pub source: String,
     /// What the pipeline counts, with one entry per sink in the order of the sinks.
     pub metrics: Arc<Metrics>,
+    /// Pause and resume, for the source and each sink in the order of the sinks.
+    pub controls: Arc<Controls>,
     pub queue: QueueLimits,
     pub checkpoint_interval: Duration,
 }
@@ -172,10 +175,14 @@ pub async fn run(
             schema_changes: spec.schema_changes,
             tx,
         });
+        let watch = SinkWatch {
+            metrics: config.metrics.clone(),
+            controls: config.controls.clone(),
+            index: i,
+        };
         tasks.spawn(sink_worker(
             spec,
-            config.metrics.clone(),
-            i,
+            watch,
             rx,
             tracker.clone(),
             acked.clone(),
@@ -185,6 +192,7 @@ pub async fn run(
     let fanout = Fanout {
         transform,
         metrics: config.metrics.clone(),
+        controls: config.controls.clone(),
         routes,
     };
     let router = tokio::spawn(route(
@@ -238,6 +246,7 @@ pub async fn run(
 struct Fanout {
     transform: Option<Box<dyn Transform>>,
     metrics: Arc<Metrics>,
+    controls: Arc<Controls>,
     routes: Vec<Route>,
 }
 
@@ -252,12 +261,15 @@ async fn route(
     let Fanout {
         mut transform,
         metrics,
+        controls,
         routes,
     } = fanout;
     let mut count = 0;
     let mut outputs = Vec::new();
     let mut sends = Vec::with_capacity(routes.len());
     while let Some(Queued { item, .. }) = records.recv().await {
+        // Paused, the record taken waits here, and the reader behind the full queue.
+        controls.source.wait_open(&stop).await;
         count += 1;
         if !wait_for_room(&tracker, &acked, max_in_flight, &stop).await {
             return count;
@@ -361,10 +373,16 @@ async fn wait_for_room(
     }
 }
 
+/// A sink's counts and pause gate, by its index among the sinks.
+struct SinkWatch {
+    metrics: Arc<Metrics>,
+    controls: Arc<Controls>,
+    index: usize,
+}
+
 async fn sink_worker(
     mut spec: SinkSpec,
-    metrics: Arc<Metrics>,
-    index: usize,
+    watch: SinkWatch,
     mut rx: QueueReceiver<SinkItem>,
     tracker: Tracker,
     acked: Arc<Notify>,
@@ -373,7 +391,9 @@ async fn sink_worker(
     let mut queued = Vec::new();
     let mut batch = Vec::new();
     while rx.recv_many(&mut queued, spec.batch_max_events).await > 0 {
-        let counts = &metrics.sinks[index];
+        // Paused, the batch taken waits here, counted as still queued.
+        watch.controls.sinks[watch.index].wait_open(&stop).await;
+        let counts = &watch.metrics.sinks[watch.index];
         counts.queued.fetch_sub(queued.len() as i64, Relaxed);
         let items = queued.iter().map(|q| &q.item.1);
         let delivered = deliver_items(&mut spec, items, &mut batch, &stop).await;
@@ -676,6 +696,7 @@ mod tests {
         PipelineConfig {
             source: "s".into(),
             metrics: Arc::new(Metrics::new("s", &sinks)),
+            controls: Arc::new(Controls::new(sinks.len())),
             queue: QueueLimits {
                 max_items: 4,
                 max_bytes: 1 << 20,

@@ -1,40 +1,45 @@
 //! The admin HTTP server (`[admin] listen`): `/health` (the process is up), `/ready` (streaming,
 //! and the source lags at most `ready_max_lag`), `/metrics` (Prometheus text) and
-//! `/api/v1/status` (JSON: the source's checkpoint, lag and counts, and each sink's). With a
-//! token, every request but `/health` must carry `Authorization: Bearer TOKEN`.
+//! `/api/v1/status` (JSON: the source's checkpoint, lag and counts, and each sink's, and whether
+//! each is paused), and `POST /api/v1/{sources,sinks}/NAME/{pause,resume}`. With a token, every
+//! request but `/health` must carry `Authorization: Bearer TOKEN`.
 
 use crate::config::AdminConfig;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use rowbus_core::control::Controls;
 use rowbus_core::event::now_ms;
 use rowbus_core::metrics::Metrics;
 use rowbus_core::pipeline::Stop;
 use std::sync::Arc;
 
-struct Admin {
-    metrics: Arc<Metrics>,
-    config: AdminConfig,
+/// What the admin API reads and acts on.
+pub struct Admin {
+    pub metrics: Arc<Metrics>,
+    pub controls: Arc<Controls>,
+    pub config: AdminConfig,
+    pub source: String,
+    /// The sinks' names, in the order of the controls.
+    pub sinks: Vec<String>,
 }
 
 /// Binds the admin address (an error names it) and serves until `stop`.
-pub async fn serve(
-    config: AdminConfig,
-    metrics: Arc<Metrics>,
-    stop: Stop,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
+pub async fn serve(admin: Admin, stop: Stop) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listen = admin.config.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| anyhow::anyhow!("admin.listen: cannot listen on {}: {e}", config.listen))?;
+        .map_err(|e| anyhow::anyhow!("admin.listen: cannot listen on {listen}: {e}"))?;
     tracing::info!(address = %listener.local_addr()?, "admin API listening");
-    let state = Arc::new(Admin { metrics, config });
+    let state = Arc::new(admin);
     let app = Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/{kind}/{name}/{action}", post(pause_or_resume))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state);
@@ -95,5 +100,41 @@ async fn metrics_text(State(admin): State<Arc<Admin>>) -> Response {
 }
 
 async fn status(State(admin): State<Arc<Admin>>) -> Response {
-    Json(admin.metrics.status(now_ms())).into_response()
+    let mut status = serde_json::to_value(admin.metrics.status(now_ms())).unwrap_or_default();
+    status["paused"] = admin.controls.source.is_paused().into();
+    for (i, gate) in admin.controls.sinks.iter().enumerate() {
+        status["sinks"][i]["paused"] = gate.is_paused().into();
+    }
+    Json(status).into_response()
+}
+
+/// `POST /api/v1/sources/NAME/pause` (or `resume`), and the same under `sinks`.
+async fn pause_or_resume(
+    State(admin): State<Arc<Admin>>,
+    Path((kind, name, action)): Path<(String, String, String)>,
+) -> Response {
+    let gate = match kind.as_str() {
+        "sources" if name == admin.source => Some(&admin.controls.source),
+        "sinks" => admin
+            .sinks
+            .iter()
+            .position(|s| *s == name)
+            .map(|i| &admin.controls.sinks[i]),
+        _ => None,
+    };
+    let Some(gate) = gate else {
+        let text = format!(
+            "no {kind} `{name}` (source: {}; sinks: {})\n",
+            admin.source,
+            admin.sinks.join(", ")
+        );
+        return (StatusCode::NOT_FOUND, text).into_response();
+    };
+    match action.as_str() {
+        "pause" => gate.pause(),
+        "resume" => gate.resume(),
+        _ => return (StatusCode::NOT_FOUND, "the action is pause or resume\n").into_response(),
+    }
+    tracing::info!(%kind, %name, %action, "through the admin API");
+    format!("{name}: {action}d\n").into_response()
 }

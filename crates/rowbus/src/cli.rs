@@ -78,6 +78,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pause the running pipeline's source (changes stay in the binlog), or one sink (its changes
+    /// wait in its queue and the checkpoint stays before them), through the admin API.
+    Pause {
+        /// The configuration file (TOML): its `[admin]` section.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Pause this sink instead of the source.
+        #[arg(long)]
+        sink: Option<String>,
+    },
+    /// Resume what `rowbus pause` paused.
+    Resume {
+        /// The configuration file (TOML): its `[admin]` section.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Resume this sink instead of the source.
+        #[arg(long)]
+        sink: Option<String>,
+    },
     /// Decode offline data, such as binlog files.
     Inspect {
         #[command(subcommand)]

@@ -34,31 +34,15 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Inspect { what } => inspect::run(what),
-        cli::Command::Status { config, json } => {
-            let config = match load(&config) {
-                Ok(config) => config,
-                Err(code) => return code,
-            };
-            match status::run(&config, json) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("rowbus: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        cli::Command::Status { config, json } => with_config(&config, |c| status::run(c, json)),
+        cli::Command::Pause { config, sink } => with_config(&config, |c| {
+            status::pause_or_resume(c, sink.as_deref(), "pause")
+        }),
+        cli::Command::Resume { config, sink } => with_config(&config, |c| {
+            status::pause_or_resume(c, sink.as_deref(), "resume")
+        }),
         cli::Command::TestTransform { config, event } => {
-            let config = match load(&config) {
-                Ok(config) => config,
-                Err(code) => return code,
-            };
-            match test_transform::run(&config, &event) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("rowbus: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            with_config(&config, |c| test_transform::run(c, &event))
         }
         cli::Command::Snapshot {
             config,
@@ -95,6 +79,25 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Loads the configuration and runs a command with it; exit code 2 for an invalid configuration,
+/// 1 for the command's error.
+fn with_config(
+    path: &std::path::Path,
+    command: impl FnOnce(&config::Config) -> anyhow::Result<()>,
+) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match command(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rowbus: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::config::{Config, SinkConfig, SinkKind};
 use crate::failures;
 use anyhow::Context;
 use rowbus_core::checkpoint::CheckpointStore;
+use rowbus_core::control::Controls;
 use rowbus_core::delivery::Delivery;
 use rowbus_core::failure::{self, FailureLog};
 use rowbus_core::metrics::Metrics;
@@ -48,9 +49,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(handle_signals(stop.clone()));
     let names: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
     let metrics = Arc::new(Metrics::new(&source.name, &names));
+    let controls = Arc::new(Controls::new(names.len()));
     let admin = match &config.admin {
         Some(admin) => {
-            Some(crate::admin::serve(admin.clone(), metrics.clone(), stop.clone()).await?)
+            let state = crate::admin::Admin {
+                metrics: metrics.clone(),
+                controls: controls.clone(),
+                config: admin.clone(),
+                source: source.name.clone(),
+                sinks: names.clone(),
+            };
+            Some(crate::admin::serve(state, stop.clone()).await?)
         }
         None => None,
     };
@@ -65,6 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let pipeline_config = PipelineConfig {
         source: source.name.clone(),
         metrics,
+        controls,
         queue: config.queue,
         checkpoint_interval: config.checkpoint_interval,
     };

@@ -1,11 +1,34 @@
-//! `rowbus status -c FILE [--json]`: asks the running pipeline's admin API for its state and prints
-//! it as tables (like `kubectl get`) or as the API's JSON.
+//! The CLI side of the admin API: `rowbus status -c FILE [--json]` prints the running pipeline's
+//! state as tables (like `kubectl get`) or as the API's JSON; `rowbus pause|resume -c FILE
+//! [--sink NAME]` pauses or resumes the source or a sink.
 
 use crate::config::Config;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
 pub fn run(config: &Config, json: bool) -> anyhow::Result<()> {
+    let text = call(config, "GET", "/api/v1/status")?;
+    let body: Value = serde_json::from_str(&text).context("the admin API's answer is not JSON")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    print!("{}", tables(&body));
+    Ok(())
+}
+
+/// `rowbus pause|resume`: the source, or the sink named.
+pub fn pause_or_resume(config: &Config, sink: Option<&str>, action: &str) -> anyhow::Result<()> {
+    let path = match sink {
+        Some(sink) => format!("/api/v1/sinks/{sink}/{action}"),
+        None => format!("/api/v1/sources/{}/{action}", config.source.name),
+    };
+    print!("{}", call(config, "POST", &path)?);
+    Ok(())
+}
+
+/// A request to the running pipeline's admin API; its answer's text.
+fn call(config: &Config, method: &str, path: &str) -> anyhow::Result<String> {
     let Some(admin) = &config.admin else {
         bail!("the configuration has no [admin] section: add `[admin] listen = \"127.0.0.1:9180\"` and restart rowbus");
     };
@@ -16,18 +39,15 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let url = format!("http://{address}/api/v1/status");
-    let mut request = ureq::get(&url).timeout(std::time::Duration::from_secs(5));
+    let url = format!("http://{address}{path}");
+    let mut request = ureq::request(method, &url).timeout(std::time::Duration::from_secs(5));
     if let Some(token) = &admin.token {
         request = request.set("Authorization", &format!("Bearer {}", token.expose()));
     }
-    let body: Value = match request.call() {
-        Ok(response) => {
-            let text = response
-                .into_string()
-                .context("reading the admin API's answer")?;
-            serde_json::from_str(&text).context("the admin API's answer is not JSON")?
-        }
+    match request.call() {
+        Ok(response) => response
+            .into_string()
+            .context("reading the admin API's answer"),
         Err(ureq::Error::Status(code, response)) => {
             let text = response.into_string().unwrap_or_default();
             bail!("{url} answered {code}: {}", text.trim())
@@ -35,24 +55,18 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<()> {
         Err(e) => {
             bail!("cannot reach rowbus at {url} (is it running with this configuration?): {e}")
         }
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(());
     }
-    print!("{}", tables(&body));
-    Ok(())
 }
 
 /// The status as two tables: the source, then one line per sink.
 fn tables(status: &Value) -> String {
     let seconds = |v: &Value| v.as_f64().map_or("-".to_string(), |s| format!("{s:.1}s"));
     let mut out = format!(
-        "{:<16} {:<40} {:>14} {:>8} {:>12}\n",
-        "SOURCE", "CHECKPOINT", "CHECKPOINT AGE", "LAG", "EVENTS"
+        "{:<16} {:<40} {:>14} {:>8} {:>12} {:>7}\n",
+        "SOURCE", "CHECKPOINT", "CHECKPOINT AGE", "LAG", "EVENTS", "STATE"
     );
     out.push_str(&format!(
-        "{:<16} {:<40} {:>14} {:>8} {:>12}\n\n",
+        "{:<16} {:<40} {:>14} {:>8} {:>12} {:>7}\n\n",
         status["source"].as_str().unwrap_or("-"),
         status["checkpoint"]
             .as_str()
@@ -60,11 +74,16 @@ fn tables(status: &Value) -> String {
             .unwrap_or("-"),
         seconds(&status["checkpoint_age_seconds"]),
         seconds(&status["lag_seconds"]),
-        status["events_read"],
+        status["events_read"].to_string(),
+        if status["paused"] == true {
+            "paused"
+        } else {
+            "running"
+        },
     ));
     out.push_str(&format!(
-        "{:<16} {:>12} {:>8} {:>9} {:>8}  LAST ERROR\n",
-        "SINK", "DELIVERED", "QUEUED", "FAILURES", "RETRIES"
+        "{:<16} {:>12} {:>8} {:>9} {:>8} {:>7}  LAST ERROR\n",
+        "SINK", "DELIVERED", "QUEUED", "FAILURES", "RETRIES", "STATE"
     ));
     for sink in status["sinks"].as_array().into_iter().flatten() {
         let error: String = sink["last_error"]
@@ -74,12 +93,17 @@ fn tables(status: &Value) -> String {
             .take(60)
             .collect();
         out.push_str(&format!(
-            "{:<16} {:>12} {:>8} {:>9} {:>8}  {error}\n",
+            "{:<16} {:>12} {:>8} {:>9} {:>8} {:>7}  {error}\n",
             sink["name"].as_str().unwrap_or("-"),
-            sink["delivered"],
-            sink["queued"],
-            sink["failures"],
-            sink["retries"],
+            sink["delivered"].to_string(),
+            sink["queued"].to_string(),
+            sink["failures"].to_string(),
+            sink["retries"].to_string(),
+            if sink["paused"] == true {
+                "paused"
+            } else {
+                "running"
+            },
         ));
     }
     out

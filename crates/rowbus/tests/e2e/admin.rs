@@ -1,6 +1,6 @@
 //! The admin API against a running rowbus: /health, the bearer token, /api/v1/status and
 //! /metrics (parsed by a Prometheus parser) counting what a real stream delivered, /ready, and
-//! `rowbus status`.
+//! `rowbus status`, `rowbus pause` and `rowbus resume`.
 
 use crate::support::*;
 use rowbus_testkit::{wait_for, MariaDb};
@@ -24,6 +24,34 @@ fn get(port: u16, path: &str, token: bool) -> (u16, String) {
         Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
         Err(e) => panic!("{path}: {e}"),
     }
+}
+
+fn post(port: u16, path: &str) -> (u16, String) {
+    let request = ureq::post(&format!("http://127.0.0.1:{port}{path}"))
+        .set("Authorization", &format!("Bearer {TOKEN}"));
+    match request.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+/// `rowbus ARGS -c CONFIG` with the admin token; its standard output (it must succeed).
+fn cli(args: &[&str], config: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rowbus"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .env("ROWBUS_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    printed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,29 +128,49 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
             (get(port, "/ready", true).0 == 200).then_some(())
         });
 
-        let out = Command::new(env!("CARGO_BIN_EXE_rowbus"))
-            .args(["status", "-c"])
-            .arg(&config)
-            .env("ROWBUS_ADMIN_TOKEN", TOKEN)
-            .output()
-            .unwrap();
-        let printed = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{printed}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let printed = cli(&["status"], &config);
         let sink_line = printed
             .lines()
             .find(|l| l.starts_with("out "))
             .unwrap_or_default();
         let fields: Vec<&str> = sink_line.split_whitespace().collect();
-        assert_eq!(fields, ["out", "10", "0", "0", "0", "-"], "{printed}");
-        assert!(
-            printed
-                .lines()
-                .any(|l| l.starts_with("src ") && l.trim_end().ends_with(" 10")),
+        assert_eq!(
+            fields,
+            ["out", "10", "0", "0", "0", "running", "-"],
             "{printed}"
+        );
+        let source_line = printed
+            .lines()
+            .find(|l| l.starts_with("src "))
+            .unwrap_or_default();
+        assert!(source_line.trim_end().ends_with(" 10 running"), "{printed}");
+    });
+
+    // A paused sink takes nothing: the changes wait in its queue until it is resumed.
+    tokio::task::block_in_place(|| {
+        assert_eq!(cli(&["pause", "--sink", "out"], &config), "out: paused\n");
+    });
+    write_transactions(server, &db, 6, 2).await;
+    tokio::task::block_in_place(|| {
+        let status = wait_for("the source to read 4 more changes", DEADLINE, || {
+            let (_, body) = get(port, "/api/v1/status", true);
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (status["events_read"] == 14 && status["sinks"][0]["queued"] == 4).then_some(status)
+        });
+        assert_eq!(status["sinks"][0]["delivered"], 10);
+        assert_eq!(status["sinks"][0]["paused"], true);
+        assert_eq!(count_lines(&dir.path("out.jsonl")), 10);
+        assert_eq!(cli(&["resume", "--sink", "out"], &config), "out: resumed\n");
+        wait_for_events(&dir.path("out.jsonl"), 14);
+        // The source pauses and resumes by its name; an unknown sink is named back.
+        assert_eq!(cli(&["pause"], &config), "src: paused\n");
+        let (_, body) = get(port, "/api/v1/status", true);
+        assert!(body.contains("\"paused\":true"), "{body}");
+        assert_eq!(cli(&["resume"], &config), "src: resumed\n");
+        let (code, body) = post(port, "/api/v1/sinks/nope/pause");
+        assert_eq!(
+            (code, body.as_str()),
+            (404, "no sinks `nope` (source: src; sinks: out)\n")
         );
     });
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
