@@ -37,7 +37,8 @@ CREATE TABLE shop.orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, customer_id INT,
   status ENUM('new','paid','shipped'), created_at DATETIME(3));
 SQL
 
-sed "s/@PORT@/$PORT/; s#@DATA@#$WORK/rowbus-data#" examples/demo.toml >"$WORK/rowbus.toml"
+ADMIN_PORT=$(free_port)
+sed "s/@PORT@/$PORT/; s/@ADMIN_PORT@/$ADMIN_PORT/; s#@DATA@#$WORK/rowbus-data#" examples/demo.toml >"$WORK/rowbus.toml"
 
 log "writer: a few inserts, updates and deletes a second"
 (
@@ -55,7 +56,8 @@ log "writer: a few inserts, updates and deletes a second"
 ) &
 PIDS+=($!)
 
-log "rowbus run -c examples/demo.toml (Ctrl-C to stop)"
+log "rowbus run -c examples/demo.toml (Ctrl-C to stop); in another terminal:"
+log "  $ROWBUS status -c $WORK/rowbus.toml    or    curl http://127.0.0.1:$ADMIN_PORT/metrics"
 "$ROWBUS" run -c "$WORK/rowbus.toml" &
 ROWBUS_PID=$!
 wait "$ROWBUS_PID" || true
