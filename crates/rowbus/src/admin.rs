@@ -5,6 +5,7 @@
 //! request but `/health` must carry `Authorization: Bearer TOKEN`.
 
 use crate::config::AdminConfig;
+use crate::snapshot::Refused;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -15,6 +16,7 @@ use rowbus_core::control::Controls;
 use rowbus_core::event::now_ms;
 use rowbus_core::metrics::Metrics;
 use rowbus_core::pipeline::Stop;
+use rowbus_core::table_filter::TableFilter;
 use std::sync::Arc;
 
 /// What the admin API reads and acts on.
@@ -25,6 +27,9 @@ pub struct Admin {
     pub source: String,
     /// The sinks' names, in the order of the controls.
     pub sinks: Vec<String>,
+    /// Where snapshot requests go, and the tables the source may snapshot.
+    pub data_dir: std::path::PathBuf,
+    pub tables: TableFilter,
 }
 
 /// Binds the admin address (an error names it) and serves until `stop`.
@@ -40,6 +45,7 @@ pub async fn serve(admin: Admin, stop: Stop) -> anyhow::Result<tokio::task::Join
         .route("/metrics", get(metrics_text))
         .route("/api/v1/status", get(status))
         .route("/api/v1/{kind}/{name}/{action}", post(pause_or_resume))
+        .route("/api/v1/snapshots", post(snapshot))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state);
@@ -106,6 +112,32 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
         status["sinks"][i]["paused"] = gate.is_paused().into();
     }
     Json(status).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct SnapshotRequest {
+    tables: Vec<String>,
+    #[serde(rename = "where")]
+    condition: Option<String>,
+}
+
+/// `POST /api/v1/snapshots` with `{"tables": ["db.t"], "where": "SQL"}`: as `rowbus snapshot`.
+async fn snapshot(
+    State(admin): State<Arc<Admin>>,
+    Json(request): Json<SnapshotRequest>,
+) -> Response {
+    let source = (admin.source.as_str(), &admin.tables);
+    let tables = &request.tables;
+    match crate::snapshot::submit(&admin.data_dir, source, tables, request.condition) {
+        Ok(()) => {
+            let text = format!("snapshot requested for {}\n", tables.join(", "));
+            (StatusCode::ACCEPTED, text).into_response()
+        }
+        Err(Refused::Tables(message)) => (StatusCode::BAD_REQUEST, message + "\n").into_response(),
+        Err(Refused::Io(message)) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, message + "\n").into_response()
+        }
+    }
 }
 
 /// `POST /api/v1/sources/NAME/pause` (or `resume`), and the same under `sinks`.

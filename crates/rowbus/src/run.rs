@@ -58,6 +58,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 config: admin.clone(),
                 source: source.name.clone(),
                 sinks: names.clone(),
+                data_dir: config.data_dir.clone(),
+                tables: source.tables.clone(),
             };
             Some(crate::admin::serve(state, stop.clone()).await?)
         }

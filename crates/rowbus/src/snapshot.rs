@@ -3,9 +3,10 @@
 //! second or two at a transaction boundary (or at its next start) and reads the table chunk by
 //! chunk while the stream goes on.
 
-use crate::config::{load, Config};
+use crate::config::load;
 use rowbus_core::checkpoint::CheckpointStore;
 use rowbus_core::snapshot::TableProgress;
+use rowbus_core::table_filter::TableFilter;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,13 +24,15 @@ pub fn request(config_path: &Path, tables: &[String], condition: Option<String>)
             return ExitCode::from(2);
         }
     };
-    if let Err(message) = check_tables(&config, tables) {
-        eprintln!("rowbus snapshot: {message}");
-        return ExitCode::from(2);
-    }
-    for table in tables {
-        if let Err(e) = write_request(&config.data_dir, table, condition.clone()) {
-            eprintln!("rowbus snapshot: cannot write the request for {table}: {e}");
+    let source = (config.source.name.as_str(), &config.source.tables);
+    match submit(&config.data_dir, source, tables, condition) {
+        Ok(()) => {}
+        Err(Refused::Tables(message)) => {
+            eprintln!("rowbus snapshot: {message}");
+            return ExitCode::from(2);
+        }
+        Err(Refused::Io(message)) => {
+            eprintln!("rowbus snapshot: {message}");
             return ExitCode::FAILURE;
         }
     }
@@ -44,18 +47,41 @@ pub fn request(config_path: &Path, tables: &[String], condition: Option<String>)
     ExitCode::SUCCESS
 }
 
-/// Every table must be `db.table` and included by the source.
-fn check_tables(config: &Config, tables: &[String]) -> Result<(), String> {
+/// Why a snapshot request was not written.
+pub enum Refused {
+    /// A table is not `db.table` or not included by the source.
+    Tables(String),
+    Io(String),
+}
+
+/// Checks the tables against the source (its name and table filter) and writes one request per
+/// table for the running source (or its next start) to take: `rowbus snapshot` and the admin API.
+pub fn submit(
+    data_dir: &Path,
+    (source, included): (&str, &TableFilter),
+    tables: &[String],
+    condition: Option<String>,
+) -> Result<(), Refused> {
+    if tables.is_empty() {
+        return Err(Refused::Tables(
+            "name at least one table, as db.table".into(),
+        ));
+    }
     for table in tables {
         let Some((db, name)) = table.split_once('.') else {
-            return Err(format!("`{table}` is not of the form db.table"));
+            return Err(Refused::Tables(format!(
+                "`{table}` is not of the form db.table"
+            )));
         };
-        if !config.source.tables.matches(db, name) {
-            return Err(format!(
-                "`{table}` is not included by sources.{}.include/exclude",
-                config.source.name
-            ));
+        if !included.matches(db, name) {
+            return Err(Refused::Tables(format!(
+                "`{table}` is not included by sources.{source}.include/exclude"
+            )));
         }
+    }
+    for table in tables {
+        write_request(data_dir, table, condition.clone())
+            .map_err(|e| Refused::Io(format!("cannot write the request for {table}: {e}")))?;
     }
     Ok(())
 }
@@ -67,7 +93,9 @@ fn write_request(data_dir: &Path, table: &str, condition: Option<String>) -> std
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let name = format!("{nanos:020}-{}", std::process::id());
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("{nanos:020}-{}-{n}", std::process::id());
     let tmp = dir.join(format!(".{name}.tmp"));
     let request = TableProgress::new(table, condition);
     let mut file = std::fs::File::create(&tmp)?;

@@ -36,6 +36,17 @@ fn post(port: u16, path: &str) -> (u16, String) {
     }
 }
 
+fn post_json(port: u16, path: &str, body: &str) -> (u16, String) {
+    let request = ureq::post(&format!("http://127.0.0.1:{port}{path}"))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .set("Content-Type", "application/json");
+    match request.send_string(body) {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
 /// `rowbus ARGS -c CONFIG` with the admin token; its standard output (it must succeed).
 fn cli(args: &[&str], config: &std::path::Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_rowbus"))
@@ -171,6 +182,33 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
         assert_eq!(
             (code, body.as_str()),
             (404, "no sinks `nope` (source: src; sinks: out)\n")
+        );
+    });
+    // A snapshot asked through the API: every row of the table again, as reads.
+    tokio::task::block_in_place(|| {
+        let body = format!("{{\"tables\": [\"{db}.t\"]}}");
+        assert_eq!(
+            post_json(port, "/api/v1/snapshots", &body),
+            (202, format!("snapshot requested for {db}.t\n"))
+        );
+        let events = wait_for("7 snapshot reads", DEADLINE, || {
+            let events = read_events(&dir.path("out.jsonl"));
+            (events.iter().filter(|e| e["op"] == "r").count() == 7).then_some(events)
+        });
+        let mut read: Vec<i64> = events
+            .iter()
+            .filter(|e| e["op"] == "r")
+            .map(|e| e["after"]["id"].as_i64().unwrap())
+            .collect();
+        read.sort();
+        assert_eq!(read, [1, 2, 3, 4, 5, 6, 7]);
+        let (code, text) = post_json(port, "/api/v1/snapshots", "{\"tables\": [\"other.t\"]}");
+        assert_eq!(
+            (code, text.as_str()),
+            (
+                400,
+                "`other.t` is not included by sources.src.include/exclude\n"
+            )
         );
     });
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
