@@ -6,7 +6,7 @@
 
 use crate::config::AdminConfig;
 use crate::snapshot::Refused;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +46,7 @@ pub async fn serve(admin: Admin, stop: Stop) -> anyhow::Result<tokio::task::Join
         .route("/api/v1/status", get(status))
         .route("/api/v1/{kind}/{name}/{action}", post(pause_or_resume))
         .route("/api/v1/snapshots", post(snapshot))
+        .route("/api/v1/failures", get(failures))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state);
@@ -112,6 +113,43 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
         status["sinks"][i]["paused"] = gate.is_paused().into();
     }
     Json(status).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct FailuresQuery {
+    sink: Option<String>,
+}
+
+/// `GET /api/v1/failures[?sink=NAME]`: the failure logs' records, oldest first, without events
+/// (`rowbus failures show` prints one whole).
+async fn failures(State(admin): State<Arc<Admin>>, Query(query): Query<FailuresQuery>) -> Response {
+    let chosen: Vec<&String> = match &query.sink {
+        Some(sink) if !admin.sinks.contains(sink) => {
+            let text = format!("no sink `{sink}` (sinks: {})\n", admin.sinks.join(", "));
+            return (StatusCode::NOT_FOUND, text).into_response();
+        }
+        Some(sink) => vec![sink],
+        None => admin.sinks.iter().collect(),
+    };
+    let mut records = Vec::new();
+    for sink in chosen {
+        let path = rowbus_core::failure::log::path(&admin.data_dir, sink);
+        let logged = match rowbus_core::failure::log::read(&path) {
+            Ok((logged, _torn)) => logged,
+            Err(e) => {
+                let text = format!("cannot read {}: {e}\n", path.display());
+                return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
+            }
+        };
+        records.extend(logged.into_iter().map(|r| {
+            serde_json::json!({
+                "sink": sink, "id": r.id, "table": r.table, "key": r.key, "error": r.error,
+                "attempts": r.attempts, "parked": r.parked, "first_ms": r.first_ms,
+                "last_ms": r.last_ms, "untransformed": r.untransformed,
+            })
+        }));
+    }
+    Json(records).into_response()
 }
 
 #[derive(serde::Deserialize)]

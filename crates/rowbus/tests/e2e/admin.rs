@@ -1,8 +1,10 @@
 //! The admin API against a running rowbus: /health, the bearer token, /api/v1/status and
 //! /metrics (parsed by a Prometheus parser) counting what a real stream delivered, /ready, and
-//! `rowbus status`, `rowbus pause` and `rowbus resume`.
+//! `rowbus status`, `rowbus pause` and `rowbus resume`, snapshots and the failure log through the
+//! API.
 
 use crate::support::*;
+use mysql_async::prelude::Queryable;
 use rowbus_testkit::{wait_for, MariaDb};
 use std::process::Command;
 
@@ -74,6 +76,8 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
     let config = config_from_now(server, &dir, &db, "").await;
     let port = free_port();
     let mut text = std::fs::read_to_string(&config).unwrap();
+    // The file sink refuses lines over 600 bytes: a long row goes to its failure log.
+    text.push_str("max_event_bytes = 600\n");
     text.push_str(&format!(
         "\n[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken_env = \"ROWBUS_ADMIN_TOKEN\"\n"
     ));
@@ -209,6 +213,39 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
                 400,
                 "`other.t` is not included by sources.src.include/exclude\n"
             )
+        );
+    });
+    // A change the sink refuses is counted, named as the last error, and listed.
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.big (id INT PRIMARY KEY, v TEXT); INSERT INTO `{db}`.big VALUES (1, REPEAT('x', 1000))"
+    ))
+    .await
+    .unwrap();
+    tokio::task::block_in_place(|| {
+        let status = wait_for("the failure to be counted", DEADLINE, || {
+            let (_, body) = get(port, "/api/v1/status", true);
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (status["sinks"][0]["failures"] == 1).then_some(status)
+        });
+        let error = status["sinks"][0]["last_error"].as_str().unwrap();
+        assert!(error.contains("max_event_bytes = 600"), "{error}");
+        let (code, body) = get(port, "/api/v1/failures?sink=out", true);
+        assert_eq!(code, 200, "{body}");
+        let records: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let records = records.as_array().unwrap();
+        assert_eq!(records.len(), 1, "{body}");
+        assert_eq!(records[0]["table"], format!("{db}.big"));
+        assert_eq!(records[0]["key"], format!("{db}.big:{{\"id\":1}}"));
+        assert_eq!(records[0]["parked"], false);
+        assert!(records[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_event_bytes"));
+        let (code, body) = get(port, "/api/v1/failures?sink=nope", true);
+        assert_eq!(
+            (code, body.as_str()),
+            (404, "no sink `nope` (sinks: out)\n")
         );
     });
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
