@@ -32,6 +32,47 @@ pub struct SinkMetrics {
     /// Changes routed to the sink and not yet taken by its worker.
     pub queued: AtomicI64,
     pub last_error: Mutex<String>,
+    /// From when rowbus read a change to when the sink acknowledged it.
+    pub latency: Histogram,
+}
+
+/// Upper bounds of the latency buckets, in milliseconds.
+const LATENCY_BUCKETS_MS: [u64; 13] = [
+    1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
+];
+
+/// A Prometheus histogram of milliseconds, rendered in seconds.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Per bucket of `LATENCY_BUCKETS_MS`, then the overflow.
+    counts: [AtomicU64; 14],
+    sum_ms: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, ms: u64) {
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b)
+            .unwrap_or(13);
+        self.counts[bucket].fetch_add(1, Relaxed);
+        self.sum_ms.fetch_add(ms, Relaxed);
+    }
+
+    /// `name_bucket{le=..}` (cumulative), `name_sum` and `name_count` lines, with `labels`.
+    fn render(&self, name: &str, labels: &str, out: &mut String) {
+        let mut cumulative = 0;
+        for (i, count) in self.counts.iter().enumerate() {
+            cumulative += count.load(Relaxed);
+            let le = LATENCY_BUCKETS_MS
+                .get(i)
+                .map_or("+Inf".to_string(), |ms| (*ms as f64 / 1000.0).to_string());
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let sum = self.sum_ms.load(Relaxed) as f64 / 1000.0;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
 }
 
 /// One source's and its sinks' state, as `/api/v1/status` gives it.
@@ -185,6 +226,15 @@ impl Metrics {
         ];
         for (name, kind, help, value) in sink_families {
             family(name, kind, help, by_sink(&value));
+        }
+        let name = "rowbus_sink_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} From reading a change to the sink acknowledging it.\n# TYPE {name} histogram"
+        );
+        for s in &self.sinks {
+            let labels = format!("source=\"{source}\",sink=\"{}\"", escape(&s.name));
+            s.latency.render(name, &labels, &mut out);
         }
         out
     }

@@ -405,6 +405,11 @@ async fn sink_worker(
         }
         delivered?;
         counts.delivered.fetch_add(queued.len() as u64, Relaxed);
+        let now = crate::event::now_ms();
+        for q in &queued {
+            let (Item::Event(e) | Item::Rejected(e, _)) = &q.item.1;
+            counts.latency.observe(now.saturating_sub(e.read_ts_ms));
+        }
         let mut tracker = lock(&tracker);
         for q in &queued {
             tracker
@@ -770,6 +775,12 @@ mod tests {
             text.contains("rowbus_sink_events_delivered_total{source=\"s\",sink=\"b\"} 3\n"),
             "{text}"
         );
+        for line in [
+            "rowbus_sink_latency_seconds_bucket{source=\"s\",sink=\"b\",le=\"+Inf\"} 3\n",
+            "rowbus_sink_latency_seconds_count{source=\"s\",sink=\"b\"} 3\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert_eq!(
             store.load("s").unwrap().unwrap().position,
             Position::new("b.1", 200)

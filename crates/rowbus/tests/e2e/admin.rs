@@ -138,6 +138,23 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
             Some(10.0)
         );
         assert_eq!(value("rowbus_sink_failures_total", Some("out")), Some(0.0));
+        let latency = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "rowbus_sink_latency_seconds" && s.labels.get("sink") == Some("out")
+            })
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Histogram(buckets) => {
+                    buckets.iter().map(|b| b.count).fold(0.0, f64::max)
+                }
+                _ => f64::NAN,
+            });
+        assert_eq!(
+            latency,
+            Some(10.0),
+            "the latency histogram counts every change:\n{body}"
+        );
 
         wait_for("/ready", DEADLINE, || {
             (get(port, "/ready", true).0 == 200).then_some(())
