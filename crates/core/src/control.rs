@@ -1,7 +1,9 @@
 //! Pausing and resuming while the pipeline runs (the admin API's pause/resume): one gate for the
 //! source and one per sink. A paused source's changes stay in the binlog (the router stops taking
-//! them, so the bounded queue holds the reader); a paused sink takes nothing from its queue, so its
-//! changes wait there and the checkpoint stays before them. A stop opens every gate, to drain.
+//! them, so the bounded queue holds the reader); a paused sink holds the batch it took and takes
+//! nothing more, so its changes wait and the checkpoint stays before them; once its queue is full
+//! the router, and so every sink, waits too. A stop opens the source's gate, to drain; a sink
+//! still paused then ends without acknowledging what it holds, for the next start to deliver.
 
 use crate::pipeline::Stop;
 use tokio::sync::watch;

@@ -169,14 +169,14 @@ impl Delivery {
         let last = records.last().map(|r| r.error.clone()).unwrap_or_default();
         self.check_guard(new, &last)?;
         self.recent.extend(std::iter::repeat_n(now_ms(), new));
-        self.logged += records.len() as u64;
-        self.last_error = Some(last.clone());
         self.log
             .append(&mut records)
             .map_err(|e| PipelineError::FailureLog {
                 sink: self.sink.clone(),
                 message: format!("{}: {e}", self.log.path().display()),
             })?;
+        self.logged += records.len() as u64;
+        self.last_error = Some(last.clone());
         for r in &records {
             tracing::error!(sink = %self.sink, id = r.id, key = %r.key, parked = r.parked, error = %r.error, "event sent to the failure log");
         }
@@ -248,6 +248,8 @@ impl Delivery {
             return Ok(Ok(()));
         }
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        // Attempts since a stop was requested.
+        let mut while_stopping = 0;
         loop {
             let error = match sink.write(batch).await {
                 Ok(()) => return Ok(Ok(())),
@@ -260,7 +262,7 @@ impl Delivery {
                 Err(e) if !e.retriable => return Ok(Err((e, backoff.attempts() + 1))),
                 // Stopping: a transient error (a deadlock, a lock wait) gets a few quick tries
                 // more; an outage ends the pipeline, unacknowledged, for the next start to redo.
-                Err(e) if stop.is_triggered() && backoff.attempts() >= RETRIES_WHEN_STOPPING => {
+                Err(e) if stop.is_triggered() && while_stopping >= RETRIES_WHEN_STOPPING => {
                     return Err(PipelineError::Sink {
                         sink: self.sink.clone(),
                         source: e,
@@ -268,12 +270,15 @@ impl Delivery {
                 }
                 Err(e) => e,
             };
+            if stop.is_triggered() {
+                while_stopping += 1;
+            }
             let (attempt, delay) = backoff.next_delay();
-            self.retries += 1;
             self.last_error = Some(error.message.clone());
             if self.policy.max_attempts.is_some_and(|max| attempt >= max) {
                 return Ok(Err((error, attempt)));
             }
+            self.retries += 1;
             if attempt == self.policy.degraded_after {
                 tracing::error!(sink = %self.sink, attempt, %error, "sink degraded: writes keep failing; still retrying");
             }

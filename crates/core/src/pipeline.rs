@@ -277,6 +277,11 @@ async fn route(
         let event = match item {
             SourceRecord::Boundary(position) => {
                 lock(&tracker).register(0, Some(position));
+                if records.is_empty() {
+                    // Caught up with the source: nothing read is waiting any more.
+                    let read = metrics.last_read_ms.load(Relaxed);
+                    metrics.last_event_ms.store(read, Relaxed);
+                }
                 continue;
             }
             SourceRecord::Change(event) => event,
@@ -290,10 +295,11 @@ async fn route(
             let size = match &item {
                 Item::Event(e) | Item::Rejected(e, _) => e.approx_size(),
             };
+            metrics.sinks[i].queued.fetch_add(1, Relaxed);
             if routes[i].tx.send((seq, item), size).await.is_err() {
+                metrics.sinks[i].queued.fetch_sub(1, Relaxed);
                 return count; // the sink stopped; the pipeline is ending
             }
-            metrics.sinks[i].queued.fetch_add(1, Relaxed);
         }
     }
     count
@@ -391,8 +397,15 @@ async fn sink_worker(
     let mut queued = Vec::new();
     let mut batch = Vec::new();
     while rx.recv_many(&mut queued, spec.batch_max_events).await > 0 {
-        // Paused, the batch taken waits here, counted as still queued.
-        watch.controls.sinks[watch.index].wait_open(&stop).await;
+        // Paused, the batch taken waits here, counted as still queued; stopping while paused,
+        // it is left unacknowledged (the sink may be down: that is why it was paused), for the
+        // next start to deliver.
+        let gate = &watch.controls.sinks[watch.index];
+        gate.wait_open(&stop).await;
+        if gate.is_paused() {
+            tracing::warn!(sink = %spec.name, events = queued.len(), "stopping while paused: the sink's pending changes are left for the next start");
+            break;
+        }
         let counts = &watch.metrics.sinks[watch.index];
         counts.queued.fetch_sub(queued.len() as i64, Relaxed);
         let items = queued.iter().map(|q| &q.item.1);

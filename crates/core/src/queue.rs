@@ -83,6 +83,11 @@ impl<T> QueueSender<T> {
 }
 
 impl<T> QueueReceiver<T> {
+    /// Whether nothing waits in the queue now.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     pub async fn recv(&mut self) -> Option<Queued<T>> {
         self.rx.recv().await
     }

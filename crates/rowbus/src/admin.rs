@@ -30,10 +30,13 @@ pub struct Admin {
     /// Where snapshot requests go, and the tables the source may snapshot.
     pub data_dir: std::path::PathBuf,
     pub tables: TableFilter,
+    /// The pipeline's stop: not ready once it is requested.
+    pub stop: Stop,
 }
 
-/// Binds the admin address (an error names it) and serves until `stop`.
-pub async fn serve(admin: Admin, stop: Stop) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// Binds the admin address (an error names it) and serves until `shutdown`: after the pipeline
+/// ended, so that it answers while the pipeline drains (`/ready` is then 503).
+pub async fn serve(admin: Admin, shutdown: Stop) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listen = admin.config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -51,7 +54,7 @@ pub async fn serve(admin: Admin, stop: Stop) -> anyhow::Result<tokio::task::Join
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state);
     Ok(tokio::spawn(async move {
-        let shutdown = async move { stop.wait().await };
+        let shutdown = async move { shutdown.wait().await };
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
@@ -61,14 +64,31 @@ pub async fn serve(admin: Admin, stop: Stop) -> anyhow::Result<tokio::task::Join
     }))
 }
 
+/// With a token, the request must carry it. Without one (loopback only), a request a web page
+/// could make is refused: one naming another host (DNS rebinding), or carrying an `Origin`
+/// (a browser's cross-site request); `rowbus status` and curl send neither.
 async fn authorize(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &admin.config.token {
-        let given = request
-            .headers()
+    let headers = request.headers();
+    let Some(token) = &admin.config.token else {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let local_host = host.is_none_or(|h| {
+            let name = h.rsplit_once(':').map_or(h, |(name, _)| name);
+            matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+        });
+        if !local_host || headers.contains_key(header::ORIGIN) {
+            let text = "refused: a request from a web page, or for another host name (set a token to allow it)\n";
+            return (StatusCode::FORBIDDEN, text).into_response();
+        }
+        return next.run(request).await;
+    };
+    {
+        let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.expose()) {
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        if !given.is_some_and(|g| same_secret(g, token.expose())) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -80,8 +100,22 @@ async fn authorize(State(admin): State<Arc<Admin>>, request: Request, next: Next
     next.run(request).await
 }
 
+/// Compares without stopping at the first difference, so timing tells nothing of the token.
+fn same_secret(given: &str, token: &str) -> bool {
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 async fn ready(State(admin): State<Arc<Admin>>) -> Response {
     let metrics = &admin.metrics;
+    let unavailable =
+        |text: &str| (StatusCode::SERVICE_UNAVAILABLE, text.to_string()).into_response();
+    if admin.stop.is_triggered() {
+        return unavailable("not ready: stopping\n");
+    }
+    if admin.controls.source.is_paused() {
+        return unavailable("not ready: the source is paused\n");
+    }
     let lag = metrics.lag_seconds();
     let max = admin.config.ready_max_lag.as_secs_f64();
     if metrics.checkpoint_age_seconds(now_ms()).is_none() {
@@ -131,16 +165,26 @@ async fn failures(State(admin): State<Arc<Admin>>, Query(query): Query<FailuresQ
         Some(sink) => vec![sink],
         None => admin.sinks.iter().collect(),
     };
+    let chosen: Vec<String> = chosen.into_iter().cloned().collect();
+    let data_dir = admin.data_dir.clone();
+    let read = tokio::task::spawn_blocking(move || read_failures(&data_dir, &chosen)).await;
+    match read {
+        Ok(Ok(records)) => Json(records).into_response(),
+        Ok(Err(text)) => (StatusCode::INTERNAL_SERVER_ERROR, text).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The records of the sinks' failure logs, as JSON objects without their events.
+fn read_failures(
+    data_dir: &std::path::Path,
+    sinks: &[String],
+) -> Result<Vec<serde_json::Value>, String> {
     let mut records = Vec::new();
-    for sink in chosen {
-        let path = rowbus_core::failure::log::path(&admin.data_dir, sink);
-        let logged = match rowbus_core::failure::log::read(&path) {
-            Ok((logged, _torn)) => logged,
-            Err(e) => {
-                let text = format!("cannot read {}: {e}\n", path.display());
-                return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
-            }
-        };
+    for sink in sinks {
+        let path = rowbus_core::failure::log::path(data_dir, sink);
+        let (logged, _torn) = rowbus_core::failure::log::read(&path)
+            .map_err(|e| format!("cannot read {}: {e}\n", path.display()))?;
         records.extend(logged.into_iter().map(|r| {
             serde_json::json!({
                 "sink": sink, "id": r.id, "table": r.table, "key": r.key, "error": r.error,
@@ -149,7 +193,7 @@ async fn failures(State(admin): State<Arc<Admin>>, Query(query): Query<FailuresQ
             })
         }));
     }
-    Json(records).into_response()
+    Ok(records)
 }
 
 #[derive(serde::Deserialize)]
@@ -164,9 +208,15 @@ async fn snapshot(
     State(admin): State<Arc<Admin>>,
     Json(request): Json<SnapshotRequest>,
 ) -> Response {
-    let source = (admin.source.as_str(), &admin.tables);
-    let tables = &request.tables;
-    match crate::snapshot::submit(&admin.data_dir, source, tables, request.condition) {
+    let tables = request.tables.clone();
+    let state = admin.clone();
+    let submitted = tokio::task::spawn_blocking(move || {
+        let source = (state.source.as_str(), &state.tables);
+        crate::snapshot::submit(&state.data_dir, source, &request.tables, request.condition)
+    })
+    .await
+    .unwrap_or_else(|e| Err(Refused::Io(e.to_string())));
+    match submitted {
         Ok(()) => {
             let text = format!("snapshot requested for {}\n", tables.join(", "));
             (StatusCode::ACCEPTED, text).into_response()

@@ -50,6 +50,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let names: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
     let metrics = Arc::new(Metrics::new(&source.name, &names));
     let controls = Arc::new(Controls::new(names.len()));
+    let admin_shutdown = Stop::default();
     let admin = match &config.admin {
         Some(admin) => {
             let state = crate::admin::Admin {
@@ -60,8 +61,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 sinks: names.clone(),
                 data_dir: config.data_dir.clone(),
                 tables: source.tables.clone(),
+                stop: stop.clone(),
             };
-            Some(crate::admin::serve(state, stop.clone()).await?)
+            Some(crate::admin::serve(state, admin_shutdown.clone()).await?)
         }
         None => None,
     };
@@ -95,9 +97,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await;
     let source_outcome = source_task.await.context("the source task failed")?;
-    if let Some(admin) = admin {
-        stop.trigger();
-        let _ = admin.await;
+    if let Some(mut admin) = admin {
+        // Open connections get a few seconds to finish; a client that hangs does not keep
+        // rowbus from exiting.
+        admin_shutdown.trigger();
+        let finished = tokio::time::timeout(std::time::Duration::from_secs(5), &mut admin).await;
+        if finished.is_err() {
+            admin.abort();
+        }
     }
     let report = outcome?;
     source_outcome.with_context(|| format!("source `{}` stopped", source.name))?;

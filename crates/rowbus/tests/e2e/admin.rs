@@ -267,3 +267,61 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
     });
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
 }
+
+/// A POST without the token, as a local tool or (with `origin`) a web page would send it.
+fn post_untokened(port: u16, path: &str, origin: Option<&str>) -> (u16, String) {
+    let mut request = ureq::post(&format!("http://127.0.0.1:{port}{path}"));
+    if let Some(origin) = origin {
+        request = request.set("Origin", origin);
+    }
+    match request.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_with_a_paused_sink_leaves_its_changes_for_the_next_start() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("admin_paused").await;
+    create_table_t(server, &db).await;
+    let dir = TestDir::new("admin_paused");
+    let config = config_from_now(server, &dir, &db, "").await;
+    let port = free_port();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n[admin]\nlisten = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    write_transactions(server, &db, 1, 1).await;
+    let out = dir.path("out.jsonl");
+    tokio::task::block_in_place(|| {
+        wait_for_events(&out, 2);
+        // Without a token, a web page's request is refused; a local tool's is served.
+        let (code, _) =
+            post_untokened(port, "/api/v1/sinks/out/pause", Some("http://evil.example"));
+        assert_eq!(code, 403);
+        let paused = post_untokened(port, "/api/v1/sinks/out/pause", None);
+        assert_eq!(paused, (200, "out: paused\n".to_string()));
+    });
+    write_transactions(server, &db, 2, 1).await;
+    tokio::task::block_in_place(|| {
+        wait_for("the paused sink to hold 2 changes", DEADLINE, || {
+            let (_, body) = get(port, "/api/v1/status", false);
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (status["sinks"][0]["queued"] == 2).then_some(())
+        });
+        // A clean stop leaves them unacknowledged: the next start delivers them.
+        rowbus.stop_cleanly();
+        assert_eq!(count_lines(&out), 2);
+        let rowbus = Rowbus::start(&config);
+        let events = wait_for_events(&out, 4);
+        rowbus.stop_cleanly();
+        let ids: Vec<i64> = events
+            .iter()
+            .map(|e| e["after"]["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [1, 1, 2, 2]);
+    });
+}
