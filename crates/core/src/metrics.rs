@@ -3,9 +3,11 @@
 //! Plain atomics, written on the hot path without locks; rendered as Prometheus text (stable names
 //! `rowbus_<noun>_<unit>[_total]`, labels `source` and `sink` only) and as the status JSON.
 
+use crate::snapshot::SnapshotProgress;
 use serde::Serialize;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 #[derive(Debug, Default)]
@@ -19,6 +21,8 @@ pub struct Metrics {
     /// When the checkpoint was last saved (ms since epoch; 0 before the first).
     pub checkpoint_saved_ms: AtomicU64,
     pub checkpoint: Mutex<String>,
+    /// The snapshot in progress, as the last boundary the source emitted carried it.
+    pub snapshot: Mutex<Option<Arc<SnapshotProgress>>>,
     pub sinks: Vec<SinkMetrics>,
 }
 
@@ -83,7 +87,15 @@ pub struct Status {
     pub checkpoint_age_seconds: Option<f64>,
     pub events_read: u64,
     pub lag_seconds: f64,
+    /// The snapshot in progress: its tables, the first being read, with the rows delivered.
+    pub snapshot: Option<Vec<SnapshotTable>>,
     pub sinks: Vec<SinkStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotTable {
+    pub table: String,
+    pub rows: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,6 +144,20 @@ impl Metrics {
             checkpoint_age_seconds: self.checkpoint_age_seconds(now_ms),
             events_read: self.events_read.load(Relaxed),
             lag_seconds: self.lag_seconds(),
+            snapshot: self
+                .snapshot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|progress| {
+                    let tables = progress.tables.iter();
+                    tables
+                        .map(|t| SnapshotTable {
+                            table: t.table.clone(),
+                            rows: t.rows,
+                        })
+                        .collect()
+                }),
             sinks: self
                 .sinks
                 .iter()

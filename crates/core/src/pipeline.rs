@@ -276,6 +276,7 @@ async fn route(
         }
         let event = match item {
             SourceRecord::Boundary(position) => {
+                note_snapshot(&metrics, &position);
                 lock(&tracker).register(0, Some(position));
                 if records.is_empty() {
                     // Caught up with the source: nothing read is waiting any more.
@@ -303,6 +304,15 @@ async fn route(
         }
     }
     count
+}
+
+/// Keeps the snapshot progress a boundary carries for the status (none once it is done).
+fn note_snapshot(metrics: &Metrics, position: &Position) {
+    let progress = position.snapshot.as_ref().filter(|p| !p.is_done());
+    let mut shown = metrics.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+    if shown.is_some() || progress.is_some() {
+        *shown = progress.cloned();
+    }
 }
 
 /// What one change becomes, and for which sinks (by route index): the transforms' outputs each to
@@ -742,15 +752,22 @@ mod tests {
         let (store, dir) = temp_store("fanout");
         let (a, seen_a) = spec("a", &["db.x"], false);
         let (b, seen_b) = spec("b", &[], false);
+        // The first boundary carries a snapshot in progress; the last, none: it is done.
+        let mut snapshotting = Position::new("b.1", 100);
+        let mut progress = crate::snapshot::SnapshotProgress::default();
+        let mut table = crate::snapshot::TableProgress::new("db.big", None);
+        table.rows = 20_000;
+        progress.request(table);
+        snapshotting.snapshot = Some(Arc::new(progress));
         let records = vec![
             change("x"),
             change("y"),
-            SourceRecord::Boundary(Position::new("b.1", 100)),
+            SourceRecord::Boundary(snapshotting),
             change("x"),
-            SourceRecord::Boundary(Position::new("b.1", 200)),
         ];
         let rx = feed(records).await;
         let config = config();
+        let watched = config.metrics.clone();
         let metrics = config.metrics.clone();
         let report = run(
             config,
@@ -765,10 +782,20 @@ mod tests {
         .unwrap();
         assert_eq!(*seen_a.lock().unwrap(), vec!["db.x", "db.x"]);
         assert_eq!(*seen_b.lock().unwrap(), vec!["db.x", "db.y", "db.x"]);
-        assert_eq!(report.checkpoint, Some(Position::new("b.1", 200)));
+        let status = serde_json::to_value(watched.status(crate::event::now_ms())).unwrap();
+        assert_eq!(
+            status["snapshot"],
+            serde_json::json!([{"table": "db.big", "rows": 20000}])
+        );
+        note_snapshot(&watched, &Position::new("b.1", 200));
+        assert!(watched.status(0).snapshot.is_none());
+        assert_eq!(
+            report.checkpoint.map(|p| p.to_string()),
+            Some("b.1:100".to_string())
+        );
         let status = serde_json::to_value(metrics.status(crate::event::now_ms())).unwrap();
         assert_eq!(status["events_read"], 3);
-        assert_eq!(status["checkpoint"], "b.1:200");
+        assert_eq!(status["checkpoint"], "b.1:100");
         let delivered: Vec<(&str, u64, i64)> = status["sinks"]
             .as_array()
             .unwrap()
@@ -794,9 +821,11 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
+        // Saved with the snapshot's progress.
+        let saved = store.load("s").unwrap().unwrap().position;
         assert_eq!(
-            store.load("s").unwrap().unwrap().position,
-            Position::new("b.1", 200)
+            (saved.to_string(), saved.snapshot.is_some()),
+            ("b.1:100".into(), true)
         );
         std::fs::remove_dir_all(dir).unwrap();
     }

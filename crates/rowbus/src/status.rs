@@ -81,6 +81,14 @@ fn tables(status: &Value) -> String {
             "running"
         },
     ));
+    if let Some([current, rest @ ..]) = status["snapshot"].as_array().map(Vec::as_slice) {
+        out.push_str(&format!(
+            "snapshot: {} ({} rows delivered), {} more table(s) to read\n\n",
+            current["table"].as_str().unwrap_or("-"),
+            current["rows"],
+            rest.len()
+        ));
+    }
     out.push_str(&format!(
         "{:<16} {:>12} {:>8} {:>9} {:>8} {:>7}  LAST ERROR\n",
         "SINK", "DELIVERED", "QUEUED", "FAILURES", "RETRIES", "STATE"
@@ -107,4 +115,35 @@ fn tables(status: &Value) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tables_show_the_source_a_snapshot_and_each_sink() {
+        let status = serde_json::json!({
+            "source": "shop", "checkpoint": "b.000001:4", "checkpoint_age_seconds": 0.25,
+            "events_read": 12, "lag_seconds": 1.0, "paused": false,
+            "snapshot": [{"table": "shop.orders", "rows": 5000}, {"table": "shop.items", "rows": 0}],
+            "sinks": [{"name": "out", "delivered": 12, "queued": 0, "failures": 1, "retries": 2,
+                       "paused": true, "last_error": "refused"}],
+        });
+        let lines: Vec<Vec<String>> = super::tables(&status)
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect();
+        let words = |line: &[&str]| line.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            lines[1],
+            words(&["shop", "b.000001:4", "0.2s", "1.0s", "12", "running"])
+        );
+        assert_eq!(
+            lines[3].join(" "),
+            "snapshot: shop.orders (5000 rows delivered), 1 more table(s) to read"
+        );
+        assert_eq!(
+            lines[6],
+            words(&["out", "12", "0", "1", "2", "paused", "refused"])
+        );
+    }
 }
