@@ -4,17 +4,15 @@
 //! under `on_failure = "park_key"` a key whose record fails again keeps its later records parked.
 
 use crate::config::{Config, SinkConfig};
+use crate::transforms::SinkTransforms;
 use anyhow::{bail, Context};
 use rowbus_core::delivery::OnFailure;
 use rowbus_core::event::now_ms;
-use rowbus_core::event::ChangeEvent;
 use rowbus_core::failure::record::Parked;
 use rowbus_core::failure::{load_event, log, FailureRecord};
 use rowbus_core::sink::Sink;
-use rowbus_core::transform::Transform;
 use rowbus_sinks::encode::native_json_line;
 use std::io::IsTerminal;
-use std::sync::Arc;
 
 /// The sinks a command applies to: the one named, or all.
 pub(crate) fn chosen<'a>(
@@ -144,43 +142,6 @@ pub fn purge(config: &Config, sink: &Option<String>, yes: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// What a record's event becomes for `sink`: itself, or, when a transform failed on it, what the
-/// transforms of that stage (and those after it) make of it now.
-fn transformed(
-    config: &Config,
-    sink: &SinkConfig,
-    stage: &str,
-    event: ChangeEvent,
-) -> Result<Vec<Arc<ChangeEvent>>, String> {
-    let mut events = vec![Arc::new(event)];
-    if stage.is_empty() {
-        return Ok(events);
-    }
-    if let (Some(chain), "pipeline") = (&config.transforms, stage) {
-        let index = config.sinks.iter().position(|s| s.name == sink.name);
-        let mut out = Vec::new();
-        chain
-            .clone()
-            .apply(events[0].clone(), &mut out)
-            .map_err(|r| r.error)?;
-        events = out
-            .into_iter()
-            .filter(|o| index.is_some_and(|i| o.targets.includes(i)))
-            .filter(|o| sink.tables.matches(&o.event.db, &o.event.table))
-            .map(|o| o.event)
-            .collect();
-    }
-    if let Some(chain) = &sink.transforms {
-        let mut chain = chain.clone();
-        let mut out = Vec::new();
-        for event in &events {
-            chain.apply(event.clone(), &mut out).map_err(|r| r.error)?;
-        }
-        events = out.into_iter().map(|o| o.event).collect();
-    }
-    Ok(events)
-}
-
 /// What a replay did.
 #[derive(Debug, Default, PartialEq)]
 pub struct Replayed {
@@ -204,6 +165,7 @@ pub async fn replay(
     if all.is_empty() {
         return Ok(report);
     }
+    let mut transforms = SinkTransforms::new(config, sink);
     for mut r in all {
         let parking = r.parking();
         let event = match r.event.as_ref().map(load_event) {
@@ -222,7 +184,7 @@ pub async fn replay(
         };
         let parked_behind =
             sink.delivery.on_failure == OnFailure::ParkKey && failed.parks(&parking);
-        let events = match transformed(config, sink, &r.untransformed, event) {
+        let events = match transforms.replayed(&r.untransformed, event) {
             Ok(events) => events,
             Err(e) => {
                 r.attempts += 1;

@@ -10,6 +10,7 @@ mod run;
 mod snapshot;
 mod status;
 mod test_transform;
+mod transforms;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -3,9 +3,9 @@
 //! for writing and debugging transforms without a server.
 
 use crate::config::Config;
-use anyhow::{bail, Context};
+use crate::transforms::SinkTransforms;
+use anyhow::Context;
 use rowbus_core::event::{ChangeEvent, Op, Row, SourceEvent, SourceInfo};
-use rowbus_core::transform::{Output, Targets, Transform};
 use rowbus_core::Value;
 use rowbus_sinks::encode::native_json_line;
 use serde_json::Value as Json;
@@ -22,42 +22,21 @@ pub fn run(config: &Config, event_file: &Path) -> anyhow::Result<()> {
     let parsed: NativeEvent =
         serde_json::from_str(&text).context("the event is not a native JSON event")?;
     let event = Arc::new(parsed.into_event().map_err(anyhow::Error::msg)?);
-    let outputs = match &config.transforms {
-        None => vec![Output {
-            event: event.clone(),
-            targets: Targets::All,
-        }],
-        Some(chain) => {
-            let mut out = Vec::new();
-            if let Err(e) = chain.clone().apply(event, &mut out) {
-                bail!(
-                    "the pipeline's transforms failed (the event would go to the failure log): {}",
-                    e.error
-                );
-            }
-            out
-        }
-    };
-    for (i, sink) in config.sinks.iter().enumerate() {
-        let mine = outputs
-            .iter()
-            .filter(|o| o.targets.includes(i) && sink.tables.matches(&o.event.db, &o.event.table))
-            .filter(|o| sink.schema_changes || !o.event.op.is_schema_change());
+    for sink in &config.sinks {
+        let mut transforms = SinkTransforms::new(config, sink);
+        let routed = transforms.pipeline(event.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "the pipeline's transforms failed (the event would go to the failure log): {e}"
+            )
+        })?;
         let mut delivered = Vec::new();
-        for output in mine {
-            match &sink.transforms {
-                None => delivered.push(output.event.clone()),
-                Some(chain) => {
-                    let mut out = Vec::new();
-                    if let Err(e) = chain.clone().apply(output.event.clone(), &mut out) {
-                        println!(
-                            "sink {}: transform failed (to its failure log): {}",
-                            sink.name, e.error
-                        );
-                        continue;
-                    }
-                    delivered.extend(out.into_iter().map(|o| o.event));
-                }
+        for output in routed {
+            match transforms.own(output) {
+                Ok(events) => delivered.extend(events),
+                Err(e) => println!(
+                    "sink {}: transform failed (to its failure log): {e}",
+                    sink.name
+                ),
             }
         }
         if delivered.is_empty() {

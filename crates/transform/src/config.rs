@@ -217,7 +217,7 @@ fn compile_step(
     };
     let action = action(step, action_name, level, engine, &mut error)?;
     Some(Step::new(
-        format!("{path} ({action_name})"),
+        (path.to_string(), action_name),
         tables,
         condition,
         action,

@@ -7,18 +7,51 @@ use compact_str::CompactString;
 use rhai::{Array, Blob, Dynamic, ImmutableString, Map};
 use rowbus_core::Value;
 
-pub(crate) fn to_dynamic(value: &Value) -> Dynamic {
-    match value {
-        Value::Null => Dynamic::UNIT,
-        Value::Int(i) => Dynamic::from_int(*i),
+/// A column value as the language compares it: the one rule for `to_dynamic` and the native
+/// predicates (`fast.rs`). DECIMAL and integers above i64 as floats, text, ENUM labels and
+/// temporal values (their native JSON text, written into `scratch`) as strings, NULL as `()`.
+/// None for the kinds that are not scalars there: binary, SET, JSON.
+pub(crate) enum Scalar<'a> {
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    Unit,
+}
+
+pub(crate) fn scalar<'a>(value: &'a Value, scratch: &'a mut Vec<u8>) -> Option<Scalar<'a>> {
+    Some(match value {
+        Value::Null => Scalar::Unit,
+        Value::Int(i) => Scalar::Int(*i),
         Value::UInt(u) => match i64::try_from(*u) {
-            Ok(i) => Dynamic::from_int(i),
-            Err(_) => Dynamic::from_float(*u as f64),
+            Ok(i) => Scalar::Int(i),
+            Err(_) => Scalar::Float(*u as f64),
         },
-        Value::Double(f) => Dynamic::from_float(*f),
-        Value::Decimal(d) => Dynamic::from_float(d.parse().unwrap_or(f64::NAN)),
-        Value::Text(t) => Dynamic::from(ImmutableString::from(t.as_str())),
-        Value::Label(l) => Dynamic::from(ImmutableString::from(&**l)),
+        Value::Double(f) => Scalar::Float(*f),
+        Value::Decimal(d) => Scalar::Float(d.parse().unwrap_or(f64::NAN)),
+        Value::Text(t) => Scalar::Str(t),
+        Value::Label(l) => Scalar::Str(l),
+        Value::Year(y) => Scalar::Int(i64::from(*y)),
+        Value::Date { .. } | Value::DateTime(_) | Value::Timestamp { .. } | Value::Time { .. } => {
+            scratch.clear();
+            value.write_json(scratch);
+            let text = std::str::from_utf8(scratch).ok()?;
+            Scalar::Str(text.trim_matches('"'))
+        }
+        Value::Bytes(_) | Value::Labels(_) | Value::Json(_) => return None,
+    })
+}
+
+pub(crate) fn to_dynamic(value: &Value) -> Dynamic {
+    let mut scratch = Vec::new();
+    if let Some(scalar) = scalar(value, &mut scratch) {
+        return match scalar {
+            Scalar::Int(i) => Dynamic::from_int(i),
+            Scalar::Float(f) => Dynamic::from_float(f),
+            Scalar::Str(text) => Dynamic::from(ImmutableString::from(text)),
+            Scalar::Unit => Dynamic::UNIT,
+        };
+    }
+    match value {
         Value::Labels(labels) => {
             let array: Array = labels
                 .iter()
@@ -27,14 +60,8 @@ pub(crate) fn to_dynamic(value: &Value) -> Dynamic {
             Dynamic::from_array(array)
         }
         Value::Bytes(b) => Dynamic::from_blob(b.to_vec()),
-        Value::Year(y) => Dynamic::from_int(i64::from(*y)),
         Value::Json(j) => json_to_dynamic(j),
-        Value::Date { .. } | Value::DateTime(_) | Value::Timestamp { .. } | Value::Time { .. } => {
-            let mut text = Vec::new();
-            value.write_json(&mut text);
-            let text = String::from_utf8_lossy(&text);
-            Dynamic::from(ImmutableString::from(text.trim_matches('"')))
-        }
+        _ => Dynamic::UNIT, // every other kind is a scalar
     }
 }
 

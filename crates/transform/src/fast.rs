@@ -6,10 +6,10 @@
 //! judge alike (binary, SET, JSON, a missing image), is left to Rhai, so both paths always agree;
 //! a test checks that they do.
 
+use crate::convert::{scalar, Scalar};
 use crate::step::Columns;
 use rhai::{Expr as Ast, FnCallExpr, Stmt, AST};
 use rowbus_core::event::{ChangeEvent, Row};
-use rowbus_core::Value;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -51,14 +51,6 @@ pub(crate) enum Image {
     Before,
     After,
     Row,
-}
-
-/// A value as the comparison sees it.
-enum Val<'a> {
-    Int(i64),
-    Float(f64),
-    Str(&'a str),
-    Unit,
 }
 
 /// A compiled predicate with the columns it names and where they are in each column list seen.
@@ -211,19 +203,19 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn resolve<'x>(&mut self, operand: &'x Operand, scratch: &'x mut Vec<u8>) -> Option<Val<'x>>
+    fn resolve<'x>(&mut self, operand: &'x Operand, scratch: &'x mut Vec<u8>) -> Option<Scalar<'x>>
     where
         'a: 'x,
     {
         let event = self.event;
         Some(match operand {
-            Operand::Int(i) => Val::Int(*i),
-            Operand::Float(f) => Val::Float(*f),
-            Operand::Str(s) => Val::Str(s),
-            Operand::Unit => Val::Unit,
-            Operand::Op => Val::Str(event.op.as_str()),
-            Operand::Db => Val::Str(&event.db),
-            Operand::Table => Val::Str(&event.table),
+            Operand::Int(i) => Scalar::Int(*i),
+            Operand::Float(f) => Scalar::Float(*f),
+            Operand::Str(s) => Scalar::Str(s),
+            Operand::Unit => Scalar::Unit,
+            Operand::Op => Scalar::Str(event.op.as_str()),
+            Operand::Db => Scalar::Str(&event.db),
+            Operand::Table => Scalar::Str(&event.table),
             Operand::Column(image, slot) => {
                 // An absent image is `()`, whose properties Rhai refuses: let it say so.
                 let row: &'a Row = match image {
@@ -236,8 +228,8 @@ impl<'a> Context<'a> {
                         .or(event.before.as_ref())?,
                 };
                 match self.position(row, *slot) {
-                    Some(i) => from_value(&row.values[i], scratch)?,
-                    None => Val::Unit, // a map without the property gives ()
+                    Some(i) => scalar(&row.values[i], scratch)?,
+                    None => Scalar::Unit, // a map without the property gives ()
                 }
             }
         })
@@ -268,39 +260,15 @@ impl<'a> Context<'a> {
     }
 }
 
-/// A column value as Rhai sees it (`convert::to_dynamic`), or None for the kinds left to Rhai.
-fn from_value<'x>(value: &'x Value, scratch: &'x mut Vec<u8>) -> Option<Val<'x>> {
-    Some(match value {
-        Value::Null => Val::Unit,
-        Value::Int(i) => Val::Int(*i),
-        Value::UInt(u) => match i64::try_from(*u) {
-            Ok(i) => Val::Int(i),
-            Err(_) => Val::Float(*u as f64),
-        },
-        Value::Double(f) => Val::Float(*f),
-        Value::Decimal(d) => Val::Float(d.parse().unwrap_or(f64::NAN)),
-        Value::Text(t) => Val::Str(t),
-        Value::Label(l) => Val::Str(l),
-        Value::Year(y) => Val::Int(i64::from(*y)),
-        Value::Date { .. } | Value::DateTime(_) | Value::Timestamp { .. } | Value::Time { .. } => {
-            scratch.clear();
-            value.write_json(scratch);
-            let text = std::str::from_utf8(scratch).ok()?;
-            Val::Str(text.trim_matches('"'))
-        }
-        Value::Bytes(_) | Value::Labels(_) | Value::Json(_) => return None,
-    })
-}
-
-fn compare(a: &Val<'_>, cmp: Cmp, b: &Val<'_>) -> bool {
+fn compare(a: &Scalar<'_>, cmp: Cmp, b: &Scalar<'_>) -> bool {
     let order = match (a, b) {
-        (Val::Int(x), Val::Int(y)) => Some(x.cmp(y)),
-        (Val::Float(x), Val::Float(y)) => x.partial_cmp(y),
-        (Val::Int(x), Val::Float(y)) => (*x as f64).partial_cmp(y),
-        (Val::Float(x), Val::Int(y)) => x.partial_cmp(&(*y as f64)),
-        (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
+        (Scalar::Int(x), Scalar::Int(y)) => Some(x.cmp(y)),
+        (Scalar::Float(x), Scalar::Float(y)) => x.partial_cmp(y),
+        (Scalar::Int(x), Scalar::Float(y)) => (*x as f64).partial_cmp(y),
+        (Scalar::Float(x), Scalar::Int(y)) => x.partial_cmp(&(*y as f64)),
+        (Scalar::Str(x), Scalar::Str(y)) => Some(x.cmp(y)),
         // () equals (), but Rhai does not order it: `() <= ()` is false.
-        (Val::Unit, Val::Unit) => return matches!(cmp, Cmp::Eq),
+        (Scalar::Unit, Scalar::Unit) => return matches!(cmp, Cmp::Eq),
         _ => None,
     };
     match (cmp, order) {

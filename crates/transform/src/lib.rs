@@ -29,7 +29,7 @@ pub struct Chain {
 
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let labels: Vec<&str> = self.steps.iter().map(|s| s.label.as_str()).collect();
+        let labels: Vec<String> = self.steps.iter().map(Step::label).collect();
         f.debug_struct("Chain").field("steps", &labels).finish()
     }
 }
@@ -39,7 +39,7 @@ impl Chain {
     pub fn copies(&self) -> Vec<(String, Vec<usize>)> {
         self.steps
             .iter()
-            .filter_map(|s| s.copies_to().map(|to| (s.path().to_string() + ".copy", to)))
+            .filter_map(|s| s.copies_to().map(|to| (format!("{}.copy", s.path), to)))
             .collect()
     }
 
@@ -83,7 +83,7 @@ impl Transform for Chain {
                         out.truncate(start);
                         return Err(Rejected {
                             event,
-                            error: format!("{}: {e}", step.label),
+                            error: format!("{}: {e}", step.label()),
                         });
                     }
                 }

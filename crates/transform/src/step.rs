@@ -15,8 +15,9 @@ pub(crate) type Columns = Arc<[Arc<str>]>;
 
 #[derive(Clone)]
 pub(crate) struct Step {
-    /// `transforms[2] (mask)`, for runtime errors.
-    pub label: String,
+    /// Its field path (`transforms[2]`) and action, which runtime errors name.
+    pub path: String,
+    pub action_name: &'static str,
     pub tables: Option<TableFilter>,
     pub condition: Option<Expr>,
     pub action: Action,
@@ -67,13 +68,14 @@ pub(crate) enum Verdict {
 
 impl Step {
     pub fn new(
-        label: String,
+        (path, action_name): (String, &'static str),
         tables: Option<TableFilter>,
         condition: Option<Expr>,
         action: Action,
     ) -> Step {
         Step {
-            label,
+            path,
+            action_name,
             tables,
             condition,
             action,
@@ -81,9 +83,9 @@ impl Step {
         }
     }
 
-    /// The step's field path (`transforms[2]`).
-    pub fn path(&self) -> &str {
-        self.label.split(" (").next().unwrap_or_default()
+    /// `transforms[2] (mask)`.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.path, self.action_name)
     }
 
     /// The sinks a `copy` step copies to.

@@ -404,7 +404,14 @@ pub struct Parking {
 
 /// Its parking, by its origin: the table and key it came from the source with.
 pub fn parking_of(e: &ChangeEvent) -> Parking {
-    let origin = e.origin();
+    let computed;
+    let origin = match &e.origin {
+        Some(recorded) => &**recorded,
+        None => {
+            computed = e.origin();
+            &computed
+        }
+    };
     let table = format!("{}.{}", origin.db, origin.table);
     if origin.key.values.is_empty() || e.op.is_schema_change() {
         return Parking {
