@@ -24,6 +24,19 @@ ensure_rust() {
   fi
 }
 
+# The dashboard's browser test: Debian's Chromium, driven by playwright-core from npm (pinned in
+# crates/rowbus/tests/browser/package-lock.json).
+ensure_browser() {
+  ensure_pkg chromium chromium fonts-dejavu-core
+  ensure_pkg node nodejs
+  ensure_pkg npm npm
+  local dir=crates/rowbus/tests/browser
+  if [ ! -d "$dir/node_modules/playwright-core" ]; then
+    log "npm ci ($dir)"
+    npm ci --prefix "$dir" --no-audit --no-fund --silent
+  fi
+}
+
 ensure_mariadb() {
   ensure_pkg mariadbd mariadb-server
   ensure_pkg mariadb mariadb-client

@@ -6,6 +6,7 @@
 //! still paused then ends without acknowledging what it holds, for the next start to deliver.
 
 use crate::pipeline::Stop;
+use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
 #[derive(Debug)]
@@ -47,18 +48,42 @@ impl Gate {
     }
 }
 
-/// The source's gate and each sink's, in the order of the sinks.
+/// The source's gate and each running sink's, by name; a reload replaces the sinks' and keeps
+/// the gates (paused or not) of the sinks it keeps.
 #[derive(Debug, Default)]
 pub struct Controls {
     pub source: Gate,
-    pub sinks: Vec<Gate>,
+    sinks: RwLock<Vec<(String, Arc<Gate>)>>,
 }
 
 impl Controls {
-    pub fn new(sinks: usize) -> Controls {
-        Controls {
-            source: Gate::default(),
-            sinks: (0..sinks).map(|_| Gate::default()).collect(),
-        }
+    pub fn new(sinks: &[String]) -> Controls {
+        let controls = Controls::default();
+        controls.set_sinks(sinks);
+        controls
+    }
+
+    pub fn sink(&self, name: &str) -> Option<Arc<Gate>> {
+        let sinks = self.sinks.read().unwrap_or_else(|p| p.into_inner());
+        sinks
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, g)| g.clone())
+    }
+
+    /// Makes `names` the running sinks; their gates, in that order.
+    pub fn set_sinks(&self, names: &[String]) -> Vec<Arc<Gate>> {
+        let mut sinks = self.sinks.write().unwrap_or_else(|p| p.into_inner());
+        let kept: Vec<(String, Arc<Gate>)> = names
+            .iter()
+            .map(|name| {
+                let existing = sinks.iter().find(|(n, _)| n == name);
+                let gate = existing.map_or_else(Arc::default, |(_, g)| g.clone());
+                (name.clone(), gate)
+            })
+            .collect();
+        let gates = kept.iter().map(|(_, g)| g.clone()).collect();
+        *sinks = kept;
+        gates
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -23,7 +23,13 @@ pub struct Metrics {
     pub checkpoint: Mutex<String>,
     /// The snapshot in progress, as the last boundary the source emitted carried it.
     pub snapshot: Mutex<Option<Arc<SnapshotProgress>>>,
-    pub sinks: Vec<SinkMetrics>,
+    /// How many changes a sink's queue holds at most (its fill is `queued` over this).
+    pub queue_capacity: u64,
+    /// A sink whose oldest held change waited this long is shown as stuck (ms).
+    pub stuck_after_ms: u64,
+    /// The running sinks, in the order of the configuration; a reload replaces the list and
+    /// keeps the counts of the sinks it keeps.
+    sinks: RwLock<Vec<Arc<SinkMetrics>>>,
 }
 
 #[derive(Debug, Default)]
@@ -36,8 +42,20 @@ pub struct SinkMetrics {
     /// Changes routed to the sink and not yet taken by its worker.
     pub queued: AtomicI64,
     pub last_error: Mutex<String>,
+    /// When rowbus read the oldest change the sink's worker holds (ms since epoch; 0: none).
+    pub holding_since_ms: AtomicU64,
     /// From when rowbus read a change to when the sink acknowledged it.
     pub latency: Histogram,
+}
+
+impl SinkMetrics {
+    /// How long the oldest change the sink holds has waited since rowbus read it, in seconds.
+    pub fn lag_seconds(&self, now_ms: u64) -> f64 {
+        match self.holding_since_ms.load(Relaxed) {
+            0 => 0.0,
+            since => now_ms.saturating_sub(since) as f64 / 1000.0,
+        }
+    }
 }
 
 /// Upper bounds of the latency buckets, in milliseconds.
@@ -105,22 +123,48 @@ pub struct SinkStatus {
     pub failures: u64,
     pub retries: u64,
     pub queued: i64,
+    pub queue_capacity: u64,
+    /// How long the oldest change the sink holds has waited since it was read.
+    pub lag_seconds: f64,
+    /// The oldest change it holds waited at least `stuck_after`.
+    pub stuck: bool,
     pub last_error: Option<String>,
 }
 
 impl Metrics {
     pub fn new(source: &str, sinks: &[String]) -> Metrics {
-        Metrics {
+        let metrics = Metrics {
             source: source.to_string(),
-            sinks: sinks
-                .iter()
-                .map(|name| SinkMetrics {
-                    name: name.clone(),
-                    ..SinkMetrics::default()
-                })
-                .collect(),
+            stuck_after_ms: 10_000,
             ..Metrics::default()
-        }
+        };
+        metrics.set_sinks(sinks);
+        metrics
+    }
+
+    /// The running sinks' counts, in the order of the configuration.
+    pub fn sinks(&self) -> Vec<Arc<SinkMetrics>> {
+        self.sinks.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes `names` the running sinks, keeping the counts of those already counted; the counts
+    /// of each, in that order.
+    pub fn set_sinks(&self, names: &[String]) -> Vec<Arc<SinkMetrics>> {
+        let mut sinks = self.sinks.write().unwrap_or_else(|p| p.into_inner());
+        let kept: Vec<Arc<SinkMetrics>> = names
+            .iter()
+            .map(|name| {
+                let existing = sinks.iter().find(|s| s.name == *name);
+                existing.cloned().unwrap_or_else(|| {
+                    Arc::new(SinkMetrics {
+                        name: name.clone(),
+                        ..SinkMetrics::default()
+                    })
+                })
+            })
+            .collect();
+        *sinks = kept.clone();
+        kept
     }
 
     /// How old the last change was when rowbus read it, in seconds.
@@ -159,16 +203,20 @@ impl Metrics {
                         .collect()
                 }),
             sinks: self
-                .sinks
+                .sinks()
                 .iter()
                 .map(|s| {
                     let error = lock(&s.last_error).clone();
+                    let lag_seconds = s.lag_seconds(now_ms);
                     SinkStatus {
                         name: s.name.clone(),
                         delivered: s.delivered.load(Relaxed),
                         failures: s.failures.load(Relaxed),
                         retries: s.retries.load(Relaxed),
                         queued: s.queued.load(Relaxed),
+                        queue_capacity: self.queue_capacity,
+                        lag_seconds,
+                        stuck: lag_seconds * 1000.0 >= self.stuck_after_ms as f64,
                         last_error: (!error.is_empty()).then_some(error),
                     }
                 })
@@ -187,8 +235,9 @@ impl Metrics {
             }
         };
         let by_source = |value: f64| vec![(format!("source=\"{source}\""), value)];
+        let sinks = self.sinks();
         let by_sink = |f: &dyn Fn(&SinkMetrics) -> f64| -> Vec<(String, f64)> {
-            self.sinks
+            sinks
                 .iter()
                 .map(|s| {
                     (
@@ -217,6 +266,13 @@ impl Metrics {
             self.checkpoint_age_seconds(now_ms)
                 .map(by_source)
                 .unwrap_or_default(),
+        );
+        let lag = |s: &SinkMetrics| s.lag_seconds(now_ms);
+        family(
+            "rowbus_sink_lag_seconds",
+            "gauge",
+            "How long the oldest change the sink holds has waited since it was read (0: none).",
+            by_sink(&lag),
         );
         let sink_families: [(&str, &str, &str, SinkValue); 5] = [
             (
@@ -258,7 +314,7 @@ impl Metrics {
             out,
             "# HELP {name} From reading a change to the sink acknowledging it.\n# TYPE {name} histogram"
         );
-        for s in &self.sinks {
+        for s in &sinks {
             let labels = format!("source=\"{source}\",sink=\"{}\"", escape(&s.name));
             s.latency.render(name, &labels, &mut out);
         }

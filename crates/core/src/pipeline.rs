@@ -5,13 +5,17 @@
 //! Shutdown is cooperative: the source stops at a transaction boundary and closes its queue; the
 //! router and then each sink drain what is in flight; the last checkpoint is saved. A sink's
 //! permanent error or a failing checkpoint save stops the pipeline through the shared `Stop`.
+//!
+//! A reload drains without stopping the source (`run_until_drained`): the router stops between
+//! two transactions, the sinks deliver what they hold, the checkpoint is saved at that boundary,
+//! and the source's queue and the open sinks are handed back for the next configuration.
 
 use crate::ack::{AckTracker, Seq};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
-use crate::control::Controls;
+use crate::control::{Controls, Gate};
 use crate::delivery::Delivery;
 use crate::event::{ChangeEvent, SourceRecord};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SinkMetrics};
 use crate::position::Position;
 use crate::queue::{bounded, QueueLimits, QueueReceiver, QueueSender, Queued};
 use crate::sink::{Sink, SinkError};
@@ -164,11 +168,48 @@ pub async fn run(
     start: Option<Position>,
     stop: Stop,
 ) -> Result<PipelineReport, PipelineError> {
+    let parts = Parts {
+        records,
+        transform,
+        sinks,
+    };
+    run_until_drained(config, parts, store, start, stop, Stop::default())
+        .await
+        .0
+}
+
+/// What a pipeline runs on: the source's queue, the pipeline's transforms and the sinks.
+pub struct Parts {
+    pub records: QueueReceiver<SourceRecord>,
+    pub transform: Option<Box<dyn Transform>>,
+    pub sinks: Vec<SinkSpec>,
+}
+
+/// What a drained pipeline hands back: the source's queue, at a transaction boundary, and the
+/// sinks, open, with everything they were given delivered.
+pub struct Drained {
+    pub records: QueueReceiver<SourceRecord>,
+    pub sinks: Vec<SinkSpec>,
+}
+
+/// As `run`, and once `drain` is requested (and no stop), ends at the next transaction boundary
+/// with the sinks delivered and the checkpoint saved there, and hands back what it ran on.
+pub async fn run_until_drained(
+    config: PipelineConfig,
+    parts: Parts,
+    store: Arc<CheckpointStore>,
+    start: Option<Position>,
+    stop: Stop,
+    drain: Stop,
+) -> (Result<PipelineReport, PipelineError>, Option<Drained>) {
     let tracker: Tracker = Arc::new(Mutex::new(AckTracker::new(start)));
     let acked = Arc::new(Notify::new());
-    let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
+    let mut tasks: JoinSet<Result<Option<SinkSpec>, PipelineError>> = JoinSet::new();
     let mut routes = Vec::new();
-    for (i, spec) in sinks.into_iter().enumerate() {
+    let names: Vec<String> = parts.sinks.iter().map(|s| s.name.clone()).collect();
+    let counts = config.metrics.set_sinks(&names);
+    let gates = config.controls.set_sinks(&names);
+    for ((spec, counts), gate) in parts.sinks.into_iter().zip(&counts).zip(gates) {
         let (tx, rx) = bounded::<SinkItem>(config.queue);
         routes.push(Route {
             tables: spec.tables.clone(),
@@ -176,9 +217,9 @@ pub async fn run(
             tx,
         });
         let watch = SinkWatch {
-            metrics: config.metrics.clone(),
-            controls: config.controls.clone(),
-            index: i,
+            counts: counts.clone(),
+            gate,
+            drain: drain.clone(),
         };
         tasks.spawn(sink_worker(
             spec,
@@ -190,18 +231,19 @@ pub async fn run(
         ));
     }
     let fanout = Fanout {
-        transform,
+        transform: parts.transform,
         metrics: config.metrics.clone(),
+        counts,
         controls: config.controls.clone(),
         routes,
     };
     let router = tokio::spawn(route(
-        records,
+        parts.records,
         fanout,
         tracker.clone(),
         acked.clone(),
         config.max_in_flight(),
-        stop.clone(),
+        (stop.clone(), drain.clone()),
     ));
     let flusher_done = Arc::new(Notify::new());
     let flusher = tokio::spawn(flush_periodically(
@@ -213,14 +255,18 @@ pub async fn run(
     ));
 
     let mut first_error = None;
+    let mut open_sinks = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let result = joined.unwrap_or_else(|e| Err(PipelineError::Internal(e.to_string())));
-        if let Err(e) = result {
-            stop.trigger();
-            first_error.get_or_insert(e);
+        match result {
+            Ok(open) => open_sinks.extend(open),
+            Err(e) => {
+                stop.trigger();
+                first_error.get_or_insert(e);
+            }
         }
     }
-    let records_seen = router.await.unwrap_or(0);
+    let (records_seen, records) = router.await.unwrap_or((0, None));
     // Let a save in progress finish before the final one, so two never race.
     flusher_done.notify_one();
     match flusher.await {
@@ -234,46 +280,84 @@ pub async fn run(
     }
     let checkpoint = save_now(&config, &store, &tracker).await;
     if let Some(e) = first_error {
-        return Err(e);
+        return (Err(e), None);
     }
-    Ok(PipelineReport {
-        checkpoint: checkpoint?,
+    let checkpoint = match checkpoint {
+        Ok(checkpoint) => checkpoint,
+        Err(e) => return (Err(e), None),
+    };
+    let report = PipelineReport {
+        checkpoint,
         records: records_seen,
-    })
+    };
+    // The sinks come back in the order they were given.
+    open_sinks.sort_by_key(|s: &SinkSpec| names.iter().position(|n| *n == s.name));
+    let drained = match records {
+        Some(records) if !stop.is_triggered() && open_sinks.len() == names.len() => Some(Drained {
+            records,
+            sinks: open_sinks,
+        }),
+        _ => None,
+    };
+    (Ok(report), drained)
 }
 
 /// Where the router sends changes: through the pipeline's transforms, to the sinks' queues.
 struct Fanout {
     transform: Option<Box<dyn Transform>>,
     metrics: Arc<Metrics>,
+    /// Each route's sink's counts.
+    counts: Vec<Arc<SinkMetrics>>,
     controls: Arc<Controls>,
     routes: Vec<Route>,
 }
 
+/// Routes until the source closes its queue (the count of records), or until a drain is
+/// requested between two transactions (the count, and the queue, for the next configuration).
 async fn route(
     mut records: QueueReceiver<SourceRecord>,
     fanout: Fanout,
     tracker: Tracker,
     acked: Arc<Notify>,
     max_in_flight: usize,
-    stop: Stop,
-) -> u64 {
+    (stop, drain): (Stop, Stop),
+) -> (u64, Option<QueueReceiver<SourceRecord>>) {
     let Fanout {
         mut transform,
         metrics,
+        counts,
         controls,
         routes,
     } = fanout;
     let mut count = 0;
     let mut outputs = Vec::new();
     let mut sends = Vec::with_capacity(routes.len());
-    while let Some(Queued { item, .. }) = records.recv().await {
-        // Paused, the record taken waits here, and the reader behind the full queue.
-        controls.source.wait_open(&stop).await;
+    let mut in_transaction = false;
+    loop {
+        let next = if in_transaction {
+            records.recv().await
+        } else {
+            tokio::select! {
+                next = records.recv(), if !drain.is_triggered() => next,
+                _ = drain.wait() => return (count, Some(records)),
+            }
+        };
+        let Some(Queued { item, .. }) = next else {
+            return (count, None);
+        };
+        // Paused, the record taken waits here, and the reader behind the full queue; a drain
+        // goes on to the end of the transaction.
+        if !drain.is_triggered() {
+            tokio::select! {
+                _ = controls.source.wait_open(&stop) => {}
+                _ = drain.wait() => {}
+            }
+        }
         count += 1;
         if !wait_for_room(&tracker, &acked, max_in_flight, &stop).await {
-            return count;
+            return (count, None);
         }
+        in_transaction = matches!(item, SourceRecord::Change(_));
         let event = match item {
             SourceRecord::Boundary(position) => {
                 note_snapshot(&metrics, &position);
@@ -296,14 +380,13 @@ async fn route(
             let size = match &item {
                 Item::Event(e) | Item::Rejected(e, _) => e.approx_size(),
             };
-            metrics.sinks[i].queued.fetch_add(1, Relaxed);
+            counts[i].queued.fetch_add(1, Relaxed);
             if routes[i].tx.send((seq, item), size).await.is_err() {
-                metrics.sinks[i].queued.fetch_sub(1, Relaxed);
-                return count; // the sink stopped; the pipeline is ending
+                counts[i].queued.fetch_sub(1, Relaxed);
+                return (count, None); // the sink stopped; the pipeline is ending
             }
         }
     }
-    count
 }
 
 /// Keeps the snapshot progress a boundary carries for the status (none once it is done).
@@ -389,11 +472,28 @@ async fn wait_for_room(
     }
 }
 
-/// A sink's counts and pause gate, by its index among the sinks.
+/// A sink's counts and pause gate, and the pipeline's drain request.
 struct SinkWatch {
-    metrics: Arc<Metrics>,
-    controls: Arc<Controls>,
-    index: usize,
+    counts: Arc<SinkMetrics>,
+    gate: Arc<Gate>,
+    drain: Stop,
+}
+
+/// Ends a sink's worker: once drained for a reload, the sink stays open for the next
+/// configuration; otherwise it is closed.
+async fn finish(
+    spec: SinkSpec,
+    drain: &Stop,
+    stop: &Stop,
+) -> Result<Option<SinkSpec>, PipelineError> {
+    if drain.is_triggered() && !stop.is_triggered() {
+        return Ok(Some(spec));
+    }
+    let SinkSpec { mut sink, name, .. } = spec;
+    sink.close()
+        .await
+        .map(|()| None)
+        .map_err(|source| PipelineError::Sink { sink: name, source })
 }
 
 async fn sink_worker(
@@ -403,20 +503,26 @@ async fn sink_worker(
     tracker: Tracker,
     acked: Arc<Notify>,
     stop: Stop,
-) -> Result<(), PipelineError> {
+) -> Result<Option<SinkSpec>, PipelineError> {
     let mut queued = Vec::new();
     let mut batch = Vec::new();
+    let counts = &watch.counts;
     while rx.recv_many(&mut queued, spec.batch_max_events).await > 0 {
+        let oldest = queued.iter().map(|q| {
+            let (Item::Event(e) | Item::Rejected(e, _)) = &q.item.1;
+            e.read_ts_ms
+        });
+        counts
+            .holding_since_ms
+            .store(oldest.min().unwrap_or(0).max(1), Relaxed);
         // Paused, the batch taken waits here, counted as still queued; stopping while paused,
         // it is left unacknowledged (the sink may be down: that is why it was paused), for the
         // next start to deliver.
-        let gate = &watch.controls.sinks[watch.index];
-        gate.wait_open(&stop).await;
-        if gate.is_paused() {
+        watch.gate.wait_open(&stop).await;
+        if watch.gate.is_paused() {
             tracing::warn!(sink = %spec.name, events = queued.len(), "stopping while paused: the sink's pending changes are left for the next start");
             break;
         }
-        let counts = &watch.metrics.sinks[watch.index];
         counts.queued.fetch_sub(queued.len() as i64, Relaxed);
         let items = queued.iter().map(|q| &q.item.1);
         let delivered = deliver_items(&mut spec, items, &mut batch, &stop).await;
@@ -440,16 +546,11 @@ async fn sink_worker(
                 .map_err(|e| PipelineError::Internal(e.to_string()))?;
         }
         drop(tracker);
+        counts.holding_since_ms.store(0, Relaxed);
         acked.notify_waiters();
         queued.clear();
     }
-    spec.sink
-        .close()
-        .await
-        .map_err(|source| PipelineError::Sink {
-            sink: spec.name.clone(),
-            source,
-        })
+    finish(spec, &watch.drain, &stop).await
 }
 
 /// Delivers what the router sent, through the sink's own transforms; a change a transform
@@ -724,7 +825,7 @@ mod tests {
         PipelineConfig {
             source: "s".into(),
             metrics: Arc::new(Metrics::new("s", &sinks)),
-            controls: Arc::new(Controls::new(sinks.len())),
+            controls: Arc::new(Controls::new(&sinks)),
             queue: QueueLimits {
                 max_items: 4,
                 max_bytes: 1 << 20,
@@ -745,6 +846,71 @@ mod tests {
             }
         });
         rx
+    }
+
+    #[tokio::test]
+    async fn a_drain_ends_at_the_next_boundary_and_hands_back_the_queue_and_the_sinks() {
+        let (store, dir) = temp_store("drain");
+        let (a, seen) = spec("a", &[], false);
+        let (tx, rx) = source_queue(QueueLimits {
+            max_items: 100,
+            max_bytes: 1 << 20,
+        });
+        async fn put(tx: &QueueSender<SourceRecord>, record: SourceRecord) {
+            let size = record.approx_size();
+            assert!(tx.send(record, size).await.is_ok());
+        }
+        put(&tx, change("x")).await;
+        put(&tx, SourceRecord::Boundary(Position::new("b.1", 100))).await;
+        put(&tx, change("y")).await;
+        let (stop, drain) = (Stop::default(), Stop::default());
+        let parts = Parts {
+            records: rx,
+            transform: None,
+            sinks: vec![a],
+        };
+        let generation = tokio::spawn(run_until_drained(
+            config(),
+            parts,
+            store.clone(),
+            None,
+            stop,
+            drain.clone(),
+        ));
+        // In the middle of the second transaction, the drain waits for its end.
+        for _ in 0..10_000 {
+            if seen.lock().unwrap().len() == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(*seen.lock().unwrap(), ["db.x", "db.y"]);
+        drain.trigger();
+        put(&tx, SourceRecord::Boundary(Position::new("b.1", 200))).await;
+        put(&tx, change("z")).await;
+        let (report, drained) = generation.await.unwrap();
+        let report = report.unwrap();
+        assert_eq!(report.checkpoint, Some(Position::new("b.1", 200)));
+        assert_eq!(report.records, 4);
+        let drained = drained.expect("drained, not stopped");
+        assert_eq!(drained.sinks.len(), 1);
+        assert_eq!(*seen.lock().unwrap(), ["db.x", "db.y"]);
+        // The next generation goes on from the record after the boundary, with the same sink.
+        drop(tx);
+        let report = run(
+            config(),
+            drained.records,
+            None,
+            drained.sinks,
+            store.clone(),
+            report.checkpoint,
+            Stop::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.records, 1);
+        assert_eq!(*seen.lock().unwrap(), ["db.x", "db.y", "db.z"]);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]
@@ -809,7 +975,8 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(delivered, [("a", 2, 0), ("b", 3, 0), ("c", 0, 0)]);
+        // The status lists the sinks running (`c` was only counted before the pipeline ran).
+        assert_eq!(delivered, [("a", 2, 0), ("b", 3, 0)]);
         let text = metrics.prometheus(crate::event::now_ms());
         assert!(
             text.contains("rowbus_sink_events_delivered_total{source=\"s\",sink=\"b\"} 3\n"),

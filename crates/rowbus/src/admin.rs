@@ -17,7 +17,7 @@ use rowbus_core::event::now_ms;
 use rowbus_core::metrics::Metrics;
 use rowbus_core::pipeline::Stop;
 use rowbus_core::table_filter::TableFilter;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// What the admin API reads and acts on.
 pub struct Admin {
@@ -25,24 +25,43 @@ pub struct Admin {
     pub controls: Arc<Controls>,
     pub config: AdminConfig,
     pub source: String,
-    /// The sinks' names, in the order of the controls.
-    pub sinks: Vec<String>,
-    /// Where snapshot requests go, and the tables the source may snapshot.
+    /// Where snapshot requests go, and the tables the source may snapshot (a reload may
+    /// change them).
     pub data_dir: std::path::PathBuf,
-    pub tables: TableFilter,
+    pub tables: RwLock<TableFilter>,
     /// The pipeline's stop: not ready once it is requested.
     pub stop: Stop,
+    /// Where `POST /api/v1/reload` asks for a reload.
+    pub reloads: crate::reload::Requests,
+    /// The flow's shape for the dashboard: the pipeline's transforms, each sink's kind (a
+    /// reload replaces it).
+    pub flow: RwLock<serde_json::Value>,
+    /// The sinks' lag over the last minutes, for the dashboard.
+    pub history: crate::dashboard::History,
+}
+
+impl Admin {
+    /// The running sinks' names, in the configuration's order.
+    fn sinks(&self) -> Vec<String> {
+        self.metrics
+            .sinks()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    }
 }
 
 /// Binds the admin address (an error names it) and serves until `shutdown`: after the pipeline
 /// ended, so that it answers while the pipeline drains (`/ready` is then 503).
-pub async fn serve(admin: Admin, shutdown: Stop) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listen = admin.config.listen;
+pub async fn serve(
+    state: Arc<Admin>,
+    shutdown: Stop,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listen = state.config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("admin.listen: cannot listen on {listen}: {e}"))?;
     tracing::info!(address = %listener.local_addr()?, "admin API listening");
-    let state = Arc::new(admin);
     let app = Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
@@ -50,9 +69,14 @@ pub async fn serve(admin: Admin, shutdown: Stop) -> anyhow::Result<tokio::task::
         .route("/api/v1/{kind}/{name}/{action}", post(pause_or_resume))
         .route("/api/v1/snapshots", post(snapshot))
         .route("/api/v1/failures", get(failures))
+        .route("/api/v1/reload", post(reload))
+        .route("/api/v1/stream", get(crate::dashboard::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .route("/health", get(|| async { "ok\n" }))
-        .with_state(state);
+        // The page holds no data: it asks the stream, with the token when one is set.
+        .route("/", get(crate::dashboard::page))
+        .with_state(state.clone());
+    tokio::spawn(crate::dashboard::sample(state, shutdown.clone()));
     Ok(tokio::spawn(async move {
         let shutdown = async move { shutdown.wait().await };
         if let Err(e) = axum::serve(listener, app)
@@ -141,12 +165,26 @@ async fn metrics_text(State(admin): State<Arc<Admin>>) -> Response {
 }
 
 async fn status(State(admin): State<Arc<Admin>>) -> Response {
-    let mut status = serde_json::to_value(admin.metrics.status(now_ms())).unwrap_or_default();
+    Json(status_now(&admin)).into_response()
+}
+
+/// The status as `/api/v1/status` gives it, with the time (`t`, seconds since the epoch), the
+/// flow's shape, and after how long a sink counts as stuck.
+pub fn status_now(admin: &Admin) -> serde_json::Value {
+    let now = now_ms();
+    let mut status = serde_json::to_value(admin.metrics.status(now)).unwrap_or_default();
+    status["t"] = (now as f64 / 1000.0).into();
+    status["stuck_after_seconds"] = (admin.metrics.stuck_after_ms as f64 / 1000.0).into();
+    status["flow"] = admin.flow.read().unwrap_or_else(|p| p.into_inner()).clone();
     status["paused"] = admin.controls.source.is_paused().into();
-    for (i, gate) in admin.controls.sinks.iter().enumerate() {
-        status["sinks"][i]["paused"] = gate.is_paused().into();
+    if let Some(sinks) = status["sinks"].as_array_mut() {
+        for sink in sinks {
+            let name = sink["name"].as_str().unwrap_or_default();
+            let paused = admin.controls.sink(name).is_some_and(|g| g.is_paused());
+            sink["paused"] = paused.into();
+        }
     }
-    Json(status).into_response()
+    status
 }
 
 #[derive(serde::Deserialize)]
@@ -157,15 +195,15 @@ struct FailuresQuery {
 /// `GET /api/v1/failures[?sink=NAME]`: the failure logs' records, oldest first, without events
 /// (`rowbus failures show` prints one whole).
 async fn failures(State(admin): State<Arc<Admin>>, Query(query): Query<FailuresQuery>) -> Response {
-    let chosen: Vec<&String> = match &query.sink {
-        Some(sink) if !admin.sinks.contains(sink) => {
-            let text = format!("no sink `{sink}` (sinks: {})\n", admin.sinks.join(", "));
+    let sinks = admin.sinks();
+    let chosen: Vec<String> = match query.sink {
+        Some(sink) if !sinks.contains(&sink) => {
+            let text = format!("no sink `{sink}` (sinks: {})\n", sinks.join(", "));
             return (StatusCode::NOT_FOUND, text).into_response();
         }
         Some(sink) => vec![sink],
-        None => admin.sinks.iter().collect(),
+        None => sinks,
     };
-    let chosen: Vec<String> = chosen.into_iter().cloned().collect();
     let data_dir = admin.data_dir.clone();
     let read = tokio::task::spawn_blocking(move || read_failures(&data_dir, &chosen)).await;
     match read {
@@ -211,7 +249,8 @@ async fn snapshot(
     let tables = request.tables.clone();
     let state = admin.clone();
     let submitted = tokio::task::spawn_blocking(move || {
-        let source = (state.source.as_str(), &state.tables);
+        let tables = state.tables.read().unwrap_or_else(|p| p.into_inner());
+        let source = (state.source.as_str(), &*tables);
         crate::snapshot::submit(&state.data_dir, source, &request.tables, request.condition)
     })
     .await
@@ -233,20 +272,20 @@ async fn pause_or_resume(
     State(admin): State<Arc<Admin>>,
     Path((kind, name, action)): Path<(String, String, String)>,
 ) -> Response {
+    let sink_gate;
     let gate = match kind.as_str() {
         "sources" if name == admin.source => Some(&admin.controls.source),
-        "sinks" => admin
-            .sinks
-            .iter()
-            .position(|s| *s == name)
-            .map(|i| &admin.controls.sinks[i]),
+        "sinks" => {
+            sink_gate = admin.controls.sink(&name);
+            sink_gate.as_deref()
+        }
         _ => None,
     };
     let Some(gate) = gate else {
         let text = format!(
             "no {kind} `{name}` (source: {}; sinks: {})\n",
             admin.source,
-            admin.sinks.join(", ")
+            admin.sinks().join(", ")
         );
         return (StatusCode::NOT_FOUND, text).into_response();
     };
@@ -257,4 +296,21 @@ async fn pause_or_resume(
     }
     tracing::info!(%kind, %name, %action, "through the admin API");
     format!("{name}: {action}d\n").into_response()
+}
+
+/// `POST /api/v1/reload`: reads the configuration file again and applies it (see `reload.rs`);
+/// answers once the new configuration runs (200), or why it was refused (400).
+async fn reload(State(admin): State<Arc<Admin>>) -> Response {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = crate::reload::Request { reply: Some(reply) };
+    if admin.reloads.send(request).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "rowbus is stopping\n").into_response();
+    }
+    match answer.await {
+        Ok(Ok(summary)) => format!("reloaded: {summary}\n").into_response(),
+        Ok(Err(message)) => {
+            (StatusCode::BAD_REQUEST, format!("refused: {message}\n")).into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "rowbus is stopping\n").into_response(),
+    }
 }

@@ -68,6 +68,14 @@ pub enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// Apply the changed configuration file to the running process (as SIGHUP does), through
+    /// its admin API: sinks and transforms change at a transaction boundary without losing or
+    /// repeating changes; an invalid file is refused and the running configuration kept.
+    Reload {
+        /// The configuration file (TOML) rowbus runs with, changed.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// The running pipeline's state, from its admin API (`[admin] listen`): the source's
     /// checkpoint, lag and counts, and each sink's deliveries, queue, failures and last error.
     Status {

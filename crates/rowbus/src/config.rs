@@ -39,6 +39,8 @@ pub struct AdminConfig {
     pub token: Option<rowbus_core::secret::Secret>,
     /// `/ready` answers 503 while the source lags more than this.
     pub ready_max_lag: Duration,
+    /// A sink whose oldest held change waited this long shows as stuck (status, dashboard).
+    pub stuck_after: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -4,8 +4,10 @@
 mod admin;
 mod cli;
 mod config;
+mod dashboard;
 mod failures;
 mod inspect;
+mod reload;
 mod run;
 mod snapshot;
 mod status;
@@ -57,8 +59,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        cli::Command::Run { config } => {
-            let config = match load(&config) {
+        cli::Command::Reload { config } => with_config(&config, status::reload),
+        cli::Command::Run { config: path } => {
+            let config = match load(&path) {
                 Ok(config) => config,
                 Err(code) => return code,
             };
@@ -72,7 +75,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run::run(config)) {
+            match runtime.block_on(run::run(path, config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

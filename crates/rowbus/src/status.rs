@@ -5,6 +5,7 @@
 use crate::config::Config;
 use anyhow::{bail, Context};
 use serde_json::Value;
+use std::time::Duration;
 
 pub fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let text = call(config, "GET", "/api/v1/status")?;
@@ -27,8 +28,26 @@ pub fn pause_or_resume(config: &Config, sink: Option<&str>, action: &str) -> any
     Ok(())
 }
 
+/// `rowbus reload`: the running process reads its configuration file again.
+pub fn reload(config: &Config) -> anyhow::Result<()> {
+    // The answer comes once the sinks drained to a transaction boundary.
+    let answer = call_waiting(config, "POST", "/api/v1/reload", Duration::from_secs(300))?;
+    print!("{answer}");
+    Ok(())
+}
+
 /// A request to the running pipeline's admin API; its answer's text.
 fn call(config: &Config, method: &str, path: &str) -> anyhow::Result<String> {
+    call_waiting(config, method, path, Duration::from_secs(5))
+}
+
+/// As `call`, waiting for the answer at most `timeout`.
+fn call_waiting(
+    config: &Config,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
     let Some(admin) = &config.admin else {
         bail!("the configuration has no [admin] section: add `[admin] listen = \"127.0.0.1:9180\"` and restart rowbus");
     };
@@ -40,7 +59,7 @@ fn call(config: &Config, method: &str, path: &str) -> anyhow::Result<String> {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let url = format!("http://{address}{path}");
-    let mut request = ureq::request(method, &url).timeout(std::time::Duration::from_secs(5));
+    let mut request = ureq::request(method, &url).timeout(timeout);
     if let Some(token) = &admin.token {
         request = request.set("Authorization", &format!("Bearer {}", token.expose()));
     }
@@ -90,8 +109,8 @@ fn tables(status: &Value) -> String {
         ));
     }
     out.push_str(&format!(
-        "{:<16} {:>12} {:>8} {:>9} {:>8} {:>7}  LAST ERROR\n",
-        "SINK", "DELIVERED", "QUEUED", "FAILURES", "RETRIES", "STATE"
+        "{:<16} {:>12} {:>8} {:>8} {:>9} {:>8} {:>7}  LAST ERROR\n",
+        "SINK", "DELIVERED", "QUEUED", "LAG", "FAILURES", "RETRIES", "STATE"
     ));
     for sink in status["sinks"].as_array().into_iter().flatten() {
         let error: String = sink["last_error"]
@@ -100,18 +119,22 @@ fn tables(status: &Value) -> String {
             .chars()
             .take(60)
             .collect();
+        let state = if sink["paused"] == true {
+            "paused"
+        } else if sink["stuck"] == true {
+            "stuck"
+        } else {
+            "running"
+        };
         out.push_str(&format!(
-            "{:<16} {:>12} {:>8} {:>9} {:>8} {:>7}  {error}\n",
+            "{:<16} {:>12} {:>8} {:>8} {:>9} {:>8} {:>7}  {error}\n",
             sink["name"].as_str().unwrap_or("-"),
             sink["delivered"].to_string(),
             sink["queued"].to_string(),
+            seconds(&sink["lag_seconds"]),
             sink["failures"].to_string(),
             sink["retries"].to_string(),
-            if sink["paused"] == true {
-                "paused"
-            } else {
-                "running"
-            },
+            state,
         ));
     }
     out
@@ -126,7 +149,9 @@ mod tests {
             "events_read": 12, "lag_seconds": 1.0, "paused": false,
             "snapshot": [{"table": "shop.orders", "rows": 5000}, {"table": "shop.items", "rows": 0}],
             "sinks": [{"name": "out", "delivered": 12, "queued": 0, "failures": 1, "retries": 2,
-                       "paused": true, "last_error": "refused"}],
+                       "paused": true, "last_error": "refused", "lag_seconds": 0.0},
+                      {"name": "late", "delivered": 3, "queued": 9, "failures": 0, "retries": 0,
+                       "paused": false, "stuck": true, "lag_seconds": 12.5}],
         });
         let lines: Vec<Vec<String>> = super::tables(&status)
             .lines()
@@ -143,7 +168,11 @@ mod tests {
         );
         assert_eq!(
             lines[6],
-            words(&["out", "12", "0", "1", "2", "paused", "refused"])
+            words(&["out", "12", "0", "0.0s", "1", "2", "paused", "refused"])
+        );
+        assert_eq!(
+            lines[7],
+            words(&["late", "3", "9", "12.5s", "0", "0", "stuck", "-"])
         );
     }
 }

@@ -29,12 +29,18 @@ pub struct Chain {
 
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let labels: Vec<String> = self.steps.iter().map(Step::label).collect();
-        f.debug_struct("Chain").field("steps", &labels).finish()
+        f.debug_struct("Chain")
+            .field("steps", &self.labels())
+            .finish()
     }
 }
 
 impl Chain {
+    /// Each step's label, in order: `transforms[2] (mask)`.
+    pub fn labels(&self) -> Vec<String> {
+        self.steps.iter().map(Step::label).collect()
+    }
+
     /// Each `copy` step's field path (`transforms[2].copy`) and the sinks it copies to.
     pub fn copies(&self) -> Vec<(String, Vec<usize>)> {
         self.steps

@@ -125,6 +125,12 @@ pub(super) struct AdminSection {
     token_file: Option<PathBuf>,
     #[serde(default = "default_ready_max_lag")]
     ready_max_lag: String,
+    #[serde(default = "default_stuck_after")]
+    stuck_after: String,
+}
+
+fn default_stuck_after() -> String {
+    "10s".into()
 }
 
 fn default_ready_max_lag() -> String {
@@ -157,10 +163,12 @@ impl AdminSection {
             }
         }
         let lag = check_duration(&self.ready_max_lag, "admin.ready_max_lag", errors);
+        let stuck_after = check_duration(&self.stuck_after, "admin.stuck_after", errors);
         Some(Some(super::AdminConfig {
             listen: address?,
             token: token?,
             ready_max_lag: lag?,
+            stuck_after: stuck_after?,
         }))
     }
 }

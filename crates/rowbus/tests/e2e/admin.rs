@@ -10,11 +10,6 @@ use std::process::Command;
 
 const TOKEN: &str = "s3cret-admin-token";
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// (status code, body) of a GET, with the token or without.
 fn get(port: u16, path: &str, token: bool) -> (u16, String) {
     let mut request = ureq::get(&format!("http://127.0.0.1:{port}{path}"));
@@ -127,6 +122,7 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
             "rowbus_sink_failures_total",
             "rowbus_sink_retries_total",
             "rowbus_sink_queue_events",
+            "rowbus_sink_lag_seconds",
         ] {
             assert!(
                 value(name, Some("out")).is_some(),
@@ -168,7 +164,7 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
         let fields: Vec<&str> = sink_line.split_whitespace().collect();
         assert_eq!(
             fields,
-            ["out", "10", "0", "0", "0", "running", "-"],
+            ["out", "10", "0", "0.0s", "0", "0", "running", "-"],
             "{printed}"
         );
         let source_line = printed

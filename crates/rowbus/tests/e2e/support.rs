@@ -6,7 +6,8 @@ use rowbus_testkit::{wait_for, MariaDb};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -369,4 +370,55 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Inserts rows 1, 2, 3... into `t`, one transaction each, until told to stop.
+pub struct Writer {
+    written: Arc<AtomicI64>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    pub fn start(server: &'static MariaDb, db: &str) -> Writer {
+        let (written, stop) = (
+            Arc::new(AtomicI64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (w, s, db) = (written.clone(), stop.clone(), db.to_string());
+        let task = tokio::spawn(async move {
+            let mut conn = server.conn().await;
+            // A steady workload of about 500 transactions a second.
+            let mut pace = tokio::time::interval(std::time::Duration::from_millis(2));
+            while !s.load(SeqCst) {
+                pace.tick().await;
+                let id = w.load(SeqCst) + 1;
+                let sql = format!("INSERT INTO `{db}`.t (id, v) VALUES ({id}, 'v{id}')");
+                conn.query_drop(sql).await.unwrap();
+                w.store(id, SeqCst);
+            }
+        });
+        Writer {
+            written,
+            stop,
+            task,
+        }
+    }
+
+    pub fn written(&self) -> i64 {
+        self.written.load(SeqCst)
+    }
+
+    /// Stops writing; how many rows were written.
+    pub async fn finish(self) -> i64 {
+        self.stop.store(true, SeqCst);
+        self.task.await.unwrap();
+        self.written.load(SeqCst)
+    }
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
