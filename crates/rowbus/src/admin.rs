@@ -70,6 +70,7 @@ pub async fn serve(
         .route("/api/v1/snapshots", post(snapshot))
         .route("/api/v1/failures", get(failures))
         .route("/api/v1/reload", post(reload))
+        .route("/api/v1/failures/replay", post(replay_failures))
         .route("/api/v1/stream", get(crate::dashboard::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .route("/health", get(|| async { "ok\n" }))
@@ -301,13 +302,32 @@ async fn pause_or_resume(
 /// `POST /api/v1/reload`: reads the configuration file again and applies it (see `reload.rs`);
 /// answers once the new configuration runs (200), or why it was refused (400).
 async fn reload(State(admin): State<Arc<Admin>>) -> Response {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let request = crate::reload::Request { reply: Some(reply) };
+    ask_pipeline(&admin, crate::reload::Ask::Reload, "reloaded: ").await
+}
+
+/// `POST /api/v1/failures/replay[?sink=NAME]`: the sink's failure log (or every sink's)
+/// replayed at a transaction boundary while rowbus runs; answers what each replay did.
+async fn replay_failures(
+    State(admin): State<Arc<Admin>>,
+    Query(query): Query<FailuresQuery>,
+) -> Response {
+    let ask = crate::reload::Ask::ReplayFailures { sink: query.sink };
+    ask_pipeline(&admin, ask, "").await
+}
+
+/// Sends a reload or replay request to the running process; answers once it ran (200 with what
+/// it did) or was refused (400 with why).
+async fn ask_pipeline(admin: &Admin, ask: crate::reload::Ask, done: &str) -> Response {
+    let (reply, answer) = tokio::sync::oneshot::channel::<Result<String, String>>();
+    let request = crate::reload::Request {
+        ask,
+        reply: Some(reply),
+    };
     if admin.reloads.send(request).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "rowbus is stopping\n").into_response();
     }
     match answer.await {
-        Ok(Ok(summary)) => format!("reloaded: {summary}\n").into_response(),
+        Ok(Ok(summary)) => format!("{done}{summary}\n").into_response(),
         Ok(Err(message)) => {
             (StatusCode::BAD_REQUEST, format!("refused: {message}\n")).into_response()
         }

@@ -63,28 +63,73 @@ fn time(ms: u64) -> String {
 }
 
 pub fn list(config: &Config, sink: &Option<String>) -> anyhow::Result<()> {
-    println!(
-        "{:<12} {:>6} {:<20} {:>8} {:<6} {:<40} ERROR",
-        "SINK", "ID", "LAST FAILURE", "ATTEMPTS", "PARKED", "KEY"
-    );
+    print_header();
     let mut total = 0;
     for s in chosen(config, sink)? {
         for r in records(config, s)? {
             total += 1;
-            let error: String = r.error.chars().take(80).collect();
-            println!(
-                "{:<12} {:>6} {:<20} {:>8} {:<6} {:<40} {error}",
-                s.name,
-                r.id,
-                time(r.last_ms),
-                r.attempts,
-                if r.parked { "yes" } else { "no" },
-                r.key
-            );
+            print_row(&s.name, &r);
         }
     }
     eprintln!("{total} record(s)");
     Ok(())
+}
+
+fn print_header() {
+    println!(
+        "{:<12} {:>6} {:<20} {:>8} {:<6} {:<40} ERROR",
+        "SINK", "ID", "LAST FAILURE", "ATTEMPTS", "PARKED", "KEY"
+    );
+}
+
+fn print_row(sink: &str, r: &FailureRecord) {
+    let error: String = r.error.chars().take(80).collect();
+    println!(
+        "{:<12} {:>6} {:<20} {:>8} {:<6} {:<40} {error}",
+        sink,
+        r.id,
+        time(r.last_ms),
+        r.attempts,
+        if r.parked { "yes" } else { "no" },
+        r.key
+    );
+}
+
+/// `rowbus failures list|replay` while rowbus runs (its data directory locked): through its
+/// admin API. None for the commands that need it stopped.
+pub fn through_api(
+    config: &Config,
+    sink: &Option<String>,
+    replay: bool,
+) -> Option<anyhow::Result<()>> {
+    config.admin.as_ref()?;
+    let query = sink
+        .as_ref()
+        .map(|s| format!("?sink={s}"))
+        .unwrap_or_default();
+    if replay {
+        let path = format!("/api/v1/failures/replay{query}");
+        return Some(crate::status::post_waiting(config, &path).map(|text| print!("{text}")));
+    }
+    Some((|| {
+        let text = crate::status::call(config, "GET", &format!("/api/v1/failures{query}"))?;
+        let listed: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+        print_header();
+        for r in &listed {
+            let record = FailureRecord {
+                id: r["id"].as_u64().unwrap_or_default(),
+                key: r["key"].as_str().unwrap_or_default().to_string(),
+                error: r["error"].as_str().unwrap_or_default().to_string(),
+                attempts: r["attempts"].as_u64().unwrap_or_default() as u32,
+                parked: r["parked"].as_bool().unwrap_or_default(),
+                last_ms: r["last_ms"].as_u64().unwrap_or_default(),
+                ..FailureRecord::default()
+            };
+            print_row(r["sink"].as_str().unwrap_or_default(), &record);
+        }
+        eprintln!("{} record(s)", listed.len());
+        Ok(())
+    })())
 }
 
 pub fn show(config: &Config, sink: &Option<String>, id: u64) -> anyhow::Result<()> {

@@ -125,10 +125,25 @@ fn failures_command(what: cli::FailuresCommand) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    // The data directory's lock: a running rowbus owns its failure logs.
-    let _lock = rowbus_core::checkpoint::CheckpointStore::open(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!("{e}; stop rowbus first, or set replay_failures_on_start = true")
-    })?;
+    // The data directory's lock: a running rowbus owns its failure logs; list and replay then
+    // go through its admin API.
+    let lock = rowbus_core::checkpoint::CheckpointStore::open(&config.data_dir);
+    let _lock = match lock {
+        Ok(lock) => lock,
+        Err(e) => {
+            let api = match &what {
+                List { .. } => failures::through_api(&config, &target.sink, false),
+                Replay { dry_run: false, .. } => failures::through_api(&config, &target.sink, true),
+                _ => None,
+            };
+            return match api {
+                Some(done) => done.map(|()| ExitCode::SUCCESS),
+                None => Err(anyhow::anyhow!(
+                    "{e}; stop rowbus first (list and replay work while it runs when it has an [admin] section)"
+                )),
+            };
+        }
+    };
     match what {
         List { .. } => failures::list(&config, &target.sink)?,
         Show { id, .. } => failures::show(&config, &target.sink, id)?,

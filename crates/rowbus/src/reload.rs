@@ -9,7 +9,15 @@ use tokio::sync::{mpsc, oneshot};
 
 /// A request to reload; `reply` (for the API) hears what was done, or why nothing was.
 pub struct Request {
+    pub ask: Ask,
     pub reply: Option<oneshot::Sender<Result<String, String>>>,
+}
+
+/// What a request asks: the configuration file read again, or the failure logs of the sink
+/// named (or all) replayed while running, which drains and reopens them the same way.
+pub enum Ask {
+    Reload,
+    ReplayFailures { sink: Option<String> },
 }
 
 pub type Requests = mpsc::Sender<Request>;

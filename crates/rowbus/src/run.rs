@@ -115,12 +115,14 @@ struct RunningSource {
 }
 
 /// A reload decided on: the new configuration, what it changes, the sinks it adds (already
-/// open), and who to tell once it runs.
+/// open), the sinks whose failure logs to replay before they reopen, and who to tell once it
+/// runs.
 struct Next {
     config: Config,
     text: String,
     plan: Plan,
     added: Vec<SinkSpec>,
+    replay: Vec<String>,
     reply: Option<oneshot::Sender<Result<String, String>>>,
 }
 
@@ -131,8 +133,10 @@ impl Process {
         mut text: String,
         mut requests: mpsc::Receiver<reload::Request>,
     ) -> anyhow::Result<PipelineReport> {
+        let mut notes = Vec::new();
+        let mut sinks =
+            build_sinks(&config, &self.owner(&config)?, |_| true, &[], &mut notes).await?;
         let (mut source, mut records) = self.start_source(&config)?;
-        let mut sinks = build_sinks(&config, &self.owner(&config)?, |_| true).await?;
         loop {
             let checkpoint = self.store.load(&source.name)?.map(|c| c.position);
             let parts = Parts {
@@ -165,13 +169,19 @@ impl Process {
                     return Ok(report);
                 }
             };
-            let summary = next.plan.summary().to_string();
+            let mut summary = next.plan.summary().to_string();
             (config, text) = (next.config, next.text);
+            let mut notes = Vec::new();
             match (next.plan, drained) {
                 (Plan::Sinks { reopen, .. }, Some(drained)) => {
                     records = drained.records;
+                    let reopening = Reopening {
+                        reopen: &reopen,
+                        added: next.added,
+                        replay: &next.replay,
+                    };
                     sinks = self
-                        .next_sinks(&config, drained.sinks, &reopen, next.added)
+                        .next_sinks(&config, drained.sinks, reopening, &mut notes)
                         .await?;
                 }
                 _ => {
@@ -182,9 +192,14 @@ impl Process {
                         *admin.tables.write().unwrap_or_else(|p| p.into_inner()) =
                             config.source.tables.clone();
                     }
+                    let owner = self.owner(&config)?;
+                    sinks =
+                        build_sinks(&config, &owner, |_| true, &next.replay, &mut notes).await?;
                     (source, records) = self.start_source(&config)?;
-                    sinks = build_sinks(&config, &self.owner(&config)?, |_| true).await?;
                 }
+            }
+            for note in notes {
+                summary = format!("{summary}; {note}");
             }
             if let Some(admin) = &self.admin {
                 *admin.flow.write().unwrap_or_else(|p| p.into_inner()) = flow(&config);
@@ -234,9 +249,13 @@ impl Process {
             tokio::select! {
                 (outcome, drained) = &mut running => return (outcome, drained, next),
                 Some(request) = requests.recv(), if next.is_none() => {
-                    match self.prepare(config, text).await {
+                    let prepared = match &request.ask {
+                        reload::Ask::Reload => self.prepare(config, text).await,
+                        reload::Ask::ReplayFailures { sink } => replay_plan(config, text, sink.as_deref()),
+                    };
+                    match prepared {
                         Ok(prepared) => {
-                            let (plan, added, new_config, new_text) = prepared;
+                            let Prepared { plan, added, config: new_config, text: new_text, replay } = prepared;
                             if plan == Plan::Nothing {
                                 reply(request, Ok(plan.summary().to_string()));
                                 continue;
@@ -246,7 +265,7 @@ impl Process {
                                 Plan::Sinks { .. } if !self.paused_sink_holds_changes() => drain.trigger(),
                                 _ => source_stop.trigger(),
                             }
-                            next = Some(Next { config: new_config, text: new_text, plan, added, reply: request.reply });
+                            next = Some(Next { config: new_config, text: new_text, plan, added, replay, reply: request.reply });
                         }
                         Err(message) => {
                             tracing::error!(%message, "reload refused; the running configuration is kept");
@@ -260,11 +279,7 @@ impl Process {
 
     /// Reads and checks the configuration file again, decides what it changes, and opens the
     /// sinks it adds; an error says why it is refused.
-    async fn prepare(
-        &self,
-        config: &Config,
-        text: &str,
-    ) -> Result<(Plan, Vec<SinkSpec>, Config, String), String> {
+    async fn prepare(&self, config: &Config, text: &str) -> Result<Prepared, String> {
         let path = &self.path;
         let new_text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -277,13 +292,19 @@ impl Process {
             Plan::Sinks { .. } => {
                 let is_new = |name: &str| !config.sinks.iter().any(|s| s.name == name);
                 let owner = self.owner(&new_config).map_err(|e| e.to_string())?;
-                build_sinks(&new_config, &owner, is_new)
+                build_sinks(&new_config, &owner, is_new, &[], &mut Vec::new())
                     .await
                     .map_err(|e| format!("{e:#}"))?
             }
             _ => Vec::new(),
         };
-        Ok((plan, added, new_config, new_text))
+        Ok(Prepared {
+            plan,
+            added,
+            config: new_config,
+            text: new_text,
+            replay: Vec::new(),
+        })
     }
 
     /// A drain would wait for a paused sink holding changes; such a reload restarts the source
@@ -301,9 +322,14 @@ impl Process {
         &self,
         config: &Config,
         drained: Vec<SinkSpec>,
-        reopen: &[String],
-        added: Vec<SinkSpec>,
+        reopening: Reopening<'_>,
+        notes: &mut Vec<String>,
     ) -> anyhow::Result<Vec<SinkSpec>> {
+        let Reopening {
+            reopen,
+            added,
+            replay,
+        } = reopening;
         let mut kept = Vec::new();
         for mut spec in drained {
             if reopen.contains(&spec.name) {
@@ -315,7 +341,8 @@ impl Process {
             }
         }
         let reopened = |name: &str| reopen.iter().any(|r| r == name);
-        let mut opened = build_sinks(config, &self.owner(config)?, reopened).await?;
+        let owner = self.owner(config)?;
+        let mut opened = build_sinks(config, &owner, reopened, replay, notes).await?;
         opened.extend(added);
         kept.extend(opened);
         let order = |s: &SinkSpec| config.sinks.iter().position(|c| c.name == s.name);
@@ -401,6 +428,49 @@ fn flow(config: &Config) -> serde_json::Value {
     serde_json::json!({ "transforms": steps, "sinks": sinks })
 }
 
+/// A reload checked and ready: see `Next`.
+struct Prepared {
+    plan: Plan,
+    added: Vec<SinkSpec>,
+    config: Config,
+    text: String,
+    replay: Vec<String>,
+}
+
+/// What the next generation opens again: the sinks `reopen` names (their failure logs first
+/// replayed where `replay` names them), and the `added` ones, already open.
+struct Reopening<'a> {
+    reopen: &'a [String],
+    added: Vec<SinkSpec>,
+    replay: &'a [String],
+}
+
+/// Replaying failure logs while running: the running configuration again, with the sinks (the
+/// one named, or all) drained, closed, replayed and reopened at a transaction boundary.
+fn replay_plan(config: &Config, text: &str, sink: Option<&str>) -> Result<Prepared, String> {
+    let names: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
+    let replay = match sink {
+        Some(sink) if !names.iter().any(|n| n == sink) => {
+            return Err(format!("no sink `{sink}` (sinks: {})", names.join(", ")));
+        }
+        Some(sink) => vec![sink.to_string()],
+        None => names,
+    };
+    let config = crate::config::parse(text)
+        .map_err(|_| "the running configuration no longer parses".to_string())?;
+    let plan = Plan::Sinks {
+        reopen: replay.clone(),
+        summary: format!("failure logs replayed ({})", replay.join(", ")),
+    };
+    Ok(Prepared {
+        plan,
+        added: Vec::new(),
+        config,
+        text: text.to_string(),
+        replay,
+    })
+}
+
 fn reply(request: reload::Request, answer: Result<String, String>) {
     if let Some(reply) = request.reply {
         let _ = reply.send(answer);
@@ -430,10 +500,14 @@ pub fn open_sink(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
 
 /// Opens the configured sinks that `wanted` names, with their failure logs. `owner`: this
 /// installation and source, which the database sinks' applied positions belong to.
+/// The sinks `replay` names, and those with `replay_failures_on_start`, replay their failure
+/// logs first; what each replay did is added to `notes`.
 async fn build_sinks(
     config: &Config,
     owner: &str,
     wanted: impl Fn(&str) -> bool,
+    replay: &[String],
+    notes: &mut Vec<String>,
 ) -> anyhow::Result<Vec<SinkSpec>> {
     let mut specs = Vec::new();
     for sink in config.sinks.iter().filter(|s| wanted(&s.name)) {
@@ -450,10 +524,14 @@ async fn build_sinks(
         }
         let sink = &sink;
         let built = open_sink(sink)?;
-        if sink.replay_failures_on_start {
+        if sink.replay_failures_on_start || replay.contains(&sink.name) {
             let mut replaying = open_sink_for_replay(sink)?;
             let replayed = failures::replay(config, sink, &mut *replaying, false).await?;
-            tracing::info!(sink = %sink.name, delivered = replayed.delivered, kept = replayed.kept, "failure log replayed at start");
+            tracing::info!(sink = %sink.name, delivered = replayed.delivered, kept = replayed.kept, "failure log replayed");
+            notes.push(format!(
+                "sink `{}`: {} delivered, {} kept",
+                sink.name, replayed.delivered, replayed.kept
+            ));
         }
         let path = failure::log::path(&config.data_dir, &sink.name);
         let log = FailureLog::open(&path).with_context(|| {
@@ -499,7 +577,8 @@ async fn handle_signals(stop: Stop, reloads: reload::Requests) {
             _ = int.recv() => {}
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration");
-                let _ = reloads.send(reload::Request { reply: None }).await;
+                let request = reload::Request { ask: reload::Ask::Reload, reply: None };
+                let _ = reloads.send(request).await;
                 continue;
             }
         }

@@ -30,14 +30,17 @@ pub fn pause_or_resume(config: &Config, sink: Option<&str>, action: &str) -> any
 
 /// `rowbus reload`: the running process reads its configuration file again.
 pub fn reload(config: &Config) -> anyhow::Result<()> {
-    // The answer comes once the sinks drained to a transaction boundary.
-    let answer = call_waiting(config, "POST", "/api/v1/reload", Duration::from_secs(300))?;
-    print!("{answer}");
+    print!("{}", post_waiting(config, "/api/v1/reload")?);
     Ok(())
 }
 
+/// A POST whose answer comes once the sinks drained to a transaction boundary.
+pub(crate) fn post_waiting(config: &Config, path: &str) -> anyhow::Result<String> {
+    call_waiting(config, "POST", path, Duration::from_secs(300))
+}
+
 /// A request to the running pipeline's admin API; its answer's text.
-fn call(config: &Config, method: &str, path: &str) -> anyhow::Result<String> {
+pub(crate) fn call(config: &Config, method: &str, path: &str) -> anyhow::Result<String> {
     call_waiting(config, method, path, Duration::from_secs(5))
 }
 

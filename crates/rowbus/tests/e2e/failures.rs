@@ -326,7 +326,7 @@ async fn replay_failures_on_start_delivers_before_streaming() {
     let rowbus = Rowbus::start(&config);
     let events = tokio::task::block_in_place(|| wait_for_events(&out, 3));
     assert!(
-        rowbus.log().contains("failure log replayed at start"),
+        rowbus.log().contains("failure log replayed"),
         "{}",
         rowbus.log()
     );
@@ -334,4 +334,88 @@ async fn replay_failures_on_start_delivers_before_streaming() {
     let ids: Vec<i64> = rows(&events).into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, [2, 1, 3]);
     assert!(text(&failures(&["list"], &config)).contains("0 record(s)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_rowbus_runs_the_failure_log_is_listed_and_replayed_through_its_api() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("failures_api").await;
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT)"
+    ))
+    .await
+    .unwrap();
+    let dir = TestDir::new("failures-api");
+    let config = config_with_limit(server, &dir, &db, "").await;
+    let admin = format!("\n[admin]\nlisten = \"127.0.0.1:{}\"\n", free_port());
+    let text_now = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text_now + &admin).unwrap();
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    let big = "x".repeat(1000);
+    for sql in [
+        "INSERT INTO t VALUES (1, 'a')".to_string(),
+        format!("INSERT INTO t VALUES (2, '{big}')"),
+        "INSERT INTO t VALUES (3, 'c')".into(),
+        "UPDATE t SET v = 'small' WHERE id = 2".into(),
+    ] {
+        conn.query_drop(format!("USE `{db}`; {sql}")).await.unwrap();
+    }
+    let out = dir.path("out.jsonl");
+    tokio::task::block_in_place(|| {
+        wait_for_events(&out, 2);
+        wait_for("two records in the failure log", DEADLINE, || {
+            let logged = rowbus
+                .log()
+                .matches("event sent to the failure log")
+                .count();
+            (logged >= 2).then_some(())
+        });
+    });
+    let list = text(&failures(&["list"], &config));
+    let lines: Vec<&str> = list.lines().filter(|l| l.starts_with("out ")).collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines[0].contains("more than max_event_bytes = 600"),
+        "{list}"
+    );
+    assert!(list.contains("2 record(s)"), "{list}");
+
+    // Replayed before the fix: kept, in order.
+    let again = text(&failures(&["replay"], &config));
+    assert_eq!(
+        again,
+        "failure logs replayed (out); sink `out`: 0 delivered, 2 kept\n"
+    );
+    // The fix, applied by a reload, then the replay delivers; the stream goes on after it.
+    raise_limit(&config);
+    let reload = Command::new(env!("CARGO_BIN_EXE_rowbus"))
+        .args(["reload", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(text(&reload), "reloaded: sinks changed: out\n");
+    let replay = text(&failures(&["replay", "--sink", "out"], &config));
+    assert_eq!(
+        replay,
+        "failure logs replayed (out); sink `out`: 2 delivered, 0 kept\n"
+    );
+    conn.query_drop(format!("USE `{db}`; INSERT INTO t VALUES (4, 'd')"))
+        .await
+        .unwrap();
+    let events = tokio::task::block_in_place(|| wait_for_events(&out, 5));
+    assert_eq!(
+        rows(&events),
+        [
+            (1, "a".into()),
+            (3, "c".into()),
+            (2, "xxxxxxxx".into()),
+            (2, "small".into()),
+            (4, "d".into())
+        ]
+    );
+    let list = text(&failures(&["list"], &config));
+    assert!(list.contains("0 record(s)"), "{list}");
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
 }
