@@ -22,6 +22,18 @@ fn failures(args: &[&str], config: &std::path::Path) -> Output {
         .unwrap()
 }
 
+/// A fresh database with `t (id INT PRIMARY KEY, v TEXT)`, and a connection.
+async fn database_with_t(server: &MariaDb, prefix: &str) -> (String, mysql_async::Conn) {
+    let db = server.fresh_database(prefix).await;
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT)"
+    ))
+    .await
+    .unwrap();
+    (db, conn)
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -76,13 +88,7 @@ fn rows(events: &[Value]) -> Vec<(i64, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_rows_are_logged_parked_and_replayed_in_order() {
     let server = MariaDb::shared();
-    let db = server.fresh_database("failures").await;
-    let mut conn = server.conn().await;
-    conn.query_drop(format!(
-        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT)"
-    ))
-    .await
-    .unwrap();
+    let (db, mut conn) = database_with_t(server, "failures").await;
     let dir = TestDir::new("failures");
     let config = config_with_limit(server, &dir, &db, "").await;
     let rowbus = Rowbus::start(&config);
@@ -184,13 +190,7 @@ async fn rejected_rows_are_logged_parked_and_replayed_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_failure_rate_guard_stops_and_a_restart_leaves_no_gap() {
     let server = MariaDb::shared();
-    let db = server.fresh_database("guard").await;
-    let mut conn = server.conn().await;
-    conn.query_drop(format!(
-        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT)"
-    ))
-    .await
-    .unwrap();
+    let (db, mut conn) = database_with_t(server, "guard").await;
     let dir = TestDir::new("guard");
     let config = config_with_limit(server, &dir, &db, "max_failures = 2").await;
     let mut rowbus = Rowbus::start(&config);
@@ -238,13 +238,7 @@ async fn the_failure_rate_guard_stops_and_a_restart_leaves_no_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_asks_unless_told_yes() {
     let server = MariaDb::shared();
-    let db = server.fresh_database("purge").await;
-    let mut conn = server.conn().await;
-    conn.query_drop(format!(
-        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT)"
-    ))
-    .await
-    .unwrap();
+    let (db, mut conn) = database_with_t(server, "purge").await;
     let dir = TestDir::new("purge");
     let config = config_with_limit(server, &dir, &db, "").await;
     let rowbus = Rowbus::start(&config);
@@ -286,13 +280,7 @@ async fn purge_asks_unless_told_yes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_failures_on_start_delivers_before_streaming() {
     let server = MariaDb::shared();
-    let db = server.fresh_database("replay_start").await;
-    let mut conn = server.conn().await;
-    conn.query_drop(format!(
-        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT)"
-    ))
-    .await
-    .unwrap();
+    let (db, mut conn) = database_with_t(server, "replay_start").await;
     let dir = TestDir::new("replay-start");
     let config = config_with_limit(server, &dir, &db, "replay_failures_on_start = true").await;
     let rowbus = Rowbus::start(&config);
@@ -339,13 +327,7 @@ async fn replay_failures_on_start_delivers_before_streaming() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_rowbus_runs_the_failure_log_is_listed_and_replayed_through_its_api() {
     let server = MariaDb::shared();
-    let db = server.fresh_database("failures_api").await;
-    let mut conn = server.conn().await;
-    conn.query_drop(format!(
-        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT)"
-    ))
-    .await
-    .unwrap();
+    let (db, mut conn) = database_with_t(server, "failures_api").await;
     let dir = TestDir::new("failures-api");
     let config = config_with_limit(server, &dir, &db, "").await;
     let admin = format!("\n[admin]\nlisten = \"127.0.0.1:{}\"\n", free_port());
