@@ -57,6 +57,7 @@ log "writer: a few inserts, updates and deletes a second"
 PIDS+=($!)
 
 log "rowbus run -c examples/demo.toml (Ctrl-C to stop); in another terminal:"
+log "  the dashboard: http://127.0.0.1:$ADMIN_PORT/   (the flow, events/s, lag per sink)"
 log "  $ROWBUS status -c $WORK/rowbus.toml    or    curl http://127.0.0.1:$ADMIN_PORT/metrics"
 "$ROWBUS" run -c "$WORK/rowbus.toml" &
 ROWBUS_PID=$!
