@@ -71,6 +71,11 @@ pub struct Delivery {
 type Outcome = Result<(), (SinkError, u32)>;
 
 impl Delivery {
+    /// Records in the failure log now.
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+
     pub fn new(sink: &str, policy: DeliveryPolicy, log: FailureLog) -> Self {
         let mut recent: Vec<u64> = log.failed_ms().to_vec();
         recent.sort_unstable();

@@ -1,5 +1,6 @@
-//! What the pipeline counts while it runs, for the admin API: per source, changes read, lag and
-//! the checkpoint; per sink, changes delivered, failures, retries, queue fill and the last error.
+//! What the pipeline counts while it runs, for the admin API: per source, changes and binlog
+//! bytes read, lag and the checkpoint; per sink, changes delivered, batches and their sizes,
+//! failures and the failure log's size, retries, queue fill, lag, latency and the last error.
 //! Plain atomics, written on the hot path without locks; rendered as Prometheus text (stable names
 //! `rowbus_<noun>_<unit>[_total]`, labels `source` and `sink` only) and as the status JSON.
 
@@ -15,6 +16,13 @@ pub struct Metrics {
     pub source: String,
     /// Row changes the router took from the source.
     pub events_read: AtomicU64,
+    /// Binlog bytes the router passed, from the positions of successive boundaries.
+    pub bytes_read: AtomicU64,
+    /// How far the server's binlog end is ahead of what was read, in bytes (-1: not known).
+    pub lag_bytes: AtomicI64,
+    /// The binlog file and offset of the last transaction boundary read.
+    pub read_file: Mutex<String>,
+    pub read_pos: AtomicU64,
     /// When the last change was written on the server, and when rowbus read it (ms since epoch).
     pub last_event_ms: AtomicU64,
     pub last_read_ms: AtomicU64,
@@ -32,7 +40,7 @@ pub struct Metrics {
     sinks: RwLock<Vec<Arc<SinkMetrics>>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SinkMetrics {
     pub name: String,
     pub delivered: AtomicU64,
@@ -44,11 +52,31 @@ pub struct SinkMetrics {
     pub last_error: Mutex<String>,
     /// When rowbus read the oldest change the sink's worker holds (ms since epoch; 0: none).
     pub holding_since_ms: AtomicU64,
+    /// Records in the sink's failure log now (replays shorten it).
+    pub failure_log_records: AtomicU64,
     /// From when rowbus read a change to when the sink acknowledged it.
     pub latency: Histogram,
+    /// Changes per batch handed to the sink.
+    pub batch_sizes: Histogram,
 }
 
 impl SinkMetrics {
+    pub fn new(name: &str) -> SinkMetrics {
+        SinkMetrics {
+            name: name.to_string(),
+            delivered: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            queued: AtomicI64::new(0),
+            last_error: Mutex::default(),
+            holding_since_ms: AtomicU64::new(0),
+            failure_log_records: AtomicU64::new(0),
+            latency: Histogram::new(&LATENCY_MS),
+            batch_sizes: Histogram::new(&BATCH_EVENTS),
+        }
+    }
+
     /// How long the oldest change the sink holds has waited since rowbus read it, in seconds.
     pub fn lag_seconds(&self, now_ms: u64) -> f64 {
         match self.holding_since_ms.load(Relaxed) {
@@ -58,40 +86,69 @@ impl SinkMetrics {
     }
 }
 
-/// Upper bounds of the latency buckets, in milliseconds.
-const LATENCY_BUCKETS_MS: [u64; 13] = [
-    1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
-];
+/// A histogram's bucket bounds, and the unit it is rendered in (a value is divided by `scale`).
+#[derive(Debug)]
+pub struct Buckets {
+    bounds: &'static [u64],
+    scale: f64,
+}
 
-/// A Prometheus histogram of milliseconds, rendered in seconds.
-#[derive(Debug, Default)]
+/// Latency: observed in milliseconds, rendered in seconds.
+pub const LATENCY_MS: Buckets = Buckets {
+    bounds: &[
+        1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
+    ],
+    scale: 1000.0,
+};
+
+/// Batch sizes, in changes.
+pub const BATCH_EVENTS: Buckets = Buckets {
+    bounds: &[1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000],
+    scale: 1.0,
+};
+
+/// A Prometheus histogram of whole numbers.
+#[derive(Debug)]
 pub struct Histogram {
-    /// Per bucket of `LATENCY_BUCKETS_MS`, then the overflow.
-    counts: [AtomicU64; 14],
-    sum_ms: AtomicU64,
+    buckets: &'static Buckets,
+    /// Per bucket, then the overflow.
+    counts: Vec<AtomicU64>,
+    sum: AtomicU64,
 }
 
 impl Histogram {
-    pub fn observe(&self, ms: u64) {
-        let bucket = LATENCY_BUCKETS_MS
+    pub fn new(buckets: &'static Buckets) -> Histogram {
+        Histogram {
+            buckets,
+            counts: (0..=buckets.bounds.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            sum: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: u64) {
+        let bounds = self.buckets.bounds;
+        let bucket = bounds
             .iter()
-            .position(|&b| ms <= b)
-            .unwrap_or(13);
+            .position(|&b| value <= b)
+            .unwrap_or(bounds.len());
         self.counts[bucket].fetch_add(1, Relaxed);
-        self.sum_ms.fetch_add(ms, Relaxed);
+        self.sum.fetch_add(value, Relaxed);
     }
 
     /// `name_bucket{le=..}` (cumulative), `name_sum` and `name_count` lines, with `labels`.
     fn render(&self, name: &str, labels: &str, out: &mut String) {
+        let Buckets { bounds, scale } = self.buckets;
         let mut cumulative = 0;
         for (i, count) in self.counts.iter().enumerate() {
             cumulative += count.load(Relaxed);
-            let le = LATENCY_BUCKETS_MS
+            let le = bounds
                 .get(i)
-                .map_or("+Inf".to_string(), |ms| (*ms as f64 / 1000.0).to_string());
+                .map_or("+Inf".to_string(), |b| (*b as f64 / scale).to_string());
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
         }
-        let sum = self.sum_ms.load(Relaxed) as f64 / 1000.0;
+        let sum = self.sum.load(Relaxed) as f64 / scale;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
     }
@@ -104,7 +161,10 @@ pub struct Status {
     pub checkpoint: String,
     pub checkpoint_age_seconds: Option<f64>,
     pub events_read: u64,
+    pub bytes_read: u64,
     pub lag_seconds: f64,
+    /// How far the server's binlog end is ahead of what was read (absent until known).
+    pub lag_bytes: Option<u64>,
     /// The snapshot in progress: its tables, the first being read, with the rows delivered.
     pub snapshot: Option<Vec<SnapshotTable>>,
     pub sinks: Vec<SinkStatus>,
@@ -122,6 +182,8 @@ pub struct SinkStatus {
     pub delivered: u64,
     pub failures: u64,
     pub retries: u64,
+    /// Records in its failure log now.
+    pub failure_log_records: u64,
     pub queued: i64,
     pub queue_capacity: u64,
     /// How long the oldest change the sink holds has waited since it was read.
@@ -136,6 +198,7 @@ impl Metrics {
         let metrics = Metrics {
             source: source.to_string(),
             stuck_after_ms: 10_000,
+            lag_bytes: AtomicI64::new(-1),
             ..Metrics::default()
         };
         metrics.set_sinks(sinks);
@@ -155,12 +218,9 @@ impl Metrics {
             .iter()
             .map(|name| {
                 let existing = sinks.iter().find(|s| s.name == *name);
-                existing.cloned().unwrap_or_else(|| {
-                    Arc::new(SinkMetrics {
-                        name: name.clone(),
-                        ..SinkMetrics::default()
-                    })
-                })
+                existing
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(SinkMetrics::new(name)))
             })
             .collect();
         *sinks = kept.clone();
@@ -187,7 +247,9 @@ impl Metrics {
             checkpoint: lock(&self.checkpoint).clone(),
             checkpoint_age_seconds: self.checkpoint_age_seconds(now_ms),
             events_read: self.events_read.load(Relaxed),
+            bytes_read: self.bytes_read.load(Relaxed),
             lag_seconds: self.lag_seconds(),
+            lag_bytes: u64::try_from(self.lag_bytes.load(Relaxed)).ok(),
             snapshot: self
                 .snapshot
                 .lock()
@@ -213,6 +275,7 @@ impl Metrics {
                         delivered: s.delivered.load(Relaxed),
                         failures: s.failures.load(Relaxed),
                         retries: s.retries.load(Relaxed),
+                        failure_log_records: s.failure_log_records.load(Relaxed),
                         queued: s.queued.load(Relaxed),
                         queue_capacity: self.queue_capacity,
                         lag_seconds,
@@ -254,6 +317,23 @@ impl Metrics {
             by_source(self.events_read.load(Relaxed) as f64),
         );
         family(
+            "rowbus_source_bytes_total",
+            "counter",
+            "Binlog bytes read (up to the last transaction boundary).",
+            by_source(self.bytes_read.load(Relaxed) as f64),
+        );
+        let lag_bytes = self.lag_bytes.load(Relaxed);
+        family(
+            "rowbus_source_lag_bytes",
+            "gauge",
+            "Binlog bytes the server has written past what was read (absent until known).",
+            if lag_bytes >= 0 {
+                by_source(lag_bytes as f64)
+            } else {
+                Vec::new()
+            },
+        );
+        family(
             "rowbus_source_lag_seconds",
             "gauge",
             "How old the last change read was when it was read (server time to read time).",
@@ -274,7 +354,7 @@ impl Metrics {
             "How long the oldest change the sink holds has waited since it was read (0: none).",
             by_sink(&lag),
         );
-        let sink_families: [(&str, &str, &str, SinkValue); 5] = [
+        let sink_families: [(&str, &str, &str, SinkValue); 6] = [
             (
                 "rowbus_sink_events_delivered_total",
                 "counter",
@@ -300,6 +380,12 @@ impl Metrics {
                 |s| s.retries.load(Relaxed) as f64,
             ),
             (
+                "rowbus_sink_failure_log_records",
+                "gauge",
+                "Records in the sink's failure log.",
+                |s| s.failure_log_records.load(Relaxed) as f64,
+            ),
+            (
                 "rowbus_sink_queue_events",
                 "gauge",
                 "Changes routed to the sink and not yet taken by its worker.",
@@ -309,14 +395,24 @@ impl Metrics {
         for (name, kind, help, value) in sink_families {
             family(name, kind, help, by_sink(&value));
         }
-        let name = "rowbus_sink_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} From reading a change to the sink acknowledging it.\n# TYPE {name} histogram"
-        );
-        for s in &sinks {
-            let labels = format!("source=\"{source}\",sink=\"{}\"", escape(&s.name));
-            s.latency.render(name, &labels, &mut out);
+        let histograms: [(&str, &str, SinkHistogram); 2] = [
+            (
+                "rowbus_sink_latency_seconds",
+                "From reading a change to the sink acknowledging it.",
+                |s| &s.latency,
+            ),
+            (
+                "rowbus_sink_batch_events",
+                "Changes per batch handed to the sink.",
+                |s| &s.batch_sizes,
+            ),
+        ];
+        for (name, help, histogram) in histograms {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for s in &sinks {
+                let labels = format!("source=\"{source}\",sink=\"{}\"", escape(&s.name));
+                histogram(s).render(name, &labels, &mut out);
+            }
         }
         out
     }
@@ -324,6 +420,9 @@ impl Metrics {
 
 /// One sink's value of a metric.
 type SinkValue = fn(&SinkMetrics) -> f64;
+
+/// One of a sink's histograms.
+type SinkHistogram = fn(&SinkMetrics) -> &Histogram;
 
 fn lock(m: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -333,6 +333,7 @@ async fn route(
     let mut outputs = Vec::new();
     let mut sends = Vec::with_capacity(routes.len());
     let mut in_transaction = false;
+    let mut last_file: Option<String> = None;
     loop {
         let next = if in_transaction {
             records.recv().await
@@ -361,6 +362,7 @@ async fn route(
         let event = match item {
             SourceRecord::Boundary(position) => {
                 note_snapshot(&metrics, &position);
+                read_up_to(&metrics, &mut last_file, &position);
                 lock(&tracker).register(0, Some(position));
                 if records.is_empty() {
                     // Caught up with the source: nothing read is waiting any more.
@@ -386,6 +388,24 @@ async fn route(
                 return (count, None); // the sink stopped; the pipeline is ending
             }
         }
+    }
+}
+
+/// Counts the binlog bytes from the last boundary to this one (a new file counts from its start),
+/// and notes where reading is, for the bytes of lag.
+fn read_up_to(metrics: &Metrics, last_file: &mut Option<String>, position: &Position) {
+    let last_pos = metrics.read_pos.swap(position.pos, Relaxed);
+    let start = match last_file {
+        Some(file) if *file == position.file => last_pos,
+        Some(_) => 0,
+        None => position.pos,
+    };
+    metrics
+        .bytes_read
+        .fetch_add(position.pos.saturating_sub(start), Relaxed);
+    if last_file.as_deref() != Some(position.file.as_str()) {
+        *last_file = Some(position.file.clone());
+        *metrics.read_file.lock().unwrap_or_else(|p| p.into_inner()) = position.file.clone();
     }
 }
 
@@ -527,6 +547,10 @@ async fn sink_worker(
         let items = queued.iter().map(|q| &q.item.1);
         let delivered = deliver_items(&mut spec, items, &mut batch, &stop).await;
         counts.batches.fetch_add(1, Relaxed);
+        counts.batch_sizes.observe(queued.len() as u64);
+        counts
+            .failure_log_records
+            .store(spec.delivery.log_len() as u64, Relaxed);
         counts.failures.store(spec.delivery.logged, Relaxed);
         counts.retries.store(spec.delivery.retries, Relaxed);
         if let Some(error) = &spec.delivery.last_error {

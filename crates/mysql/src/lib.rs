@@ -2,13 +2,14 @@
 //! server can serve row-based CDC, finds where to start (`start`), streams the binlog, decodes each
 //! event into change events and transaction boundaries (`decode`, `table`, `value`, `mariadb`),
 //! merges snapshots of tables into the stream (`snapshot`), and keeps doing so across lost
-//! connections (`source`).
+//! connections (`source`); `lag` watches how far the server's binlog is ahead.
 
 pub mod config;
 pub mod connect;
 pub mod decode;
 pub mod error;
 pub mod inspect;
+pub mod lag;
 pub mod mariadb;
 pub mod mysql_gtid;
 pub mod rows;

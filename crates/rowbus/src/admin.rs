@@ -176,12 +176,16 @@ pub fn status_now(admin: &Admin) -> serde_json::Value {
     let mut status = serde_json::to_value(admin.metrics.status(now)).unwrap_or_default();
     status["t"] = (now as f64 / 1000.0).into();
     status["stuck_after_seconds"] = (admin.metrics.stuck_after_ms as f64 / 1000.0).into();
+    let rates = admin.history.rates();
+    status["events_per_second"] = rates.source.into();
     status["flow"] = admin.flow.read().unwrap_or_else(|p| p.into_inner()).clone();
     status["paused"] = admin.controls.source.is_paused().into();
     if let Some(sinks) = status["sinks"].as_array_mut() {
         for sink in sinks {
             let name = sink["name"].as_str().unwrap_or_default();
             let paused = admin.controls.sink(name).is_some_and(|g| g.is_paused());
+            let rate = rates.sinks.iter().find(|(n, _)| n == name);
+            sink["events_per_second"] = rate.map_or(0.0, |(_, r)| *r).into();
             sink["paused"] = paused.into();
         }
     }

@@ -13,6 +13,7 @@ use rowbus_core::event::now_ms;
 use rowbus_core::pipeline::Stop;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,10 +22,26 @@ const PAGE: &str = include_str!("../assets/dashboard.html");
 /// How much lag history the page gets on connect: five minutes of one sample a second.
 const HISTORY_SAMPLES: usize = 300;
 
-/// The sinks' lag, one sample a second: (seconds since the epoch, `{"sinks": [{name, lag}]}`).
+/// The sinks' lag, one sample a second: (seconds since the epoch, `{"sinks": [{name, lag}]}`),
+/// and the rates over the last second.
 #[derive(Default)]
 pub struct History {
     samples: Mutex<VecDeque<(f64, Value)>>,
+    rates: Mutex<Rates>,
+}
+
+/// Events per second over the last sample: read by the source, delivered by each sink.
+#[derive(Default, Clone)]
+pub struct Rates {
+    pub source: f64,
+    pub sinks: Vec<(String, f64)>,
+}
+
+/// The counts a rate is taken between.
+struct Counts {
+    t: f64,
+    read: u64,
+    delivered: Vec<(String, u64)>,
 }
 
 impl History {
@@ -40,26 +57,58 @@ impl History {
         let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         samples.iter().cloned().collect()
     }
+
+    pub fn rates(&self) -> Rates {
+        self.rates.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_rates(&self, before: &Counts, now: &Counts) {
+        let seconds = now.t - before.t;
+        if seconds <= 0.0 {
+            return;
+        }
+        let per_second = |a: u64, b: u64| a.saturating_sub(b) as f64 / seconds;
+        let sinks = now.delivered.iter().map(|(name, delivered)| {
+            let was = before.delivered.iter().find(|(n, _)| n == name);
+            let rate = was.map_or(0.0, |(_, b)| per_second(*delivered, *b));
+            (name.clone(), rate)
+        });
+        *self.rates.lock().unwrap_or_else(|p| p.into_inner()) = Rates {
+            source: per_second(now.read, before.read),
+            sinks: sinks.collect(),
+        };
+    }
 }
 
-/// Samples the sinks' lag every second until `shutdown`.
+/// Samples the sinks' lag and the rates every second until `shutdown`.
 pub async fn sample(admin: Arc<Admin>, shutdown: Stop) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut before: Option<Counts> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.wait() => return,
         }
         let now = now_ms();
-        let sinks: Vec<Value> = admin
-            .metrics
-            .sinks()
+        let t = now as f64 / 1000.0;
+        let sinks = admin.metrics.sinks();
+        let lags: Vec<Value> = sinks
             .iter()
             .map(|s| json!({"name": s.name, "lag_seconds": s.lag_seconds(now)}))
             .collect();
-        admin
-            .history
-            .push(now as f64 / 1000.0, json!({ "sinks": sinks }));
+        admin.history.push(t, json!({ "sinks": lags }));
+        let counts = Counts {
+            t,
+            read: admin.metrics.events_read.load(Relaxed),
+            delivered: sinks
+                .iter()
+                .map(|s| (s.name.clone(), s.delivered.load(Relaxed)))
+                .collect(),
+        };
+        if let Some(before) = &before {
+            admin.history.set_rates(before, &counts);
+        }
+        before = Some(counts);
     }
 }
 

@@ -382,6 +382,12 @@ impl Process {
             process_stop.wait().await;
             source_stop.trigger();
         });
+        if self.admin.is_some() {
+            // The lag in bytes is for the admin API only.
+            let watch =
+                rowbus_mysql::lag::watch(source.clone(), self.metrics.clone(), stop.clone());
+            tokio::spawn(watch);
+        }
         let (tx, rx) = pipeline::source_queue(config.queue);
         let name = source.name.clone();
         let task = tokio::spawn(rowbus_mysql::run_source(

@@ -123,6 +123,7 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
             "rowbus_sink_retries_total",
             "rowbus_sink_queue_events",
             "rowbus_sink_lag_seconds",
+            "rowbus_sink_failure_log_records",
         ] {
             assert!(
                 value(name, Some("out")).is_some(),
@@ -151,6 +152,27 @@ async fn the_admin_api_reports_what_the_stream_delivered() {
             Some(10.0),
             "the latency histogram counts every change:\n{body}"
         );
+        let batches = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "rowbus_sink_batch_events" && s.labels.get("sink") == Some("out"))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Histogram(buckets) => {
+                    buckets.iter().map(|b| b.count).fold(0.0, f64::max)
+                }
+                _ => f64::NAN,
+            });
+        assert_eq!(batches, value("rowbus_sink_batches_total", Some("out")));
+        assert!(value("rowbus_source_bytes_total", None).unwrap() > 0.0);
+        // The binlog's end is asked for every 2 s: the lag in bytes appears.
+        let status = wait_for("the lag in bytes", DEADLINE, || {
+            let (_, body) = get(port, "/api/v1/status", true);
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            status["lag_bytes"].is_u64().then_some(status)
+        });
+        assert!(status["bytes_read"].as_u64().unwrap() > 0);
+        assert_eq!(status["sinks"][0]["failure_log_records"], 0);
+        assert!(status["sinks"][0]["events_per_second"].is_f64());
 
         wait_for("/ready", DEADLINE, || {
             (get(port, "/ready", true).0 == 200).then_some(())
