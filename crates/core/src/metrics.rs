@@ -16,6 +16,10 @@ pub struct Metrics {
     pub source: String,
     /// Row changes the router took from the source.
     pub events_read: AtomicU64,
+    /// Changes the pipeline's transforms passed on (a drop counts none, a copy two), and the
+    /// changes they failed on.
+    pub transform_outputs: AtomicU64,
+    pub transform_failures: AtomicU64,
     /// Binlog bytes the router passed, from the positions of successive boundaries.
     pub bytes_read: AtomicU64,
     /// How far the server's binlog end is ahead of what was read, in bytes (-1: not known).
@@ -165,9 +169,17 @@ pub struct Status {
     pub lag_seconds: f64,
     /// How far the server's binlog end is ahead of what was read (absent until known).
     pub lag_bytes: Option<u64>,
+    /// What the pipeline's transforms passed on and failed on.
+    pub transforms: TransformStatus,
     /// The snapshot in progress: its tables, the first being read, with the rows delivered.
     pub snapshot: Option<Vec<SnapshotTable>>,
     pub sinks: Vec<SinkStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransformStatus {
+    pub out: u64,
+    pub failures: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -250,6 +262,10 @@ impl Metrics {
             bytes_read: self.bytes_read.load(Relaxed),
             lag_seconds: self.lag_seconds(),
             lag_bytes: u64::try_from(self.lag_bytes.load(Relaxed)).ok(),
+            transforms: TransformStatus {
+                out: self.transform_outputs.load(Relaxed),
+                failures: self.transform_failures.load(Relaxed),
+            },
             snapshot: self
                 .snapshot
                 .lock()
@@ -315,6 +331,18 @@ impl Metrics {
             "counter",
             "Row changes read from the source.",
             by_source(self.events_read.load(Relaxed) as f64),
+        );
+        family(
+            "rowbus_transform_events_total",
+            "counter",
+            "Changes the pipeline's transforms passed on (a dropped one counts none, a copy two).",
+            by_source(self.transform_outputs.load(Relaxed) as f64),
+        );
+        family(
+            "rowbus_transform_failures_total",
+            "counter",
+            "Changes the pipeline's transforms failed on (sent to the failure logs).",
+            by_source(self.transform_failures.load(Relaxed) as f64),
         );
         family(
             "rowbus_source_bytes_total",

@@ -376,7 +376,8 @@ async fn route(
         metrics.events_read.fetch_add(1, Relaxed);
         metrics.last_event_ms.store(event.source.ts_ms, Relaxed);
         metrics.last_read_ms.store(event.read_ts_ms, Relaxed);
-        fan_out(&routes, event, &mut transform, &mut outputs, &mut sends);
+        let transforming = (&mut transform, &mut outputs, &*metrics);
+        fan_out(&routes, event, transforming, &mut sends);
         let seq = lock(&tracker).register(sends.len() as u32, None);
         for (i, item) in sends.drain(..) {
             let size = match &item {
@@ -424,8 +425,7 @@ fn note_snapshot(metrics: &Metrics, position: &Position) {
 fn fan_out(
     routes: &[Route],
     event: Arc<ChangeEvent>,
-    transform: &mut Option<Box<dyn Transform>>,
-    outputs: &mut Vec<Output>,
+    (transform, outputs, metrics): (&mut Option<Box<dyn Transform>>, &mut Vec<Output>, &Metrics),
     sends: &mut Vec<(usize, Item)>,
 ) {
     let Some(transform) = transform else {
@@ -437,6 +437,8 @@ fn fan_out(
     outputs.clear();
     match transform.apply(event, outputs) {
         Ok(()) => {
+            let count = outputs.len() as u64;
+            metrics.transform_outputs.fetch_add(count, Relaxed);
             for o in outputs.drain(..) {
                 for i in accepting(routes, &o.event, &o.targets) {
                     sends.push((i, Item::Event(o.event.clone())));
@@ -444,6 +446,7 @@ fn fan_out(
             }
         }
         Err(Rejected { event, error }) => {
+            metrics.transform_failures.fetch_add(1, Relaxed);
             // Every sink that takes its kind of change: which tables a sink takes is judged on
             // the transformed names, which a failed chain never gave (a replay judges again).
             let error: Arc<str> = error.into();

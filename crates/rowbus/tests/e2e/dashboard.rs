@@ -100,6 +100,14 @@ stuck_after = "2s"
         assert_eq!(events.len(), total);
         assert!(events.iter().all(|e| e["after"]["v"] == "xx"));
         assert_eq!(wait_for_events(&dir.path("out.jsonl"), total).len(), total);
+        // The transforms node's counts: every change passed on once, none failed.
+        let url = format!("http://127.0.0.1:{port}/api/v1/status");
+        let body = ureq::get(&url).call().unwrap().into_string().unwrap();
+        let status: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            status["transforms"],
+            serde_json::json!({"out": total, "failures": 0})
+        );
     });
     rowbus.stop_cleanly();
 }
