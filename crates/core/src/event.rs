@@ -146,6 +146,8 @@ pub struct SourceEvent {
     /// When the server wrote the event, in ms since the epoch (second precision in the binlog).
     pub ts_ms: u64,
     pub snapshot: bool,
+    /// A snapshot's rows asked for some sinks only (`rowbus snapshot --sink`): their names.
+    pub sinks: Option<Arc<[String]>>,
 }
 
 impl Serialize for SourceInfo {

@@ -81,6 +81,7 @@ pub struct SinkSpec {
 
 /// Where the router sends a sink's events.
 struct Route {
+    name: String,
     tables: TableFilter,
     schema_changes: bool,
     tx: QueueSender<SinkItem>,
@@ -88,8 +89,15 @@ struct Route {
 
 impl Route {
     fn accepts(&self, event: &ChangeEvent) -> bool {
+        self.takes_kind_of(event) && self.tables.matches(&event.db, &event.table)
+    }
+
+    /// Whether the sink takes this kind of change (schema changes only if it asked), and a
+    /// snapshot's row only if the snapshot was asked for it (or for every sink).
+    fn takes_kind_of(&self, event: &ChangeEvent) -> bool {
+        let asked = event.source.sinks.as_ref();
         (self.schema_changes || !event.op.is_schema_change())
-            && self.tables.matches(&event.db, &event.table)
+            && asked.is_none_or(|sinks| sinks.contains(&self.name))
     }
 }
 
@@ -212,6 +220,7 @@ pub async fn run_until_drained(
     for ((spec, counts), gate) in parts.sinks.into_iter().zip(&counts).zip(gates) {
         let (tx, rx) = bounded::<SinkItem>(config.queue);
         routes.push(Route {
+            name: spec.name.clone(),
             tables: spec.tables.clone(),
             schema_changes: spec.schema_changes,
             tx,
@@ -451,7 +460,7 @@ fn fan_out(
             // the transformed names, which a failed chain never gave (a replay judges again).
             let error: Arc<str> = error.into();
             for (i, route) in routes.iter().enumerate() {
-                if route.schema_changes || !event.op.is_schema_change() {
+                if route.takes_kind_of(&event) {
                     sends.push((i, Item::Rejected(event.clone(), error.clone())));
                 }
             }
@@ -792,6 +801,7 @@ mod tests {
                     txn: "t".into(),
                     ts_ms: 0,
                     snapshot: false,
+                    sinks: None,
                 }),
                 row: 0,
             },

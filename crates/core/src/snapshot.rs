@@ -31,6 +31,9 @@ pub struct TableProgress {
     /// Rows delivered so far.
     #[serde(default)]
     pub rows: u64,
+    /// The sinks that receive the rows (`rowbus snapshot --sink`); empty: every sink.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<String>,
 }
 
 impl TableProgress {
@@ -40,6 +43,7 @@ impl TableProgress {
             after: None,
             condition,
             rows: 0,
+            sinks: Vec::new(),
         }
     }
 }
@@ -57,10 +61,12 @@ impl SnapshotProgress {
 
     /// Adds a table to read, unless it is already waiting with the same condition.
     pub fn request(&mut self, table: TableProgress) -> bool {
-        let waiting =
-            self.tables.iter().skip(1).any(|t| {
-                t.table == table.table && t.condition == table.condition && t.after.is_none()
-            });
+        let waiting = self.tables.iter().skip(1).any(|t| {
+            t.table == table.table
+                && t.condition == table.condition
+                && t.sinks == table.sinks
+                && t.after.is_none()
+        });
         if !waiting {
             self.tables.push(table);
         }

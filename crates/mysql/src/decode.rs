@@ -510,6 +510,7 @@ impl Decoder {
                         txn,
                         ts_ms: header.timestamp() as u64 * 1000,
                         snapshot: false,
+                        sinks: None,
                     }),
                     row: 0,
                 },
@@ -671,6 +672,7 @@ impl Decoder {
             txn,
             ts_ms: header.timestamp() as u64 * 1000,
             snapshot: false,
+            sinks: None,
         });
         let fail = |e: String| {
             SourceError::halt(format!(

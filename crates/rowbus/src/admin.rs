@@ -239,24 +239,18 @@ fn read_failures(
     Ok(records)
 }
 
-#[derive(serde::Deserialize)]
-struct SnapshotRequest {
-    tables: Vec<String>,
-    #[serde(rename = "where")]
-    condition: Option<String>,
-}
-
-/// `POST /api/v1/snapshots` with `{"tables": ["db.t"], "where": "SQL"}`: as `rowbus snapshot`.
+/// `POST /api/v1/snapshots` with `{"tables": ["db.t"], "where": "SQL", "sinks": ["s"]}`
+/// (`where` and `sinks` optional): as `rowbus snapshot`.
 async fn snapshot(
     State(admin): State<Arc<Admin>>,
-    Json(request): Json<SnapshotRequest>,
+    Json(request): Json<crate::snapshot::Ask>,
 ) -> Response {
     let tables = request.tables.clone();
     let state = admin.clone();
     let submitted = tokio::task::spawn_blocking(move || {
         let tables = state.tables.read().unwrap_or_else(|p| p.into_inner());
         let source = (state.source.as_str(), &*tables);
-        crate::snapshot::submit(&state.data_dir, source, &request.tables, request.condition)
+        crate::snapshot::submit(&state.data_dir, source, &state.sinks(), &request)
     })
     .await
     .unwrap_or_else(|e| Err(Refused::Io(e.to_string())));

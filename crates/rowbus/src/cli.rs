@@ -57,6 +57,10 @@ pub enum Command {
         /// Only the rows matching this SQL condition, such as "created_at > '2024-01-01'".
         #[arg(long = "where")]
         condition: Option<String>,
+        /// Only this sink receives the rows (repeatable; default: every sink), such as one just
+        /// added by a reload.
+        #[arg(long = "sink")]
+        sinks: Vec<String>,
     },
     /// Run the configured transforms on one change (native JSON, as the file sink writes them;
     /// `-` reads standard input) and print what each sink would receive.

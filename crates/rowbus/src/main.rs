@@ -51,7 +51,15 @@ fn main() -> ExitCode {
             config,
             tables,
             condition,
-        } => snapshot::request(&config, &tables, condition),
+            sinks,
+        } => snapshot::request(
+            &config,
+            snapshot::Ask {
+                tables,
+                condition,
+                sinks,
+            },
+        ),
         cli::Command::Failures { what } => match failures_command(what) {
             Ok(code) => code,
             Err(e) => {

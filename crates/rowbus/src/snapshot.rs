@@ -16,7 +16,18 @@ pub fn requests_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("snapshot-requests")
 }
 
-pub fn request(config_path: &Path, tables: &[String], condition: Option<String>) -> ExitCode {
+/// What to snapshot: tables, optionally only the rows matching a condition, optionally for some
+/// sinks only.
+#[derive(Debug, serde::Deserialize)]
+pub struct Ask {
+    pub tables: Vec<String>,
+    #[serde(rename = "where", default)]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub sinks: Vec<String>,
+}
+
+pub fn request(config_path: &Path, ask: Ask) -> ExitCode {
     let config = match load(config_path) {
         Ok(config) => config,
         Err(errors) => {
@@ -25,7 +36,8 @@ pub fn request(config_path: &Path, tables: &[String], condition: Option<String>)
         }
     };
     let source = (config.source.name.as_str(), &config.source.tables);
-    match submit(&config.data_dir, source, tables, condition) {
+    let sinks: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
+    match submit(&config.data_dir, source, &sinks, &ask) {
         Ok(()) => {}
         Err(Refused::Tables(message)) => {
             eprintln!("rowbus snapshot: {message}");
@@ -43,7 +55,7 @@ pub fn request(config_path: &Path, tables: &[String], condition: Option<String>)
     } else {
         "rowbus reads them when it next starts"
     };
-    eprintln!("snapshot requested for {}; {when}", tables.join(", "));
+    eprintln!("snapshot requested for {}; {when}", ask.tables.join(", "));
     ExitCode::SUCCESS
 }
 
@@ -54,14 +66,22 @@ pub enum Refused {
     Io(String),
 }
 
-/// Checks the tables against the source (its name and table filter) and writes one request per
-/// table for the running source (or its next start) to take: `rowbus snapshot` and the admin API.
+/// Checks the tables against the source (its name and table filter) and the sinks against those
+/// configured, and writes one request per table for the running source (or its next start) to
+/// take: `rowbus snapshot` and the admin API.
 pub fn submit(
     data_dir: &Path,
     (source, included): (&str, &TableFilter),
-    tables: &[String],
-    condition: Option<String>,
+    known_sinks: &[String],
+    ask: &Ask,
 ) -> Result<(), Refused> {
+    let tables = &ask.tables;
+    if let Some(unknown) = ask.sinks.iter().find(|s| !known_sinks.contains(s)) {
+        return Err(Refused::Tables(format!(
+            "no sink `{unknown}` (sinks: {})",
+            known_sinks.join(", ")
+        )));
+    }
     if tables.is_empty() {
         return Err(Refused::Tables(
             "name at least one table, as db.table".into(),
@@ -80,13 +100,17 @@ pub fn submit(
         }
     }
     for table in tables {
-        write_request(data_dir, table, condition.clone())
+        let request = TableProgress {
+            sinks: ask.sinks.clone(),
+            ..TableProgress::new(table.clone(), ask.condition.clone())
+        };
+        write_request(data_dir, &request)
             .map_err(|e| Refused::Io(format!("cannot write the request for {table}: {e}")))?;
     }
     Ok(())
 }
 
-fn write_request(data_dir: &Path, table: &str, condition: Option<String>) -> std::io::Result<()> {
+fn write_request(data_dir: &Path, request: &TableProgress) -> std::io::Result<()> {
     let dir = requests_dir(data_dir);
     std::fs::create_dir_all(&dir)?;
     let nanos = std::time::SystemTime::now()
@@ -97,9 +121,8 @@ fn write_request(data_dir: &Path, table: &str, condition: Option<String>) -> std
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = format!("{nanos:020}-{}-{n}", std::process::id());
     let tmp = dir.join(format!(".{name}.tmp"));
-    let request = TableProgress::new(table, condition);
     let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&serde_json::to_vec(&request).unwrap_or_default())?;
+    file.write_all(&serde_json::to_vec(request).unwrap_or_default())?;
     file.sync_all()?;
     std::fs::rename(&tmp, dir.join(format!("{name}.json")))
 }

@@ -92,6 +92,7 @@ impl NativeEvent {
                     txn: string("txn", ""),
                     ts_ms: number("ts_ms"),
                     snapshot: source["snapshot"].as_bool().unwrap_or(false),
+                    sinks: None,
                 }),
                 row: number("row") as u32,
             },

@@ -217,6 +217,7 @@ mod tests {
                     txn: "0-1-7".into(),
                     ts_ms: 1000,
                     snapshot: false,
+                    sinks: None,
                 }),
                 row: 0,
             },

@@ -78,6 +78,7 @@ fn event(op: Op, db: &str, before: Option<Row>, after: Option<Row>) -> Arc<Chang
                 txn: "t".into(),
                 ts_ms: 0,
                 snapshot: false,
+                sinks: None,
             }),
             row: 0,
         },

@@ -342,6 +342,7 @@ pub fn load_event(s: &StoredEvent) -> Result<ChangeEvent, String> {
                 txn: Arc::from(s.txn.as_str()),
                 ts_ms: s.ts_ms,
                 snapshot: s.snapshot,
+                sinks: None,
             }),
             row: s.row,
         },

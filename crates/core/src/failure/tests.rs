@@ -86,6 +86,7 @@ pub fn event(id: i64) -> ChangeEvent {
                 txn: "0-1-9".into(),
                 ts_ms: 1000,
                 snapshot: false,
+                sinks: None,
             }),
             row: id as u32,
         },

@@ -151,6 +151,7 @@ mod tests {
                     txn: "x".into(),
                     ts_ms: 0,
                     snapshot: false,
+                    sinks: None,
                 }),
                 row: 0,
             },

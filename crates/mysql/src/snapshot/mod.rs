@@ -170,7 +170,9 @@ impl Snapshotter {
                 filter.matches(db, t) && decoder.history().schema().table(db, t).is_some()
             });
             if known {
-                self.request([TableProgress::new(request.table, request.condition)]);
+                let sinks = request.sinks;
+                let table = TableProgress::new(request.table, request.condition);
+                self.request([TableProgress { sinks, ..table }]);
             } else {
                 tracing::warn!(table = %request.table, "ignoring a snapshot request for a table the source does not include or know");
             }
@@ -364,6 +366,7 @@ impl Snapshotter {
             txn: Arc::from("snapshot"),
             ts_ms: now,
             snapshot: true,
+            sinks: self.asked_sinks(),
         });
         let emitted = rows.len() as u64;
         for (i, row) in rows.into_iter().enumerate() {
@@ -408,6 +411,12 @@ impl Snapshotter {
         let mut boundary = position.clone();
         boundary.snapshot = self.shared.clone();
         out.push(SourceRecord::Boundary(boundary));
+    }
+
+    /// The sinks the table being read was asked for, when not every sink.
+    fn asked_sinks(&self) -> Option<Arc<[String]>> {
+        let table = self.progress.as_ref()?.tables.first()?;
+        (!table.sinks.is_empty()).then(|| table.sinks.as_slice().into())
     }
 
     /// The table in progress is done (or gone).

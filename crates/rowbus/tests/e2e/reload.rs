@@ -78,6 +78,27 @@ async fn a_sink_added_by_reload_starts_at_the_current_position_and_the_old_one_l
     assert!(ok, "{answer}");
     assert_eq!(answer, "reloaded: sinks added: added\n");
     tokio::task::block_in_place(|| wait_for_events(&added, 50));
+    // Its history, asked for it alone: the other sink gets none of the snapshot's rows.
+    let snapshot = |sink: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rowbus"))
+            .args([
+                "snapshot",
+                "--table",
+                &format!("{db}.t"),
+                "--sink",
+                sink,
+                "-c",
+            ])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let refused = snapshot("nosuch");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no sink `nosuch` (sinks: added, out)")
+    );
+    assert!(snapshot("added").status.success());
     let total = writer.finish().await;
 
     let all: Vec<i64> = (1..=total).collect();
@@ -101,6 +122,21 @@ async fn a_sink_added_by_reload_starts_at_the_current_position_and_the_old_one_l
     );
     assert_eq!(first, (start..=total).collect::<Vec<_>>());
     assert!(rowbus.log().contains("configuration reloaded"));
+    // With its snapshot, the added sink holds every row; the old one saw no snapshot row.
+    tokio::task::block_in_place(|| {
+        rowbus_testkit::wait_for("the added sink's snapshot", DEADLINE, || {
+            let events = read_events(&added);
+            let mut held: Vec<i64> = events
+                .iter()
+                .filter(|e| e["op"] == "c" || e["op"] == "r")
+                .map(|e| e["after"]["id"].as_i64().unwrap())
+                .collect();
+            held.sort();
+            held.dedup();
+            (held == all).then_some(())
+        })
+    });
+    assert!(read_events(&out).iter().all(|e| e["op"] != "r"));
 
     // Restarted, both sinks go on from the one checkpoint: only the new row arrives.
     rowbus.stop_cleanly();

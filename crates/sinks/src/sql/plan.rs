@@ -212,6 +212,7 @@ mod tests {
                     txn: "t".into(),
                     ts_ms: 0,
                     snapshot: false,
+                    sinks: None,
                 }),
                 row: 0,
             },
