@@ -36,7 +36,7 @@ pub struct Metrics {
     /// The snapshot in progress, as the last boundary the source emitted carried it.
     pub snapshot: Mutex<Option<Arc<SnapshotProgress>>>,
     /// How many changes a sink's queue holds at most (its fill is `queued` over this).
-    pub queue_capacity: u64,
+    pub queue_capacity: AtomicU64,
     /// A sink whose oldest held change waited this long is shown as stuck (ms).
     pub stuck_after_ms: u64,
     /// The running sinks, in the order of the configuration; a reload replaces the list and
@@ -293,7 +293,7 @@ impl Metrics {
                         retries: s.retries.load(Relaxed),
                         failure_log_records: s.failure_log_records.load(Relaxed),
                         queued: s.queued.load(Relaxed),
-                        queue_capacity: self.queue_capacity,
+                        queue_capacity: self.queue_capacity.load(Relaxed),
                         lag_seconds,
                         stuck: lag_seconds * 1000.0 >= self.stuck_after_ms as f64,
                         last_error: (!error.is_empty()).then_some(error),

@@ -216,6 +216,10 @@ pub async fn run_until_drained(
     let mut routes = Vec::new();
     let names: Vec<String> = parts.sinks.iter().map(|s| s.name.clone()).collect();
     let counts = config.metrics.set_sinks(&names);
+    config
+        .metrics
+        .queue_capacity
+        .store(config.queue.max_items as u64, Relaxed);
     let gates = config.controls.set_sinks(&names);
     for ((spec, counts), gate) in parts.sinks.into_iter().zip(&counts).zip(gates) {
         let (tx, rx) = bounded::<SinkItem>(config.queue);
@@ -342,7 +346,8 @@ async fn route(
     let mut outputs = Vec::new();
     let mut sends = Vec::with_capacity(routes.len());
     let mut in_transaction = false;
-    let mut last_file: Option<String> = None;
+    // Bytes are counted from the last boundary of the previous generation on.
+    let mut last_file = Some(lock_file(&metrics)).filter(|f| !f.is_empty());
     loop {
         let next = if in_transaction {
             records.recv().await
@@ -417,6 +422,14 @@ fn read_up_to(metrics: &Metrics, last_file: &mut Option<String>, position: &Posi
         *last_file = Some(position.file.clone());
         *metrics.read_file.lock().unwrap_or_else(|p| p.into_inner()) = position.file.clone();
     }
+}
+
+fn lock_file(metrics: &Metrics) -> String {
+    metrics
+        .read_file
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// Keeps the snapshot progress a boundary carries for the status (none once it is done).
@@ -539,7 +552,15 @@ async fn sink_worker(
     let mut queued = Vec::new();
     let mut batch = Vec::new();
     let counts = &watch.counts;
-    while rx.recv_many(&mut queued, spec.batch_max_events).await > 0 {
+    counts
+        .failure_log_records
+        .store(spec.delivery.log_len() as u64, Relaxed);
+    // The delivery's totals so far are counted already (a sink kept open by a reload).
+    let (mut logged, mut retried) = (spec.delivery.logged, spec.delivery.retries);
+    let outcome = loop {
+        if rx.recv_many(&mut queued, spec.batch_max_events).await == 0 {
+            break Ok(());
+        }
         let oldest = queued.iter().map(|q| {
             let (Item::Event(e) | Item::Rejected(e, _)) = &q.item.1;
             e.read_ts_ms
@@ -553,7 +574,7 @@ async fn sink_worker(
         watch.gate.wait_open(&stop).await;
         if watch.gate.is_paused() {
             tracing::warn!(sink = %spec.name, events = queued.len(), "stopping while paused: the sink's pending changes are left for the next start");
-            break;
+            break Ok(());
         }
         counts.queued.fetch_sub(queued.len() as i64, Relaxed);
         let items = queued.iter().map(|q| &q.item.1);
@@ -563,29 +584,39 @@ async fn sink_worker(
         counts
             .failure_log_records
             .store(spec.delivery.log_len() as u64, Relaxed);
-        counts.failures.store(spec.delivery.logged, Relaxed);
-        counts.retries.store(spec.delivery.retries, Relaxed);
-        if let Some(error) = &spec.delivery.last_error {
+        let delivery = &spec.delivery;
+        counts.failures.fetch_add(delivery.logged - logged, Relaxed);
+        counts
+            .retries
+            .fetch_add(delivery.retries - retried, Relaxed);
+        (logged, retried) = (delivery.logged, delivery.retries);
+        if let Some(error) = &delivery.last_error {
             *counts.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error.clone();
         }
-        delivered?;
+        if let Err(e) = delivered {
+            break Err(e);
+        }
         counts.delivered.fetch_add(queued.len() as u64, Relaxed);
         let now = crate::event::now_ms();
         for q in &queued {
             let (Item::Event(e) | Item::Rejected(e, _)) = &q.item.1;
             counts.latency.observe(now.saturating_sub(e.read_ts_ms));
         }
-        let mut tracker = lock(&tracker);
-        for q in &queued {
-            tracker
-                .ack(q.item.0)
-                .map_err(|e| PipelineError::Internal(e.to_string()))?;
+        let acked_all = {
+            let mut tracker = lock(&tracker);
+            queued.iter().try_for_each(|q| tracker.ack(q.item.0))
+        };
+        if let Err(e) = acked_all {
+            break Err(PipelineError::Internal(e.to_string()));
         }
-        drop(tracker);
         counts.holding_since_ms.store(0, Relaxed);
         acked.notify_waiters();
         queued.clear();
-    }
+    };
+    // What the worker held or left in its queue is no longer waiting for it.
+    counts.holding_since_ms.store(0, Relaxed);
+    counts.queued.store(0, Relaxed);
+    outcome?;
     finish(spec, &watch.drain, &stop).await
 }
 

@@ -10,8 +10,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often the binlog's end is asked for.
+/// How often the binlog's end is asked for, and how long an answer may take.
 const INTERVAL: Duration = Duration::from_secs(2);
+const PATIENCE: Duration = Duration::from_secs(5);
 
 /// Keeps `metrics.lag_bytes` current until `stop`; a failing query (a lost connection, a
 /// missing grant) is logged once per kind and retried at the next interval.
@@ -20,11 +21,18 @@ pub async fn watch(config: MysqlSourceConfig, metrics: Arc<Metrics>, stop: Stop)
     let mut reported = None;
     while !stop.is_triggered() {
         if conn.is_none() {
-            conn = connect(&config).await.ok();
+            let connected = tokio::time::timeout(PATIENCE, connect(&config)).await;
+            conn = connected.ok().and_then(Result::ok);
         }
         if let Some(c) = conn.as_mut() {
             // MySQL 8 adds an `Encrypted` column: name and size are the first two.
-            match query::<mysql_async::Row>(c, &config, "SHOW BINARY LOGS").await {
+            let asked = query::<mysql_async::Row>(c, &config, "SHOW BINARY LOGS");
+            let answer = tokio::time::timeout(PATIENCE, asked).await;
+            let answer = answer.unwrap_or_else(|_| {
+                let late = format!("SHOW BINARY LOGS: no answer within {PATIENCE:?}");
+                Err(crate::SourceError::retry(late))
+            });
+            match answer {
                 Ok(rows) => {
                     let files: Vec<(String, u64)> = rows
                         .iter()

@@ -7,6 +7,7 @@ mod config;
 mod dashboard;
 mod failures;
 mod inspect;
+mod process;
 mod reload;
 mod run;
 mod snapshot;

@@ -57,6 +57,15 @@ pub fn plan(old: &str, new: &str) -> Result<Plan, String> {
             ));
         }
     }
+    let source_names = |t: &toml::Table| -> Vec<String> {
+        let sources = t.get("sources").and_then(|s| s.as_table());
+        sources
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    if source_names(&old) != source_names(&new) {
+        return Err("the source's name cannot change while rowbus runs (its checkpoint is kept under it); restart rowbus to apply that (the running configuration is kept)".into());
+    }
     let sinks = |t: &toml::Table| t.get("sinks").and_then(|s| s.as_table()).cloned();
     let (old_sinks, new_sinks) = (
         sinks(&old).unwrap_or_default(),
@@ -158,6 +167,9 @@ path = "b"
     fn a_changed_source_restarts_it_and_a_changed_data_dir_is_refused() {
         let new = BASE.replace("host = \"h\"", "host = \"h2\"");
         assert!(matches!(plan(BASE, &new), Ok(Plan::Restart { .. })));
+        let renamed = BASE.replace("[sources.m]", "[sources.n]");
+        let refused = plan(BASE, &renamed).unwrap_err();
+        assert!(refused.starts_with("the source's name cannot change"));
         let new = BASE.replace("\"d\"", "\"d2\"");
         let refused = plan(BASE, &new).unwrap_err();
         assert!(refused.starts_with("`data_dir` cannot change while rowbus runs"));

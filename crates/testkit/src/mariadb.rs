@@ -52,9 +52,23 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 extern "C" fn stop_all_at_exit() {
     let live = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
     for (pid, dir) in live {
+        if unsafe { libc::kill(pid as i32, 0) } != 0 {
+            eprintln!("{}", died(&dir));
+        }
         kill_and_wait(pid);
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// What a server that died by itself wrote last: the tail of its error log.
+fn died(dir: &std::path::Path) -> String {
+    let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    format!(
+        "the test MariaDB in {} died; its error log ends:\n{tail}",
+        dir.display()
+    )
 }
 
 fn kill_and_wait(pid: u32) {
@@ -291,9 +305,10 @@ impl MariaDb {
     }
 
     pub async fn conn(&self) -> mysql_async::Conn {
-        mysql_async::Conn::new(self.opts())
-            .await
-            .expect("connect to the test MariaDB")
+        match mysql_async::Conn::new(self.opts()).await {
+            Ok(conn) => conn,
+            Err(e) => panic!("connect to the test MariaDB: {e}\n{}", died(&self.dir)),
+        }
     }
 
     /// Creates a database with a unique name starting with `prefix`.

@@ -84,7 +84,15 @@ stuck_after = "2s"
     );
     assert!(after > before, "{seen}");
     assert_eq!(seen["pause"], 200);
-    assert_eq!(seen["stuck"], serde_json::json!(["sink:audit"]));
+    // The sinks' states (the source's node may turn red too on a loaded machine: its lag has
+    // whole-second commit times).
+    let stuck: Vec<&str> = seen["stuck"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str().filter(|n| n.starts_with("sink:")))
+        .collect();
+    assert_eq!(stuck, ["sink:audit"]);
     assert_eq!(seen["stuck_chart"], serde_json::json!(["audit"]));
     assert_eq!(seen["state"], serde_json::json!(["paused", "running"]));
     let png = std::fs::read(&screenshot).unwrap();

@@ -275,3 +275,88 @@ async fn an_invalid_reload_is_refused_and_sighup_applies_a_changed_transform_and
     assert_eq!(u[0]["after"]["id"], 7);
     rowbus.stop_cleanly();
 }
+
+/// The ids in the order they first came (a restart may repeat the ones after the checkpoint).
+fn first_seen(ids: Vec<i64>) -> Vec<i64> {
+    let mut seen = std::collections::BTreeSet::new();
+    ids.into_iter().filter(|id| seen.insert(*id)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_cannot_open_is_refused_and_a_paused_one_makes_the_reload_restart_the_source() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("reload_refuse").await;
+    create_table_t(server, &db).await;
+    let dir = TestDir::new("reload-refuse");
+    let config = config_from_now(server, &dir, &db, "").await;
+    let port = free_port();
+    let held = dir.path("held.jsonl");
+    append(
+        &config,
+        &format!(
+            "\n[sinks.held]\ntype = \"file\"\npath = \"{}\"\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\nstuck_after = \"1h\"\n",
+            held.display()
+        ),
+    );
+    let good = std::fs::read_to_string(&config).unwrap();
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    let writer = Writer::start(server, &db);
+    let out = dir.path("out.jsonl");
+    tokio::task::block_in_place(|| wait_for_events(&out, 20));
+
+    // `out` moved under a file: it cannot open, so the reload is refused and `out` goes on.
+    let blocked = dir.path("not-a-dir");
+    std::fs::write(&blocked, "").unwrap();
+    let moved = good.replace(
+        &format!("path = \"{}\"", out.display()),
+        &format!("path = \"{}/out.jsonl\"", blocked.display()),
+    );
+    std::fs::write(&config, &moved).unwrap();
+    let (ok, answer) = tokio::task::block_in_place(|| reload(&config));
+    assert!(!ok, "{answer}");
+    assert!(
+        answer.contains("answered 400: refused: sink `out`"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("the running configuration is kept"),
+        "{answer}"
+    );
+    let seen = writer.written();
+    tokio::task::block_in_place(|| wait_for_events(&out, seen as usize + 20));
+
+    // `held` paused with changes waiting: the drain would wait for it, so the source restarts.
+    let pause = format!("http://127.0.0.1:{port}/api/v1/sinks/held/pause");
+    tokio::task::block_in_place(|| ureq::post(&pause).call().unwrap());
+    let status = format!("http://127.0.0.1:{port}/api/v1/status");
+    tokio::task::block_in_place(|| {
+        rowbus_testkit::wait_for("the paused sink to hold changes", DEADLINE, || {
+            let body = ureq::get(&status).call().ok()?.into_string().ok()?;
+            let status: Value = serde_json::from_str(&body).ok()?;
+            (status["sinks"][0]["queued"].as_i64()? > 0).then_some(())
+        })
+    });
+    let batched = good.replace("[sinks.out]\n", "[sinks.out]\nbatch_max_events = 100\n");
+    std::fs::write(&config, &batched).unwrap();
+    let (ok, answer) = tokio::task::block_in_place(|| reload(&config));
+    assert!(ok, "{answer}");
+    assert_eq!(answer, "reloaded: sinks changed: out\n");
+    assert!(
+        rowbus.log().contains("restarting the source instead"),
+        "{}",
+        rowbus.log_tail()
+    );
+    let resume = format!("http://127.0.0.1:{port}/api/v1/sinks/held/resume");
+    tokio::task::block_in_place(|| ureq::post(&resume).call().unwrap());
+    let total = writer.finish().await;
+    let all: Vec<i64> = (1..=total).collect();
+    tokio::task::block_in_place(|| {
+        for path in [&out, &held] {
+            rowbus_testkit::wait_for("every row", DEADLINE, || {
+                (first_seen(ids(path)) == all).then_some(())
+            });
+        }
+    });
+    rowbus.stop_cleanly();
+}
