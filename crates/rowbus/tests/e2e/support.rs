@@ -215,6 +215,10 @@ impl Drop for Rowbus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test failing while rowbus ran: what rowbus said is the first thing to read.
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
     }
 }
 
