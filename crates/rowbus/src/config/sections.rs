@@ -768,12 +768,6 @@ impl SqlSection {
                 "only for type = \"mysql\"; PostgreSQL keeps rowbus_applied in the URL's database",
             );
         }
-        if common.schema_changes {
-            errors.add(
-                format!("{path}.schema_changes"),
-                "database sinks do not apply schema changes or truncations yet; remove it",
-            );
-        }
         let url = url?;
         let database = if postgres {
             url.database.clone().unwrap_or_else(|| url.user.clone())

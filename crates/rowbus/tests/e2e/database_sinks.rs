@@ -1,6 +1,6 @@
 //! The database sinks against real servers: MariaDB replicated into PostgreSQL and into another
 //! MariaDB database, through inserts, updates, deletes and primary-key changes, with rowbus killed
-//! and restarted in between; the targets equal the source row for row. Effectively once: after a
+//! and restarted in between, and TRUNCATE TABLE mid-stream; the targets equal the source row for row. Effectively once: after a
 //! SIGKILL that loses the checkpoint, a counter on the target shows no row applied twice.
 
 use crate::support::*;
@@ -114,7 +114,15 @@ async fn replicate_with_kills<F, Fut>(
     for round in 0..4 {
         let rowbus = Rowbus::start(config);
         rowbus.wait_started();
-        workload(server, db, &mut rng, 60).await;
+        workload(server, db, &mut rng, 30).await;
+        if round == 1 || round == 2 {
+            // Emptied mid-stream: the target must be emptied at the same point.
+            let mut conn = server.conn().await;
+            conn.query_drop(format!("TRUNCATE TABLE `{db}`.t"))
+                .await
+                .unwrap();
+        }
+        workload(server, db, &mut rng, 30).await;
         if round % 2 == 0 {
             tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
             rowbus.kill();
@@ -147,7 +155,7 @@ async fn mariadb_into_postgresql_equals_the_source_after_kills() {
         .unwrap();
     let dir = TestDir::new("to-pg");
     let config = config_from_now(server, &dir, &db, "").await;
-    add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 3");
+    add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 3\nschema_changes = true\neffectively_once = true");
     replicate_with_kills(server, &db, &config, || async {
         source_rows(server, &db).await == pg_rows(&client, &db).await
     })
@@ -178,7 +186,7 @@ async fn mariadb_into_another_mariadb_database_equals_the_source_after_kills() {
     let config = config_from_now(server, &dir, &db, "").await;
     add_sink(
         &config,
-        &format!("[sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:{}\"\nschema = \"{target}\"\nworkers = 2", server.port),
+        &format!("[sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:{}\"\nschema = \"{target}\"\nworkers = 2\nschema_changes = true", server.port),
     );
     replicate_with_kills(server, &db, &config, || async {
         source_rows(server, &db).await == source_rows(server, &target).await

@@ -3,6 +3,9 @@
 //! each in one transaction of multi-row statements: upserts of after images and deletes by key,
 //! with values always bound as parameters. Under `effectively_once` each transaction also records
 //! the last source position it applied, and rows at or before it are skipped after a restart.
+//! A TRUNCATE TABLE of the source (with `schema_changes`) splits the batch: what came before it
+//! is applied, then the target table is emptied by one worker (in a transaction with its marker),
+//! then what came after. Other schema changes are not applied.
 
 pub mod create;
 pub mod mysql;
@@ -186,6 +189,62 @@ impl SqlSink {
     }
 
     async fn write_batch(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
+        let mut start = 0;
+        for (i, e) in batch.iter().enumerate() {
+            if e.op == rowbus_core::Op::Truncate {
+                self.write_rows(&batch[start..i]).await?;
+                self.truncate(e).await?;
+                start = i + 1;
+            }
+        }
+        self.write_rows(&batch[start..]).await
+    }
+
+    /// Empties the target table of a TRUNCATE, on the table's worker (with its marker, so that
+    /// after a restart it is not done again after what followed it).
+    async fn truncate(&mut self, e: &ChangeEvent) -> Result<(), SinkError> {
+        let w = worker_of(&e.db, &e.table, "", self.workers.len());
+        let once = self.config.effectively_once;
+        let at = plan::order_of(e);
+        let worker = &mut self.workers[w];
+        if once {
+            if worker.marker.is_none() {
+                worker.marker = Some(worker.target.marker().await?);
+            }
+            if worker.marker.flatten().is_some_and(|m| at <= m) {
+                return Ok(()); // applied before a restart
+            }
+        }
+        let plan = TablePlan {
+            db: e.db.clone(),
+            table: e.table.clone(),
+            truncate: true,
+            ..TablePlan::default()
+        };
+        let marker = once.then_some(at);
+        match worker
+            .target
+            .apply(std::slice::from_ref(&plan), marker)
+            .await
+        {
+            Ok(()) => {
+                if once {
+                    worker.marker = Some(marker);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                worker.marker = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies a batch's row changes: collapsed per row, split by key over the workers.
+    async fn write_rows(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let plans = plan::plan(batch).map_err(|u| {
             SinkError::permanent(format!(
                 "{} has no primary key: a database sink needs one to apply changes idempotently",

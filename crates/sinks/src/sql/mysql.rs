@@ -190,7 +190,10 @@ impl MyTarget {
         let mut targets = Vec::new();
         for p in plans {
             let (schema, table) = self.config.target_of(&p.db, &p.table);
-            let columns = self.columns((&p.db, &p.table), &schema, &table).await?;
+            let columns = match p.rows.is_empty() {
+                true => Arc::default(), // a truncation needs no columns
+                false => self.columns((&p.db, &p.table), &schema, &table).await?,
+            };
             targets.push((format!("{}.{}", quote(&schema), quote(&table)), columns));
         }
         let mut conn = self.conn.take().expect("connected");
@@ -205,6 +208,12 @@ impl MyTarget {
                 .await
                 .map_err(db("starting a transaction"))?;
             for (p, (target, columns)) in plans.iter().zip(&targets) {
+                if p.truncate {
+                    // TRUNCATE would commit at once; DELETE stays in the transaction with the
+                    // marker.
+                    let sql = format!("DELETE FROM {target}");
+                    tx.query_drop(sql).await.map_err(db("emptying the table (a TRUNCATE)"))?;
+                }
                 apply_table(&mut tx, p, target, columns).await?;
             }
             if let Some((file, pos, row)) = marker {

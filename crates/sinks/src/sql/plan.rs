@@ -30,6 +30,8 @@ pub struct TablePlan {
     /// For each row, the key identity that chooses its worker: its own, except for the delete of
     /// an old key by a primary-key change, which goes with the new key so both commit together.
     pub route: Vec<String>,
+    /// Empty the target table before the rows (a TRUNCATE TABLE of the source).
+    pub truncate: bool,
 }
 
 /// A change's place in the binlog, comparable: (file number, offset, row index).
@@ -135,6 +137,7 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
                     rows: Vec::new(),
                     at: Vec::new(),
                     route: Vec::new(),
+                    truncate: false,
                 });
                 (tables.len() - 1, HashMap::new())
             });

@@ -18,6 +18,7 @@ use tokio_postgres::{Client, NoTls, Transaction};
 const MAX_ROWS: usize = 10_000;
 
 /// Target columns and their declared types, by lower-cased name.
+#[derive(Default)]
 struct Columns {
     types: HashMap<String, (String, String)>,
 }
@@ -218,7 +219,10 @@ impl PgTarget {
         let mut targets = Vec::new();
         for p in plans {
             let (schema, table) = self.config.target_of(&p.db, &p.table);
-            let columns = self.columns((&p.db, &p.table), &schema, &table).await?;
+            let columns = match p.rows.is_empty() {
+                true => Arc::default(), // a truncation needs no columns
+                false => self.columns((&p.db, &p.table), &schema, &table).await?,
+            };
             targets.push((schema, table, columns));
         }
         let mut client = self.client.take().expect("connected");
@@ -232,6 +236,10 @@ impl PgTarget {
                     }
                     other => other,
                 };
+                if p.truncate {
+                    let sql = format!("TRUNCATE TABLE {name}");
+                    tx.batch_execute(&sql).await.map_err(db("truncating"))?;
+                }
                 delete(&tx, &name, p, columns).await.map_err(with_name)?;
                 upsert(&tx, &name, p, columns).await.map_err(with_name)?;
             }
