@@ -723,6 +723,9 @@ pub(super) struct SqlSection {
     rename_columns: BTreeMap<String, String>,
     #[serde(default)]
     create_tables: bool,
+    /// MySQL: run the source's schema changes on the target (with `schema_changes = true`).
+    #[serde(default)]
+    apply_ddl: bool,
 }
 
 fn default_table_template() -> String {
@@ -768,6 +771,23 @@ impl SqlSection {
                 "only for type = \"mysql\"; PostgreSQL keeps rowbus_applied in the URL's database",
             );
         }
+        if self.apply_ddl {
+            let mapped = !self.exclude_columns.is_empty()
+                || !self.rename_columns.is_empty()
+                || self.table != "{table}";
+            let why = if postgres {
+                Some("only for type = \"mysql\": PostgreSQL targets take truncations, and other schema changes are altered by hand")
+            } else if !common.schema_changes {
+                Some("needs schema_changes = true, which sends the schema changes to the sink")
+            } else if mapped {
+                Some("the statements run as the source ran them: not with table, rename_columns or exclude_columns")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                errors.add(format!("{path}.apply_ddl"), why);
+            }
+        }
         let url = url?;
         let database = if postgres {
             url.database.clone().unwrap_or_else(|| url.user.clone())
@@ -792,6 +812,7 @@ impl SqlSection {
             exclude_columns: self.exclude_columns,
             rename_columns: self.rename_columns,
             effectively_once: self.effectively_once,
+            apply_ddl: self.apply_ddl,
             create_tables: self.create_tables,
             // Set from the source when the pipeline starts.
             source: None,

@@ -348,3 +348,37 @@ fn the_admin_api_off_loopback_needs_a_token() {
     let config = parse(&format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:9180\"\n")).unwrap();
     assert_eq!(config.admin.unwrap().listen.port(), 9180);
 }
+
+#[test]
+fn apply_ddl_is_for_mysql_targets_with_schema_changes_and_unmapped_names() {
+    let sinks = "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://u@h/db\"\nschema_changes = true\napply_ddl = true\n\n\
+                 [sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\napply_ddl = true\n\n\
+                 [sinks.renamed]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\nschema_changes = true\napply_ddl = true\ntable = \"copy_{table}\"\n\n\
+                 [sinks.ok]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\nschema_changes = true\napply_ddl = true";
+    let errors = errors_of(&format!("{GOOD}\n{sinks}"));
+    let fields: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "sinks.my.apply_ddl",
+            "sinks.pg.apply_ddl",
+            "sinks.renamed.apply_ddl"
+        ],
+        "{errors:?}"
+    );
+    assert!(
+        errors[0].contains("needs schema_changes = true"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("only for type = \"mysql\""),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2].contains("not with table, rename_columns"),
+        "{errors:?}"
+    );
+}

@@ -416,3 +416,102 @@ async fn rows_of_two_layouts_in_one_batch_and_a_value_too_long() {
         .await
         .unwrap();
 }
+
+/// A database's tables: each with its columns (name and type, in order) and rows as text.
+async fn tables_of(server: &MariaDb, db: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let mut conn = server.conn().await;
+    let tables: Vec<String> = conn
+        .exec(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
+             AND TABLE_NAME <> 'rowbus_applied' ORDER BY TABLE_NAME",
+            (db,),
+        )
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for table in tables {
+        let columns: Vec<(String, String)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (db, &table),
+            )
+            .await
+            .unwrap();
+        let names: Vec<String> = columns.iter().map(|(n, _)| format!("`{n}`")).collect();
+        if names.is_empty() {
+            continue; // being created or dropped right now
+        }
+        let rows: Vec<String> = conn
+            .query(format!(
+                "SELECT CONCAT_WS('|', {}) FROM `{db}`.`{table}` ORDER BY 1",
+                names.join(", ")
+            ))
+            .await
+            // Renamed or dropped between the two reads: not equal yet.
+            .unwrap_or_else(|e| vec![format!("(changing: {e})")]);
+        let columns = columns
+            .into_iter()
+            .map(|(n, t)| format!("{n} {t}"))
+            .collect();
+        out.push((table, columns, rows));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_changes_run_on_a_mysql_target_and_the_tables_end_equal() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("ddl_src").await;
+    let target = server.fresh_database("ddl_target").await;
+    let dir = TestDir::new("ddl");
+    let config = config_from_now(server, &dir, &db, "").await;
+    add_sink(
+        &config,
+        &format!(
+            "[sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:{}\"\nschema = \"{target}\"\n\
+             workers = 2\nschema_changes = true\napply_ddl = true\neffectively_once = true\nstate_database = \"{target}\"",
+            server.port
+        ),
+    );
+    let mut conn = server.conn().await;
+    conn.query_drop(format!("USE `{db}`")).await.unwrap();
+    let steps = [
+        "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20), n INT)",
+        "INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)",
+        "ALTER TABLE t ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'x'",
+        "UPDATE t SET note = CONCAT('n', id) WHERE id < 3",
+        "ALTER TABLE t DROP COLUMN name, MODIFY n BIGINT",
+        "INSERT INTO t VALUES (4, 40, 'four')",
+        "RENAME TABLE t TO t2",
+        "CREATE TABLE u (k VARCHAR(5) PRIMARY KEY); CREATE TABLE gone (k INT PRIMARY KEY)",
+        "INSERT INTO u VALUES ('p'), ('q'); DELETE FROM t2 WHERE id = 1",
+        "DROP TABLE gone; TRUNCATE TABLE u; INSERT INTO u VALUES ('r')",
+    ];
+    // Killed after every other step: what ran already is not run twice, nor skipped.
+    for (i, step) in steps.iter().enumerate() {
+        let rowbus = Rowbus::start(&config);
+        rowbus.wait_started();
+        conn.query_drop(*step).await.unwrap();
+        let expected = tables_of(server, &db).await;
+        eventually(
+            || async { tables_of(server, &target).await == expected },
+            || async { format!("after `{step}`: {}", rowbus.log_tail()) },
+        )
+        .await;
+        if i % 2 == 0 {
+            rowbus.kill();
+        } else {
+            tokio::task::block_in_place(|| rowbus.stop_cleanly());
+        }
+    }
+    let tables = tables_of(server, &target).await;
+    let names: Vec<&str> = tables.iter().map(|(t, _, _)| t.as_str()).collect();
+    assert_eq!(names, ["t2", "u"]);
+    assert_eq!(
+        tables[0].1,
+        ["id int(11)", "n bigint(20)", "note varchar(10)"]
+    );
+    assert_eq!(tables[0].2, ["2|2|n2", "3|3|x", "4|40|four"]);
+    assert_eq!(tables[1].2, ["r"]);
+}

@@ -5,7 +5,8 @@
 //! the last source position it applied, and rows at or before it are skipped after a restart.
 //! A TRUNCATE TABLE of the source (with `schema_changes`) splits the batch: what came before it
 //! is applied, then the target table is emptied by one worker (in a transaction with its marker),
-//! then what came after. Other schema changes are not applied.
+//! then what came after. With `apply_ddl` (MySQL targets) the other schema changes are run on the
+//! target the same way, as the source ran them, in the table's target database.
 
 pub mod create;
 pub mod mysql;
@@ -46,6 +47,8 @@ pub struct SqlSinkConfig {
     /// Source column to target column names, keyed the same way.
     pub rename_columns: std::collections::BTreeMap<String, String>,
     pub effectively_once: bool,
+    /// Run the source's schema changes on the target (MySQL to MySQL, names unmapped).
+    pub apply_ddl: bool,
     /// Create a missing target table from the source table's definition.
     pub create_tables: bool,
     /// The source server, where `create_tables` reads definitions (set when the pipeline starts).
@@ -148,6 +151,9 @@ pub type Marker = SourceOrder;
 
 /// One connection's work: apply plans in one transaction.
 pub trait Target: Send {
+    /// A schema change ran on the target: what was read of its tables is stale.
+    fn schema_changed(&mut self) {}
+
     /// Applies `plans` atomically; with `marker`, records it for this worker in the same
     /// transaction.
     fn apply<'a>(
@@ -170,6 +176,9 @@ struct Worker {
 pub struct SqlSink {
     config: SqlSinkConfig,
     workers: Vec<Worker>,
+    /// Where the last schema change applied was: one statement naming several tables comes as
+    /// one event per table, and runs once.
+    last_ddl: Option<(u64, u64)>,
 }
 
 impl SqlSink {
@@ -185,24 +194,41 @@ impl SqlSink {
                 marker: None,
             })
             .collect();
-        SqlSink { config, workers }
+        SqlSink {
+            config,
+            workers,
+            last_ddl: None,
+        }
     }
 
     async fn write_batch(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
         let mut start = 0;
         for (i, e) in batch.iter().enumerate() {
-            if e.op == rowbus_core::Op::Truncate {
+            let ddl = e.op == rowbus_core::Op::Ddl && self.config.apply_ddl;
+            if e.op == rowbus_core::Op::Truncate || ddl {
                 self.write_rows(&batch[start..i]).await?;
-                self.truncate(e).await?;
+                self.schema_change(e).await?;
                 start = i + 1;
             }
         }
         self.write_rows(&batch[start..]).await
     }
 
-    /// Empties the target table of a TRUNCATE, on the table's worker (with its marker, so that
-    /// after a restart it is not done again after what followed it).
-    async fn truncate(&mut self, e: &ChangeEvent) -> Result<(), SinkError> {
+    /// Empties the target table of a TRUNCATE, or runs a schema change, on the table's worker
+    /// (with its marker, so that after a restart it is not done again after what followed it).
+    async fn schema_change(&mut self, e: &ChangeEvent) -> Result<(), SinkError> {
+        let ddl = match (&e.op, &e.ddl) {
+            (rowbus_core::Op::Ddl, Some(change)) => {
+                let at = (plan::order_of(e).0, e.source.pos);
+                if self.last_ddl == Some(at) {
+                    return Ok(()); // the same statement, for another of its tables
+                }
+                self.check_names(e, &change.sql)?;
+                Some(Arc::from(change.sql.as_str()))
+            }
+            (rowbus_core::Op::Ddl, None) => return Ok(()),
+            _ => None,
+        };
         let w = worker_of(&e.db, &e.table, "", self.workers.len());
         let once = self.config.effectively_once;
         let at = plan::order_of(e);
@@ -218,7 +244,8 @@ impl SqlSink {
         let plan = TablePlan {
             db: e.db.clone(),
             table: e.table.clone(),
-            truncate: true,
+            truncate: ddl.is_none(),
+            ddl: ddl.clone(),
             ..TablePlan::default()
         };
         let marker = once.then_some(at);
@@ -231,6 +258,12 @@ impl SqlSink {
                 if once {
                     worker.marker = Some(marker);
                 }
+                if ddl.is_some() {
+                    self.last_ddl = Some((at.0, at.1));
+                    self.workers
+                        .iter_mut()
+                        .for_each(|w| w.target.schema_changed());
+                }
                 Ok(())
             }
             Err(e) => {
@@ -238,6 +271,24 @@ impl SqlSink {
                 Err(e)
             }
         }
+    }
+
+    /// A statement that names its database runs on the target only where the target database
+    /// has the same name: rowbus does not rewrite SQL.
+    fn check_names(&self, e: &ChangeEvent, sql: &str) -> Result<(), SinkError> {
+        let (target, _) = self.config.target_of(&e.db, &e.table);
+        if *target == *e.db {
+            return Ok(());
+        }
+        let text = sql.to_lowercase();
+        let db = e.db.to_lowercase();
+        if text.contains(&format!("`{db}`.")) || text.contains(&format!("{db}.")) {
+            return Err(SinkError::permanent(format!(
+                "the schema change names the database `{}`, whose target is `{target}`: rowbus does not rewrite it; apply it to the target by hand ({sql})",
+                e.db
+            )));
+        }
+        Ok(())
     }
 
     /// Applies a batch's row changes: collapsed per row, split by key over the workers.

@@ -196,6 +196,11 @@ impl MyTarget {
             };
             targets.push((format!("{}.{}", quote(&schema), quote(&table)), columns));
         }
+        for p in plans {
+            if let Some(sql) = &p.ddl {
+                self.run_ddl(p, sql).await?;
+            }
+        }
         let mut conn = self.conn.take().expect("connected");
         let (name, worker, marker_db) = (
             self.config.marker_key.clone(),
@@ -326,7 +331,40 @@ async fn apply_table(
     Ok(())
 }
 
+impl MyTarget {
+    /// Runs a schema change in the table's target database, outside the transaction (MySQL
+    /// commits DDL at once). Run again after a restart, a change already there (a table that
+    /// exists, a column that does, one already dropped) is taken as done.
+    async fn run_ddl(&mut self, p: &TablePlan, sql: &str) -> Result<(), SinkError> {
+        let (target_db, _) = self.config.target_of(&p.db, &p.table);
+        let conn = self.conn.as_mut().expect("connected");
+        let ran = async {
+            conn.query_drop(format!("USE {}", quote(&target_db)))
+                .await?;
+            conn.query_drop(sql).await
+        }
+        .await;
+        self.columns.clear();
+        match ran {
+            Ok(()) => Ok(()),
+            // Exists already, duplicate column or key, cannot drop (gone), unknown table,
+            // database exists or is gone.
+            Err(mysql_async::Error::Server(s))
+                if matches!(s.code, 1050 | 1060 | 1061 | 1091 | 1051 | 1007 | 1008) =>
+            {
+                tracing::info!(sink = %self.config.name, error = %s.message, "a schema change already on the target");
+                Ok(())
+            }
+            Err(e) => Err(self.classify(e, "running a schema change")),
+        }
+    }
+}
+
 impl Target for MyTarget {
+    fn schema_changed(&mut self) {
+        self.columns.clear();
+    }
+
     fn apply<'a>(
         &'a mut self,
         plans: &'a [TablePlan],

@@ -32,6 +32,8 @@ pub struct TablePlan {
     pub route: Vec<String>,
     /// Empty the target table before the rows (a TRUNCATE TABLE of the source).
     pub truncate: bool,
+    /// A schema change to run on the target first, as the source ran it (`apply_ddl`).
+    pub ddl: Option<Arc<str>>,
 }
 
 /// A change's place in the binlog, comparable: (file number, offset, row index).
@@ -138,6 +140,7 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
                     at: Vec::new(),
                     route: Vec::new(),
                     truncate: false,
+                    ddl: None,
                 });
                 (tables.len() - 1, HashMap::new())
             });

@@ -415,6 +415,10 @@ async fn execute(
 }
 
 impl Target for PgTarget {
+    fn schema_changed(&mut self) {
+        self.columns.clear();
+    }
+
     fn apply<'a>(
         &'a mut self,
         plans: &'a [TablePlan],
