@@ -185,9 +185,14 @@ fn check_root(mut root: toml::Table, errors: &mut Errors) -> Option<Config> {
     };
     let pipeline: Option<PipelineSection> =
         sections::typed(root.remove("pipeline"), "pipeline", errors);
-    let admin: Option<sections::AdminSection> =
-        sections::typed(root.remove("admin"), "admin", errors);
-    let admin = admin.and_then(|a| a.check(errors));
+    // Without an `[admin]` section there is no admin server.
+    let admin = match root.remove("admin") {
+        None => Some(None),
+        section => {
+            let admin: Option<sections::AdminSection> = sections::typed(section, "admin", errors);
+            admin.and_then(|a| a.check(errors))
+        }
+    };
     let sources = sections::named_tables(root.remove("sources"), "sources", errors);
     let sinks = sections::named_tables(root.remove("sinks"), "sinks", errors);
     // Routes and copies name sinks by their section, whether or not the section is valid.

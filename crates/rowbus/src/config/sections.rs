@@ -116,6 +116,8 @@ pub(super) fn type_of<'a>(
     None
 }
 
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9180";
+
 /// `[admin]`: the admin HTTP server; absent, there is none.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,15 +141,8 @@ fn default_ready_max_lag() -> String {
 
 impl AdminSection {
     pub fn check(self, errors: &mut Errors) -> Option<Option<super::AdminConfig>> {
-        let Some(listen) = self.listen else {
-            if self.token_env.is_some() || self.token_file.is_some() {
-                errors.add(
-                    "admin.listen",
-                    "missing: the address the admin server listens on, e.g. \"127.0.0.1:9180\"",
-                );
-            }
-            return Some(None);
-        };
+        // An `[admin]` section turns the server on, on loopback unless told otherwise.
+        let listen = self.listen.unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.into());
         let address: Option<std::net::SocketAddr> = listen.parse().ok();
         if address.is_none() {
             errors.add(

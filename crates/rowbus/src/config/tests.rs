@@ -345,8 +345,12 @@ fn the_admin_api_off_loopback_needs_a_token() {
             "admin.token_env: environment variable ROWBUS_NO_SUCH_VARIABLE is not set",
         ]
     );
-    let config = parse(&format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:9180\"\n")).unwrap();
-    assert_eq!(config.admin.unwrap().listen.port(), 9180);
+    let config = parse(&format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:9181\"\n")).unwrap();
+    assert_eq!(config.admin.unwrap().listen.port(), 9181);
+    // An empty section: on, on loopback.
+    let config = parse(&format!("{GOOD}\n[admin]\n")).unwrap();
+    assert_eq!(config.admin.unwrap().listen.to_string(), "127.0.0.1:9180");
+    assert!(parse(GOOD).unwrap().admin.is_none());
 }
 
 #[test]
