@@ -79,6 +79,9 @@ pub struct SchemaChange {
     /// The table's columns after the statement (empty when dropped).
     pub columns: Vec<ColumnSpec>,
     pub primary_key: Vec<String>,
+    /// The session's default database when the statement ran (unqualified names are in it).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub database: String,
 }
 
 /// A row image: column names (shared between rows of one table map) and their JSON values, in table

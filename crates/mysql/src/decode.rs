@@ -520,6 +520,7 @@ impl Decoder {
                     sql: sql.to_string(),
                     columns,
                     primary_key,
+                    database: default_db.to_string(),
                 })),
             })));
         }

@@ -379,6 +379,7 @@ fn parse_schema_change(text: &str) -> Result<SchemaChange, String> {
             })
             .unwrap_or_default(),
         primary_key: strings("primary_key"),
+        database: v["database"].as_str().unwrap_or_default().to_string(),
     })
 }
 

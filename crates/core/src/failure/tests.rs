@@ -109,6 +109,7 @@ fn events_round_trip_exactly() {
             sql_type: "INT".into(),
         }],
         primary_key: vec!["id".into()],
+        database: "shop".into(),
     }));
     assert_eq!(load_event(&store_event(&ddl)).unwrap(), ddl);
 }

@@ -774,6 +774,8 @@ impl SqlSection {
                 Some("only for type = \"mysql\": PostgreSQL targets take truncations, and other schema changes are altered by hand")
             } else if !common.schema_changes {
                 Some("needs schema_changes = true, which sends the schema changes to the sink")
+            } else if !self.effectively_once {
+                Some("needs effectively_once = true: MySQL commits a schema change at once, and only the recorded position keeps rows from before it from being applied again after it")
             } else if mapped {
                 Some("the statements run as the source ran them: not with table, rename_columns or exclude_columns")
             } else {

@@ -355,10 +355,14 @@ fn the_admin_api_off_loopback_needs_a_token() {
 
 #[test]
 fn apply_ddl_is_for_mysql_targets_with_schema_changes_and_unmapped_names() {
-    let sinks = "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://u@h/db\"\nschema_changes = true\napply_ddl = true\n\n\
-                 [sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\napply_ddl = true\n\n\
-                 [sinks.renamed]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\nschema_changes = true\napply_ddl = true\ntable = \"copy_{table}\"\n\n\
-                 [sinks.ok]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\nschema_changes = true\napply_ddl = true";
+    let once = "effectively_once = true\nstate_database = \"rowbus\"";
+    let sinks = format!(
+        "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://u@h/db\"\nschema_changes = true\napply_ddl = true\n\n\
+         [sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\napply_ddl = true\n{once}\n\n\
+         [sinks.nomarker]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\nschema_changes = true\napply_ddl = true\n\n\
+         [sinks.renamed]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\nschema_changes = true\napply_ddl = true\ntable = \"copy_{{table}}\"\n{once}\n\n\
+         [sinks.ok]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\nschema_changes = true\napply_ddl = true\n{once}"
+    );
     let errors = errors_of(&format!("{GOOD}\n{sinks}"));
     let fields: Vec<&str> = errors
         .iter()
@@ -368,6 +372,7 @@ fn apply_ddl_is_for_mysql_targets_with_schema_changes_and_unmapped_names() {
         fields,
         [
             "sinks.my.apply_ddl",
+            "sinks.nomarker.apply_ddl",
             "sinks.pg.apply_ddl",
             "sinks.renamed.apply_ddl"
         ],
@@ -378,11 +383,15 @@ fn apply_ddl_is_for_mysql_targets_with_schema_changes_and_unmapped_names() {
         "{errors:?}"
     );
     assert!(
-        errors[1].contains("only for type = \"mysql\""),
+        errors[1].contains("needs effectively_once = true"),
         "{errors:?}"
     );
     assert!(
-        errors[2].contains("not with table, rename_columns"),
+        errors[2].contains("only for type = \"mysql\""),
+        "{errors:?}"
+    );
+    assert!(
+        errors[3].contains("not with table, rename_columns"),
         "{errors:?}"
     );
 }

@@ -487,6 +487,8 @@ async fn schema_changes_run_on_a_mysql_target_and_the_tables_end_equal() {
         "CREATE TABLE u (k VARCHAR(5) PRIMARY KEY); CREATE TABLE gone (k INT PRIMARY KEY)",
         "INSERT INTO u VALUES ('p'), ('q'); DELETE FROM t2 WHERE id = 1",
         "DROP TABLE gone; TRUNCATE TABLE u; INSERT INTO u VALUES ('r')",
+        // One statement, three tables: run once (twice would swap them back).
+        "RENAME TABLE t2 TO tmp, u TO t2, tmp TO u",
     ];
     // Killed after every other step: what ran already is not run twice, nor skipped.
     for (i, step) in steps.iter().enumerate() {
@@ -508,10 +510,11 @@ async fn schema_changes_run_on_a_mysql_target_and_the_tables_end_equal() {
     let tables = tables_of(server, &target).await;
     let names: Vec<&str> = tables.iter().map(|(t, _, _)| t.as_str()).collect();
     assert_eq!(names, ["t2", "u"]);
+    assert_eq!(tables[0].1, ["k varchar(5)"]);
+    assert_eq!(tables[0].2, ["r"]);
     assert_eq!(
-        tables[0].1,
+        tables[1].1,
         ["id int(11)", "n bigint(20)", "note varchar(10)"]
     );
-    assert_eq!(tables[0].2, ["2|2|n2", "3|3|x", "4|40|four"]);
-    assert_eq!(tables[1].2, ["r"]);
+    assert_eq!(tables[1].2, ["2|2|n2", "3|3|x", "4|40|four"]);
 }

@@ -176,8 +176,8 @@ struct Worker {
 pub struct SqlSink {
     config: SqlSinkConfig,
     workers: Vec<Worker>,
-    /// Where the last schema change applied was: one statement naming several tables comes as
-    /// one event per table, and runs once.
+    /// The (file, offset) of the last schema change applied: one statement naming several
+    /// tables comes as one event per table, and runs once.
     last_ddl: Option<(u64, u64)>,
 }
 
@@ -214,31 +214,31 @@ impl SqlSink {
         self.write_rows(&batch[start..]).await
     }
 
-    /// Empties the target table of a TRUNCATE, or runs a schema change, on the table's worker
-    /// (with its marker, so that after a restart it is not done again after what followed it).
+    /// Empties the target table of a TRUNCATE, or runs a schema change, on worker 0 (with its
+    /// marker: after a restart or a retry, a statement at or before it is not done again, nor
+    /// a statement naming several tables once per table).
     async fn schema_change(&mut self, e: &ChangeEvent) -> Result<(), SinkError> {
+        let at = plan::order_of(e);
+        let statement = (at.0, at.1);
         let ddl = match (&e.op, &e.ddl) {
             (rowbus_core::Op::Ddl, Some(change)) => {
-                let at = (plan::order_of(e).0, e.source.pos);
-                if self.last_ddl == Some(at) {
+                if self.last_ddl == Some(statement) {
                     return Ok(()); // the same statement, for another of its tables
                 }
-                self.check_names(e, &change.sql)?;
-                Some(Arc::from(change.sql.as_str()))
+                Some(Arc::new(self.ddl_run(e, change)?))
             }
             (rowbus_core::Op::Ddl, None) => return Ok(()),
             _ => None,
         };
-        let w = worker_of(&e.db, &e.table, "", self.workers.len());
         let once = self.config.effectively_once;
-        let at = plan::order_of(e);
-        let worker = &mut self.workers[w];
+        let worker = &mut self.workers[0];
         if once {
             if worker.marker.is_none() {
                 worker.marker = Some(worker.target.marker().await?);
             }
-            if worker.marker.flatten().is_some_and(|m| at <= m) {
-                return Ok(()); // applied before a restart
+            let done = worker.marker.flatten().map(|m| (m.0, m.1));
+            if done.is_some_and(|m| statement <= m) {
+                return Ok(()); // applied before a restart or a retry
             }
         }
         let plan = TablePlan {
@@ -249,17 +249,17 @@ impl SqlSink {
             ..TablePlan::default()
         };
         let marker = once.then_some(at);
-        match worker
+        let applied = worker
             .target
             .apply(std::slice::from_ref(&plan), marker)
-            .await
-        {
+            .await;
+        match applied {
             Ok(()) => {
                 if once {
                     worker.marker = Some(marker);
                 }
                 if ddl.is_some() {
-                    self.last_ddl = Some((at.0, at.1));
+                    self.last_ddl = Some(statement);
                     self.workers
                         .iter_mut()
                         .for_each(|w| w.target.schema_changed());
@@ -273,22 +273,59 @@ impl SqlSink {
         }
     }
 
-    /// A statement that names its database runs on the target only where the target database
-    /// has the same name: rowbus does not rewrite SQL.
-    fn check_names(&self, e: &ChangeEvent, sql: &str) -> Result<(), SinkError> {
-        let (target, _) = self.config.target_of(&e.db, &e.table);
-        if *target == *e.db {
-            return Ok(());
-        }
-        let text = sql.to_lowercase();
-        let db = e.db.to_lowercase();
-        if text.contains(&format!("`{db}`.")) || text.contains(&format!("{db}.")) {
+    /// How the target runs a schema change: in the target database of the session's default
+    /// database, as the source ran it. rowbus does not rewrite SQL: a statement on a database
+    /// (CREATE/DROP DATABASE) is not run, nor one that names a database whose target has
+    /// another name.
+    fn ddl_run(
+        &self,
+        e: &ChangeEvent,
+        change: &rowbus_core::event::SchemaChange,
+    ) -> Result<plan::DdlRun, SinkError> {
+        let sql = change.sql.trim();
+        let words: Vec<String> = sql
+            .split_whitespace()
+            .take(3)
+            .map(str::to_lowercase)
+            .collect();
+        let on_database = |i: usize| {
+            words
+                .get(i)
+                .is_some_and(|w| w == "database" || w == "schema")
+        };
+        if on_database(1) || on_database(2) {
             return Err(SinkError::permanent(format!(
-                "the schema change names the database `{}`, whose target is `{target}`: rowbus does not rewrite it; apply it to the target by hand ({sql})",
-                e.db
+                "statements on databases are not run on the target; apply it by hand if wanted ({sql})"
             )));
         }
-        Ok(())
+        let session = if change.database.is_empty() {
+            &*e.db
+        } else {
+            change.database.as_str()
+        };
+        for db in [session, &*e.db] {
+            let (target, _) = self.config.target_of(db, &e.table);
+            if target != db && names_database(sql, db) {
+                return Err(SinkError::permanent(format!(
+                    "the schema change names the database `{db}`, whose target is `{target}`: rowbus does not rewrite it; apply it to the target by hand ({sql})"
+                )));
+            }
+        }
+        let (database, _) = self.config.target_of(session, &e.table);
+        let (db, table) = self.config.target_of(&e.db, &e.table);
+        let expect = match change.kind.as_str() {
+            "create" | "alter" => {
+                let names = change.columns.iter().map(|c| c.name.to_lowercase());
+                plan::Expect::Columns(db, table, names.collect())
+            }
+            "drop" => plan::Expect::Absent(db, table),
+            _ => plan::Expect::Nothing,
+        };
+        Ok(plan::DdlRun {
+            sql: sql.to_string(),
+            database,
+            expect,
+        })
     }
 
     /// Applies a batch's row changes: collapsed per row, split by key over the workers.
@@ -387,6 +424,37 @@ impl SqlSink {
     }
 }
 
+/// Whether `sql` names `db` as a qualifier (`db.`, `` `db`. `` or `"db".`), as a whole word.
+fn names_database(sql: &str, db: &str) -> bool {
+    let (text, db) = (without_strings(&sql.to_lowercase()), db.to_lowercase());
+    [format!("`{db}`."), format!("\"{db}\"."), format!("{db}.")]
+        .iter()
+        .any(|needle| {
+            text.match_indices(needle.as_str()).any(|(i, _)| {
+                let before = text[..i].chars().next_back();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+            })
+        })
+}
+
+/// `sql` with the contents of its '...' literals blanked out.
+fn without_strings(sql: &str) -> String {
+    let mut inside = false;
+    sql.chars()
+        .map(|c| {
+            if c == '\'' {
+                inside = !inside;
+                return c;
+            }
+            if inside {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// The worker of a row: FNV-1a of its table and key, fixed across releases (markers depend on it).
 /// An error of the sink as a whole (connecting, its own tables), retried rather than blamed on a
 /// row: a wrong password or a read-only standby after a failover is not a row's fault.
@@ -411,5 +479,23 @@ impl Sink for SqlSink {
         batch: &'a [Arc<ChangeEvent>],
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(self.write_batch(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_database;
+
+    #[test]
+    fn a_database_is_named_only_as_a_whole_word_before_a_dot() {
+        assert!(names_database("ALTER TABLE shop.t ADD c INT", "shop"));
+        assert!(names_database("RENAME TABLE t TO `Shop`.u", "shop"));
+        assert!(names_database("DROP TABLE \"shop\".t", "shop"));
+        assert!(!names_database("ALTER TABLE myshop.t ADD c INT", "shop"));
+        assert!(!names_database(
+            "ALTER TABLE t ADD c INT DEFAULT 'v1.0'",
+            "v1"
+        ));
+        assert!(!names_database("ALTER TABLE t ADD data INT", "a"));
     }
 }

@@ -3,7 +3,7 @@
 //! parameters, in a session whose time zone is UTC.
 
 use super::params::mysql_value;
-use super::plan::TablePlan;
+use super::plan::{DdlRun, Expect, TablePlan};
 use super::{of_the_sink, Marker, SqlSinkConfig, Target};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, TxOpts};
@@ -197,8 +197,8 @@ impl MyTarget {
             targets.push((format!("{}.{}", quote(&schema), quote(&table)), columns));
         }
         for p in plans {
-            if let Some(sql) = &p.ddl {
-                self.run_ddl(p, sql).await?;
+            if let Some(ddl) = &p.ddl {
+                self.run_ddl(ddl).await?;
             }
         }
         let mut conn = self.conn.take().expect("connected");
@@ -215,9 +215,12 @@ impl MyTarget {
             for (p, (target, columns)) in plans.iter().zip(&targets) {
                 if p.truncate {
                     // TRUNCATE would commit at once; DELETE stays in the transaction with the
-                    // marker.
+                    // marker. A table the target does not have yet is empty already.
                     let sql = format!("DELETE FROM {target}");
-                    tx.query_drop(sql).await.map_err(db("emptying the table (a TRUNCATE)"))?;
+                    match tx.query_drop(sql).await {
+                        Err(mysql_async::Error::Server(s)) if s.code == 1146 => {}
+                        emptied => emptied.map_err(db("emptying the table (a TRUNCATE)"))?,
+                    }
                 }
                 apply_table(&mut tx, p, target, columns).await?;
             }
@@ -332,31 +335,59 @@ async fn apply_table(
 }
 
 impl MyTarget {
-    /// Runs a schema change in the table's target database, outside the transaction (MySQL
-    /// commits DDL at once). Run again after a restart, a change already there (a table that
-    /// exists, a column that does, one already dropped) is taken as done.
-    async fn run_ddl(&mut self, p: &TablePlan, sql: &str) -> Result<(), SinkError> {
-        let (target_db, _) = self.config.target_of(&p.db, &p.table);
+    /// Runs a schema change in the target database of the session's, outside the transaction
+    /// (MySQL commits DDL at once). When the server says it is done already (run again after a
+    /// restart), the target must show it: the table with the source's columns, or gone;
+    /// otherwise the change failed.
+    async fn run_ddl(&mut self, ddl: &DdlRun) -> Result<(), SinkError> {
         let conn = self.conn.as_mut().expect("connected");
         let ran = async {
-            conn.query_drop(format!("USE {}", quote(&target_db)))
+            conn.query_drop(format!("USE {}", quote(&ddl.database)))
                 .await?;
-            conn.query_drop(sql).await
+            conn.query_drop(ddl.sql.as_str()).await
         }
         .await;
         self.columns.clear();
-        match ran {
-            Ok(()) => Ok(()),
-            // Exists already, duplicate column or key, cannot drop (gone), unknown table,
-            // database exists or is gone.
+        let done_already = match ran {
+            Ok(()) => return Ok(()),
+            // Exists already, duplicate column or key, cannot drop (gone), unknown table.
             Err(mysql_async::Error::Server(s))
-                if matches!(s.code, 1050 | 1060 | 1061 | 1091 | 1051 | 1007 | 1008) =>
+                if matches!(s.code, 1050 | 1060 | 1061 | 1091 | 1051) =>
             {
-                tracing::info!(sink = %self.config.name, error = %s.message, "a schema change already on the target");
-                Ok(())
+                s.message
             }
-            Err(e) => Err(self.classify(e, "running a schema change")),
+            Err(e) => return Err(self.classify(e, "running a schema change")),
+        };
+        let shown = self.target_shows(&ddl.expect).await?;
+        if !shown {
+            return Err(SinkError::permanent(format!(
+                "the schema change did not apply on the target ({done_already}), which differs from the source: apply it by hand ({})",
+                ddl.sql
+            )));
         }
+        tracing::warn!(sink = %self.config.name, error = %done_already, "a schema change already on the target");
+        Ok(())
+    }
+
+    /// Whether the target table is as a schema change left the source's.
+    async fn target_shows(&mut self, expect: &Expect) -> Result<bool, SinkError> {
+        let (db, table) = match expect {
+            Expect::Nothing => return Ok(true),
+            Expect::Columns(db, table, _) | Expect::Absent(db, table) => (db, table),
+        };
+        let conn = self.conn.as_mut().expect("connected");
+        let columns: Result<Vec<String>, _> = conn
+            .exec(
+                "SELECT LOWER(COLUMN_NAME) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (db, table),
+            )
+            .await;
+        let columns = columns.map_err(|e| self.classify(e, "reading the target's columns"))?;
+        Ok(match expect {
+            Expect::Columns(_, _, expected) => columns == *expected,
+            _ => columns.is_empty(),
+        })
     }
 }
 

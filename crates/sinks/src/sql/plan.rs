@@ -33,7 +33,27 @@ pub struct TablePlan {
     /// Empty the target table before the rows (a TRUNCATE TABLE of the source).
     pub truncate: bool,
     /// A schema change to run on the target first, as the source ran it (`apply_ddl`).
-    pub ddl: Option<Arc<str>>,
+    pub ddl: Option<Arc<DdlRun>>,
+}
+
+/// A schema change as the target runs it.
+#[derive(Debug)]
+pub struct DdlRun {
+    pub sql: String,
+    /// The target database to `USE` first: that of the session's default database.
+    pub database: String,
+    /// What the target must show after it, when the server says it was already done.
+    pub expect: Expect,
+}
+
+/// What a schema change leaves on the target table (its target database and name).
+#[derive(Debug)]
+pub enum Expect {
+    /// The table exists with these columns (lower-cased names, in order).
+    Columns(String, String, Vec<String>),
+    /// The table is gone.
+    Absent(String, String),
+    Nothing,
 }
 
 /// A change's place in the binlog, comparable: (file number, offset, row index).

@@ -237,8 +237,15 @@ impl PgTarget {
                     other => other,
                 };
                 if p.truncate {
-                    let sql = format!("TRUNCATE TABLE {name}");
-                    tx.batch_execute(&sql).await.map_err(db("truncating"))?;
+                    // A table the target does not have yet is empty already.
+                    let found = tx
+                        .query_one("SELECT to_regclass($1)::text", &[&name])
+                        .await
+                        .map_err(db("looking for the table to truncate"))?;
+                    if found.get::<_, Option<String>>(0).is_some() {
+                        let sql = format!("TRUNCATE TABLE {name}");
+                        tx.batch_execute(&sql).await.map_err(db("truncating"))?;
+                    }
                 }
                 delete(&tx, &name, p, columns).await.map_err(with_name)?;
                 upsert(&tx, &name, p, columns).await.map_err(with_name)?;
