@@ -392,8 +392,9 @@ impl Writer {
         let (w, s, db) = (written.clone(), stop.clone(), db.to_string());
         let task = tokio::spawn(async move {
             let mut conn = server.conn().await;
-            // A steady workload of about 500 transactions a second.
-            let mut pace = tokio::time::interval(std::time::Duration::from_millis(2));
+            // A steady workload of about 200 transactions a second (the shared server serves
+            // every test at once).
+            let mut pace = tokio::time::interval(std::time::Duration::from_millis(5));
             while !s.load(SeqCst) {
                 pace.tick().await;
                 let id = w.load(SeqCst) + 1;
