@@ -69,10 +69,12 @@ free_port() {
 # start_mariadb DIR PORT: a throwaway MariaDB with a row-based binlog, data in DIR.
 start_mariadb() {
   local dir=$1 port=$2
-  mkdir -p "$dir"
+  # Its own tmpdir: a starting server removes the `#sql*` files in its tmpdir, other servers'
+  # temporary tables in a shared /tmp.
+  mkdir -p "$dir/tmp"
   mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
     --skip-test-db --user=root --innodb-log-file-size=4M --innodb-buffer-pool-size=32M >"$dir/install.log" 2>&1
-  mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
+  mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$port" --tmpdir="$dir/tmp" \
     --bind-address=127.0.0.1 --user=root --pid-file="$dir/mariadbd.pid" --log-error="$dir/error.log" \
     --server-id=1 --log-bin=mysql-bin --binlog-format=ROW --binlog-row-image=FULL \
     --binlog-row-metadata=FULL --innodb-log-file-size=4M --innodb-buffer-pool-size=64M >/dev/null 2>&1 &

@@ -190,12 +190,17 @@ impl MariaDb {
         }
         let o = &self.options;
         let d = &self.dir;
+        let tmp = d.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("create the server's temporary directory");
         let mut cmd = Command::new("mariadbd");
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", d.join("data").display()))
             .arg(format!("--socket={}", d.join("sock").display()))
             .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
             .arg(format!("--log-error={}", d.join("error.log").display()))
+            // Its own temporary directory: a server starting removes the `#sql*` files it finds
+            // in its tmpdir, which in a shared /tmp are other servers' temporary tables in use.
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--port={}", self.port))
             .args([
                 "--bind-address=127.0.0.1",
