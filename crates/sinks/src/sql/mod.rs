@@ -314,7 +314,7 @@ impl SqlSink {
         let (database, _) = self.config.target_of(session, &e.table);
         let (db, table) = self.config.target_of(&e.db, &e.table);
         let expect = match change.kind.as_str() {
-            "create" | "alter" => {
+            "create" | "alter" | "rename" => {
                 let names = change.columns.iter().map(|c| c.name.to_lowercase());
                 plan::Expect::Columns(db, table, names.collect())
             }

@@ -350,9 +350,11 @@ impl MyTarget {
         self.columns.clear();
         let done_already = match ran {
             Ok(()) => return Ok(()),
-            // Exists already, duplicate column or key, cannot drop (gone), unknown table.
+            // Exists already, duplicate column or key, cannot drop (gone), unknown table; or,
+            // for a change whose result can be checked, any refusal (a rename run again).
             Err(mysql_async::Error::Server(s))
-                if matches!(s.code, 1050 | 1060 | 1061 | 1091 | 1051) =>
+                if matches!(s.code, 1050 | 1060 | 1061 | 1091 | 1051 | 1146)
+                    || !matches!(ddl.expect, Expect::Nothing) =>
             {
                 s.message
             }
