@@ -463,3 +463,56 @@ fn escape(value: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sink_holding_a_change_past_stuck_after_is_stuck_and_a_reload_keeps_its_counts() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let metrics = Metrics::new("src", &names(&["a", "b"]));
+        let sinks = metrics.sinks();
+        sinks[0].delivered.store(7, Relaxed);
+        sinks[0].holding_since_ms.store(1_000, Relaxed);
+        // a waited 12.5 s (over the default 10 s); b holds nothing.
+        let status = metrics.status(13_500);
+        assert_eq!(status.sinks[0].lag_seconds, 12.5);
+        assert!(status.sinks[0].stuck);
+        assert_eq!(status.sinks[1].lag_seconds, 0.0);
+        assert!(!status.sinks[1].stuck);
+        assert!(metrics
+            .prometheus(13_500)
+            .contains("rowbus_sink_lag_seconds{source=\"src\",sink=\"a\"} 12.5\n"));
+        // b removed, c added: a keeps its counts.
+        let kept = metrics.set_sinks(&names(&["a", "c"]));
+        assert!(Arc::ptr_eq(&kept[0], &sinks[0]));
+        let status = metrics.status(13_500);
+        let listed: Vec<(&str, u64)> = status
+            .sinks
+            .iter()
+            .map(|s| (s.name.as_str(), s.delivered))
+            .collect();
+        assert_eq!(listed, [("a", 7), ("c", 0)]);
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets_in_their_unit() {
+        let h = Histogram::new(&BATCH_EVENTS);
+        for size in [1, 3, 3, 20_000] {
+            h.observe(size);
+        }
+        let mut out = String::new();
+        h.render("x", "s=\"1\"", &mut out);
+        assert!(out.contains("x_bucket{s=\"1\",le=\"1\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{s=\"1\",le=\"5\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{s=\"1\",le=\"+Inf\"} 4\n"), "{out}");
+        assert!(out.contains("x_sum{s=\"1\"} 20007\n"), "{out}");
+        let ms = Histogram::new(&LATENCY_MS);
+        ms.observe(1500);
+        let mut out = String::new();
+        ms.render("y", "s=\"1\"", &mut out);
+        assert!(out.contains("y_bucket{s=\"1\",le=\"2.5\"} 1\n"), "{out}");
+        assert!(out.contains("y_sum{s=\"1\"} 1.5\n"), "{out}");
+    }
+}
