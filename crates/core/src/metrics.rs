@@ -315,13 +315,13 @@ impl Metrics {
         };
         let by_source = |value: f64| vec![(format!("source=\"{source}\""), value)];
         let sinks = self.sinks();
-        let by_sink = |f: &dyn Fn(&SinkMetrics) -> f64| -> Vec<(String, f64)> {
+        let by_sink = |f: &dyn Fn(&SinkMetrics, u64) -> f64| -> Vec<(String, f64)> {
             sinks
                 .iter()
                 .map(|s| {
                     (
                         format!("source=\"{source}\",sink=\"{}\"", escape(&s.name)),
-                        f(s),
+                        f(s, now_ms),
                     )
                 })
                 .collect()
@@ -375,49 +375,48 @@ impl Metrics {
                 .map(by_source)
                 .unwrap_or_default(),
         );
-        let lag = |s: &SinkMetrics| s.lag_seconds(now_ms);
-        family(
-            "rowbus_sink_lag_seconds",
-            "gauge",
-            "How long the oldest change the sink holds has waited since it was read (0: none).",
-            by_sink(&lag),
-        );
-        let sink_families: [(&str, &str, &str, SinkValue); 6] = [
+        let sink_families: [(&str, &str, &str, SinkValue); 7] = [
+            (
+                "rowbus_sink_lag_seconds",
+                "gauge",
+                "How long the oldest change the sink holds has waited since it was read (0: none).",
+                |s, now_ms| s.lag_seconds(now_ms),
+            ),
             (
                 "rowbus_sink_events_delivered_total",
                 "counter",
                 "Changes the sink acknowledged (delivered, or written to its failure log).",
-                |s| s.delivered.load(Relaxed) as f64,
+                |s, _| s.delivered.load(Relaxed) as f64,
             ),
             (
                 "rowbus_sink_batches_total",
                 "counter",
                 "Batches handed to the sink.",
-                |s| s.batches.load(Relaxed) as f64,
+                |s, _| s.batches.load(Relaxed) as f64,
             ),
             (
                 "rowbus_sink_failures_total",
                 "counter",
                 "Changes written to the sink's failure log.",
-                |s| s.failures.load(Relaxed) as f64,
+                |s, _| s.failures.load(Relaxed) as f64,
             ),
             (
                 "rowbus_sink_retries_total",
                 "counter",
                 "Writes retried after a retriable error.",
-                |s| s.retries.load(Relaxed) as f64,
+                |s, _| s.retries.load(Relaxed) as f64,
             ),
             (
                 "rowbus_sink_failure_log_records",
                 "gauge",
                 "Records in the sink's failure log.",
-                |s| s.failure_log_records.load(Relaxed) as f64,
+                |s, _| s.failure_log_records.load(Relaxed) as f64,
             ),
             (
                 "rowbus_sink_queue_events",
                 "gauge",
                 "Changes routed to the sink and not yet taken by its worker.",
-                |s| s.queued.load(Relaxed) as f64,
+                |s, _| s.queued.load(Relaxed) as f64,
             ),
         ];
         for (name, kind, help, value) in sink_families {
@@ -446,8 +445,8 @@ impl Metrics {
     }
 }
 
-/// One sink's value of a metric.
-type SinkValue = fn(&SinkMetrics) -> f64;
+/// One sink's value of a metric, at a time (ms since the epoch).
+type SinkValue = fn(&SinkMetrics, u64) -> f64;
 
 /// One of a sink's histograms.
 type SinkHistogram = fn(&SinkMetrics) -> &Histogram;

@@ -362,7 +362,7 @@ async fn route(
         };
         // Paused, the record taken waits here, and the reader behind the full queue; a drain
         // goes on to the end of the transaction.
-        if !drain.is_triggered() {
+        if controls.source.is_paused() && !drain.is_triggered() {
             tokio::select! {
                 _ = controls.source.wait_open(&stop) => {}
                 _ = drain.wait() => {}

@@ -125,17 +125,13 @@ pub(super) struct AdminSection {
     listen: Option<String>,
     token_env: Option<String>,
     token_file: Option<PathBuf>,
-    #[serde(default = "default_ready_max_lag")]
+    #[serde(default = "ten_seconds")]
     ready_max_lag: String,
-    #[serde(default = "default_stuck_after")]
+    #[serde(default = "ten_seconds")]
     stuck_after: String,
 }
 
-fn default_stuck_after() -> String {
-    "10s".into()
-}
-
-fn default_ready_max_lag() -> String {
+fn ten_seconds() -> String {
     "10s".into()
 }
 

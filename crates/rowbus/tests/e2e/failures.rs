@@ -34,6 +34,34 @@ async fn database_with_t(server: &MariaDb, prefix: &str) -> (String, mysql_async
     (db, conn)
 }
 
+/// Runs each statement in `db`, one transaction each.
+async fn run_in(conn: &mut mysql_async::Conn, db: &str, statements: &[String]) {
+    for sql in statements {
+        conn.query_drop(format!("USE `{db}`; {sql}")).await.unwrap();
+    }
+}
+
+/// Waits for `delivered` events in `out` and `logged` changes sent to the failure log.
+fn wait_for_delivered_and_logged(
+    rowbus: &Rowbus,
+    out: &std::path::Path,
+    delivered: usize,
+    logged: usize,
+) {
+    wait_for_events(out, delivered);
+    wait_for(
+        &format!("{logged} records in the failure log"),
+        DEADLINE,
+        || {
+            let sent = rowbus
+                .log()
+                .matches("event sent to the failure log")
+                .count();
+            (sent >= logged).then_some(())
+        },
+    );
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -94,32 +122,17 @@ async fn rejected_rows_are_logged_parked_and_replayed_in_order() {
     let rowbus = Rowbus::start(&config);
     rowbus.wait_started();
     let big = "x".repeat(1000);
-    for sql in [
+    let statements = [
         "INSERT INTO t VALUES (1, 'a')".to_string(),
         format!("INSERT INTO t VALUES (2, '{big}')"),
         "INSERT INTO t VALUES (3, 'c')".into(),
         "UPDATE t SET v = 'small' WHERE id = 2".into(),
         "UPDATE t SET v = 'a2' WHERE id = 1".into(),
         "UPDATE t SET v = 'small2' WHERE id = 2".into(),
-    ] {
-        conn.query_drop(format!("USE `{db}`; {sql}")).await.unwrap();
-    }
+    ];
+    run_in(&mut conn, &db, &statements).await;
     let out = dir.path("out.jsonl");
-    tokio::task::block_in_place(|| {
-        wait_for_events(&out, 3);
-        wait_for(
-            "three records in the failure log",
-            Duration::from_secs(20),
-            || {
-                (rowbus
-                    .log()
-                    .matches("event sent to the failure log")
-                    .count()
-                    >= 3)
-                    .then_some(())
-            },
-        );
-    });
+    tokio::task::block_in_place(|| wait_for_delivered_and_logged(&rowbus, &out, 3, 3));
     // The rest flowed; key 2's later changes were parked, not delivered around it.
     assert_eq!(
         rows(&read_events(&out)),
@@ -336,25 +349,15 @@ async fn while_rowbus_runs_the_failure_log_is_listed_and_replayed_through_its_ap
     let rowbus = Rowbus::start(&config);
     rowbus.wait_started();
     let big = "x".repeat(1000);
-    for sql in [
+    let statements = [
         "INSERT INTO t VALUES (1, 'a')".to_string(),
         format!("INSERT INTO t VALUES (2, '{big}')"),
         "INSERT INTO t VALUES (3, 'c')".into(),
         "UPDATE t SET v = 'small' WHERE id = 2".into(),
-    ] {
-        conn.query_drop(format!("USE `{db}`; {sql}")).await.unwrap();
-    }
+    ];
+    run_in(&mut conn, &db, &statements).await;
     let out = dir.path("out.jsonl");
-    tokio::task::block_in_place(|| {
-        wait_for_events(&out, 2);
-        wait_for("two records in the failure log", DEADLINE, || {
-            let logged = rowbus
-                .log()
-                .matches("event sent to the failure log")
-                .count();
-            (logged >= 2).then_some(())
-        });
-    });
+    tokio::task::block_in_place(|| wait_for_delivered_and_logged(&rowbus, &out, 2, 2));
     let list = text(&failures(&["list"], &config));
     let lines: Vec<&str> = list.lines().filter(|l| l.starts_with("out ")).collect();
     assert_eq!(lines.len(), 2, "{list}");

@@ -176,9 +176,6 @@ struct Worker {
 pub struct SqlSink {
     config: SqlSinkConfig,
     workers: Vec<Worker>,
-    /// The (file, offset) of the last schema change applied: one statement naming several
-    /// tables comes as one event per table, and runs once.
-    last_ddl: Option<(u64, u64)>,
 }
 
 impl SqlSink {
@@ -194,11 +191,7 @@ impl SqlSink {
                 marker: None,
             })
             .collect();
-        SqlSink {
-            config,
-            workers,
-            last_ddl: None,
-        }
+        SqlSink { config, workers }
     }
 
     async fn write_batch(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
@@ -216,23 +209,17 @@ impl SqlSink {
 
     /// Empties the target table of a TRUNCATE, or runs a schema change, on worker 0 (with its
     /// marker: after a restart or a retry, a statement at or before it is not done again, nor
-    /// a statement naming several tables once per table).
+    /// a statement naming several tables once per table, its events sharing its position;
+    /// `apply_ddl` requires `effectively_once`).
     async fn schema_change(&mut self, e: &ChangeEvent) -> Result<(), SinkError> {
+        if e.op == rowbus_core::Op::Ddl && e.ddl.is_none() {
+            return Ok(());
+        }
         let at = plan::order_of(e);
         let statement = (at.0, at.1);
-        let ddl = match (&e.op, &e.ddl) {
-            (rowbus_core::Op::Ddl, Some(change)) => {
-                if self.last_ddl == Some(statement) {
-                    return Ok(()); // the same statement, for another of its tables
-                }
-                Some(Arc::new(self.ddl_run(e, change)?))
-            }
-            (rowbus_core::Op::Ddl, None) => return Ok(()),
-            _ => None,
-        };
         let once = self.config.effectively_once;
-        let worker = &mut self.workers[0];
         if once {
+            let worker = &mut self.workers[0];
             if worker.marker.is_none() {
                 worker.marker = Some(worker.target.marker().await?);
             }
@@ -241,6 +228,13 @@ impl SqlSink {
                 return Ok(()); // applied before a restart or a retry
             }
         }
+        let ddl = match &e.ddl {
+            Some(change) if e.op == rowbus_core::Op::Ddl => {
+                Some(Arc::new(self.ddl_run(e, change)?))
+            }
+            _ => None,
+        };
+        let worker = &mut self.workers[0];
         let plan = TablePlan {
             db: e.db.clone(),
             table: e.table.clone(),
@@ -259,7 +253,6 @@ impl SqlSink {
                     worker.marker = Some(marker);
                 }
                 if ddl.is_some() {
-                    self.last_ddl = Some(statement);
                     self.workers
                         .iter_mut()
                         .for_each(|w| w.target.schema_changed());
