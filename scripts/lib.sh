@@ -97,3 +97,24 @@ prepare_release() {
   cargo build --release --quiet -p rowbus
   ROWBUS="$CARGO_TARGET_DIR/release/rowbus"
 }
+
+# The search sink's tests talk to osmem-server, an in-memory server of the OpenSearch 3 REST API,
+# from the PyPI package of that name, installed into a venv under ~/.cache/rowbus; exports
+# OSMEM_SERVER_BIN for the test kit.
+ensure_osmem() {
+  local venv="$HOME/.cache/rowbus/venv"
+  local bin="$venv/lib/python3*/site-packages/osmem_server/bin/osmem-server"
+  # shellcheck disable=SC2086
+  if ! ls $bin >/dev/null 2>&1; then
+    ensure_pkg python3 python3
+    log "installing osmem-server into $venv"
+    python3 -m venv "$venv" 2>/dev/null || {
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+      python3 -m venv "$venv"
+    }
+    "$venv/bin/pip" install -q 'osmem-server==0.1.6'
+  fi
+  # shellcheck disable=SC2086
+  OSMEM_SERVER_BIN=$(ls $bin | head -1)
+  export OSMEM_SERVER_BIN
+}

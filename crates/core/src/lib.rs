@@ -10,6 +10,8 @@ pub mod control;
 pub mod delivery;
 pub mod event;
 pub mod failure;
+#[doc(hidden)]
+pub mod fixture;
 pub mod metrics;
 pub mod pipeline;
 pub mod position;

@@ -4,6 +4,7 @@
 //! read from an environment variable or a file, never from the file itself.
 
 mod duration;
+mod search;
 mod sections;
 
 use rowbus_core::delivery::DeliveryPolicy;
@@ -12,6 +13,7 @@ use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::MysqlSourceConfig;
 use rowbus_sinks::file::FileSinkConfig;
 use rowbus_transform::{Chain, StepConfig};
+use search::SearchSection;
 use sections::{FileSection, MysqlSection, PipelineSection, SinkCommon, SqlSection, StdoutSection};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -64,6 +66,8 @@ pub enum SinkKind {
     Stdout,
     /// PostgreSQL or MySQL/MariaDB tables.
     Sql(Box<rowbus_sinks::sql::SqlSinkConfig>),
+    /// Elasticsearch or OpenSearch indexes.
+    Search(Box<rowbus_sinks::search::config::SearchSinkConfig>),
 }
 
 /// One problem in the configuration, at a field path.
@@ -296,7 +300,14 @@ fn check_sinks(
         let sink = match sections::type_of(
             &own,
             &path,
-            &["file", "stdout", "postgres", "mysql"],
+            &[
+                "file",
+                "stdout",
+                "postgres",
+                "mysql",
+                "opensearch",
+                "elasticsearch",
+            ],
             errors,
         ) {
             Some("file") => sections::typed::<FileSection>(Some(own.into()), &path, errors)
@@ -307,6 +318,11 @@ fn check_sinks(
                 .and_then(|(s, common)| s.check(&name, &path, common, errors)),
             Some("postgres" | "mysql") => {
                 sections::typed::<SqlSection>(Some(own.into()), &path, errors)
+                    .zip(common)
+                    .and_then(|(s, common)| s.check(&name, &path, common, errors))
+            }
+            Some("opensearch" | "elasticsearch") => {
+                sections::typed::<SearchSection>(Some(own.into()), &path, errors)
                     .zip(common)
                     .and_then(|(s, common)| s.check(&name, &path, common, errors))
             }

@@ -16,6 +16,7 @@ use rowbus_core::pipeline::{SinkSpec, Stop};
 use rowbus_core::sink::Sink;
 use rowbus_core::transform::Transform;
 use rowbus_sinks::file::{FileSink, StdoutSink};
+use rowbus_sinks::search::SearchSink;
 use rowbus_sinks::sql::SqlSink;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -107,6 +108,7 @@ pub(crate) fn flow(config: &Config) -> serde_json::Value {
                     rowbus_sinks::sql::Dialect::Postgres => "postgres",
                     rowbus_sinks::sql::Dialect::Mysql => "mysql",
                 },
+                SinkKind::Search(_) => "opensearch",
             };
             (s.name.clone(), kind.into())
         })
@@ -132,6 +134,10 @@ pub fn open_sink(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
         }
         SinkKind::Stdout => Box::new(StdoutSink::default()),
         SinkKind::Sql(sql) => Box::new(SqlSink::new(sql.as_ref().clone())),
+        SinkKind::Search(search) => Box::new(
+            SearchSink::new(search.as_ref().clone())
+                .map_err(|e| anyhow::anyhow!("sink `{}`: {e}", sink.name))?,
+        ),
     })
 }
 

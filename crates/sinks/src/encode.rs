@@ -153,6 +153,11 @@ fn source_block(out: &mut Vec<u8>, s: &SourceEvent) {
 }
 
 impl NativeEncoder {
+    /// Appends a row image as one JSON object of its columns (a search document, say).
+    pub fn row_object(&mut self, image: &Row, out: &mut Vec<u8>) {
+        self.row(out, image);
+    }
+
     fn optional_row(&mut self, out: &mut Vec<u8>, image: Option<&Row>) {
         match image {
             Some(image) => self.row(out, image),

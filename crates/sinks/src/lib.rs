@@ -3,4 +3,5 @@
 
 pub mod encode;
 pub mod file;
+pub mod search;
 pub mod sql;

@@ -179,7 +179,7 @@ pub(super) fn transforms(
     chain
 }
 
-fn check_duration(text: &str, path: &str, errors: &mut Errors) -> Option<Duration> {
+pub(super) fn check_duration(text: &str, path: &str, errors: &mut Errors) -> Option<Duration> {
     let parsed = duration::parse(text).filter(|d| !d.is_zero());
     if parsed.is_none() {
         errors.add(
@@ -379,7 +379,7 @@ fn parse_url(url: &str, form: &UrlForm, path: &str, errors: &mut Errors) -> Opti
 }
 
 /// A secret from `{what}_env` or `{what}_file` (`what`: `password`, `token`), at most one set.
-fn read_secret(
+pub(super) fn read_secret(
     env: &Option<String>,
     file: &Option<PathBuf>,
     path: &str,
@@ -533,6 +533,7 @@ fn default_batch(kind: &SinkKind) -> usize {
         SinkKind::File(_) => 10_000,
         SinkKind::Stdout => 1_000,
         SinkKind::Sql(_) => 5_000,
+        SinkKind::Search(_) => 5_000,
     }
 }
 
@@ -584,6 +585,12 @@ pub(super) struct SinkCommon {
     transforms: Vec<rowbus_transform::StepConfig>,
 }
 
+impl SinkCommon {
+    pub(super) fn schema_changes(&self) -> bool {
+        self.schema_changes
+    }
+}
+
 pub(super) const COMMON_SINK_FIELDS: [&str; 10] = [
     "tables",
     "batch_max_events",
@@ -611,7 +618,7 @@ fn default_max_failures_within() -> String {
 }
 
 /// The common settings, checked, around the sink's own `kind`.
-fn sink_config(
+pub(super) fn sink_config(
     name: &str,
     path: &str,
     common: SinkCommon,

@@ -395,3 +395,55 @@ fn apply_ddl_is_for_mysql_targets_with_schema_changes_and_unmapped_names() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_search_sink_is_read_with_its_defaults_and_credentials() {
+    std::env::set_var("ROWBUS_TEST_SEARCH_KEY", "aWQ6a2V5");
+    let text = format!(
+        "{GOOD}\n[sinks.search]\ntype = \"opensearch\"\nurl = \"https://search.local:9200/\"\nid_columns = {{ \"shop.orders\" = [\"region\", \"id\"] }}\napi_key_env = \"ROWBUS_TEST_SEARCH_KEY\"\n"
+    );
+    let config = parse(&text).unwrap();
+    let sink = config.sinks.iter().find(|s| s.name == "search").unwrap();
+    let SinkKind::Search(search) = &sink.kind else {
+        panic!("not a search sink: {:?}", sink.kind);
+    };
+    assert_eq!(search.url, "https://search.local:9200");
+    assert_eq!(search.index_of("Shop", "Orders"), "shop.orders");
+    assert_eq!(
+        search.id_columns_of("shop", "orders"),
+        Some(&["region".to_string(), "id".to_string()][..])
+    );
+    assert_eq!(search.workers, 4);
+    assert_eq!(sink.batch_max_events, 5_000);
+    let rowbus_sinks::search::config::Auth::ApiKey(key) = &search.auth else {
+        panic!("no API key: {:?}", search.auth);
+    };
+    assert_eq!(key.expose(), "aWQ6a2V5");
+}
+
+#[test]
+fn search_sink_errors_name_their_fields() {
+    let text = format!(
+        "{GOOD}\n[sinks.search]\ntype = \"elasticsearch\"\nurl = \"http://elastic:secret@127.0.0.1:9200\"\nwrite = \"merge\"\nschema_changes = true\nuser = \"elastic\"\nworkers = 0\nindex_settings = {{ \"orders\" = \"/nonexistent/orders.json\" }}\n"
+    );
+    let errors = errors_of(&text);
+    let fields: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "sinks.search.url",
+            "sinks.search.schema_changes",
+            "sinks.search.write",
+            "sinks.search.workers",
+            "sinks.search.index_settings",
+            "sinks.search.index_settings.orders",
+            "sinks.search.password_env",
+        ],
+        "{errors:?}"
+    );
+    // The URL's password is not echoed.
+    assert!(!errors.iter().any(|e| e.contains("secret")), "{errors:?}");
+}

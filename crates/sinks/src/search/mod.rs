@@ -1,0 +1,171 @@
+//! The search sink: keeps Elasticsearch 7/8 or OpenSearch 2/3 indexes in step with source tables
+//! over the `_bulk` REST API. A batch becomes bulk actions (`bulk`), one per document, each carrying
+//! an external version from the source position (`version`) so that an older write never replaces
+//! a newer document; the actions are partitioned by document id over `workers` bulk requests in
+//! flight (so one document's changes stay in order), each request bounded by bytes; the response is
+//! read item by item (`response`).
+
+pub mod bulk;
+pub mod config;
+pub mod http;
+pub mod response;
+pub mod version;
+
+use crate::encode::NativeEncoder;
+use bulk::Action;
+use config::SearchSinkConfig;
+use http::Http;
+use reqwest::Method;
+use rowbus_core::sink::{BoxFuture, Sink, SinkError};
+use rowbus_core::ChangeEvent;
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+pub struct SearchSink {
+    config: Arc<SearchSinkConfig>,
+    http: Http,
+    encoder: NativeEncoder,
+    /// Indexes known to exist (created with their settings, or found), per sink instance.
+    ready: HashSet<Arc<str>>,
+}
+
+impl SearchSink {
+    /// A sink for `config`; fails only on a CA file that cannot be read or parsed.
+    pub fn new(config: SearchSinkConfig) -> Result<Self, String> {
+        let http = Http::new(&config)?;
+        Ok(SearchSink {
+            config: Arc::new(config),
+            http,
+            encoder: NativeEncoder::default(),
+            ready: HashSet::new(),
+        })
+    }
+
+    async fn write_batch(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
+        let actions =
+            bulk::plan(&self.config, &mut self.encoder, batch).map_err(SinkError::permanent)?;
+        self.prepare_indexes(&actions).await?;
+        let parts = partition(actions, self.config.workers);
+        let sends = parts
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .map(|part| send_part(&self.http, self.config.bulk_max_bytes, part));
+        let results = futures_util::future::join_all(sends).await;
+        worst(results)
+    }
+
+    /// Creates, with their settings, the indexes of this batch that have a settings file and are
+    /// not known to exist yet.
+    async fn prepare_indexes(&mut self, actions: &[Action]) -> Result<(), SinkError> {
+        if self.config.index_settings.is_empty() {
+            return Ok(());
+        }
+        for action in actions {
+            if self.ready.contains(&action.index) {
+                continue;
+            }
+            let settings = self.config.index_settings.iter().find(|(table, _)| {
+                let (db, t) = table.split_once('.').unwrap_or(("", table));
+                *self.config.index_of(db, t) == *action.index
+            });
+            if let Some((_, path)) = settings {
+                create_index(&self.http, &action.index, path).await?;
+            }
+            self.ready.insert(action.index.clone());
+        }
+        Ok(())
+    }
+}
+
+impl Sink for SearchSink {
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [Arc<ChangeEvent>],
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.write_batch(batch))
+    }
+}
+
+/// Splits actions over `workers` lists by document, keeping their order within each.
+fn partition(actions: Vec<Action>, workers: usize) -> Vec<Vec<Action>> {
+    let mut parts: Vec<Vec<Action>> = (0..workers).map(|_| Vec::new()).collect();
+    if workers == 1 {
+        parts[0] = actions;
+        return parts;
+    }
+    let hasher = std::collections::hash_map::RandomState::new();
+    for action in actions {
+        let mut h = hasher.build_hasher();
+        action.index.hash(&mut h);
+        action.id.hash(&mut h);
+        parts[(h.finish() % workers as u64) as usize].push(action);
+    }
+    parts
+}
+
+/// Sends one worker's actions as bulk requests of at most `bulk_max_bytes`, one after another.
+async fn send_part(http: &Http, max_bytes: usize, actions: Vec<Action>) -> Result<(), SinkError> {
+    let mut body = Vec::with_capacity(max_bytes.min(1 << 20));
+    for action in actions {
+        if !body.is_empty() && body.len() + action.lines.len() > max_bytes {
+            send_bulk(http, std::mem::take(&mut body)).await?;
+        }
+        body.extend_from_slice(&action.lines);
+    }
+    if !body.is_empty() {
+        send_bulk(http, body).await?;
+    }
+    Ok(())
+}
+
+async fn send_bulk(http: &Http, body: Vec<u8>) -> Result<(), SinkError> {
+    let bytes = body.len();
+    let (status, body) = http
+        .send(Method::POST, "_bulk", "application/x-ndjson", body)
+        .await?;
+    match status {
+        200 => response::outcome(&body),
+        413 => Err(SinkError::permanent(format!(
+            "the server refused a bulk request of {bytes} bytes as too large: lower bulk_max_bytes, or raise the server's http.max_content_length"
+        ))),
+        other => Err(http.error("_bulk", other, &body)),
+    }
+}
+
+/// Creates an index with the settings and mappings of `path`; one that exists already is fine.
+async fn create_index(http: &Http, index: &str, path: &std::path::Path) -> Result<(), SinkError> {
+    let settings = std::fs::read(path).map_err(|e| {
+        SinkError::fatal(format!(
+            "cannot read the index settings {}: {e}",
+            path.display()
+        ))
+    })?;
+    let (status, body) = http
+        .send(Method::PUT, index, "application/json", settings)
+        .await?;
+    let exists = status == 400
+        && String::from_utf8_lossy(&body).contains("resource_already_exists_exception");
+    match status {
+        200 => {
+            tracing::info!(%index, settings = %path.display(), "created the index");
+            Ok(())
+        }
+        _ if exists => Ok(()),
+        other => Err(http.error(&format!("creating index {index}"), other, &body)),
+    }
+}
+
+/// The outcome of parallel requests: fatal before retriable before permanent before success.
+fn worst(results: Vec<Result<(), SinkError>>) -> Result<(), SinkError> {
+    let rank = |e: &SinkError| match (e.fatal, e.retriable) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    };
+    results
+        .into_iter()
+        .filter_map(Result::err)
+        .min_by_key(rank)
+        .map_or(Ok(()), Err)
+}
