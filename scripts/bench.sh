@@ -8,6 +8,9 @@
 #   sinks   rows/s applied by the postgres and mysql sinks, commit to the last row in the target,
 #           vs the database's own bulk load of the same rows (COPY, LOAD DATA) as the ceiling
 #           (PostgreSQL: the local service on 127.0.0.1:5432, user postgres, database test)
+#   search  documents/s indexed by the opensearch sink (into osmem-server, an in-memory OpenSearch),
+#           commit to the last document counted, vs a direct `_bulk` of the same documents from
+#           scripts/bulk_peer.py (same body size, same number of connections) as the ceiling
 #   snapshot rows/s of a snapshot of an N-row, 8-column table to the file sink (start to the last
 #           line written) vs `mariadb-dump --single-transaction --quick` of the same table to a file
 #   transforms rows/s of N binlog rows to the file sink through a filter + rename + mask chain
@@ -23,11 +26,11 @@ WORKLOADS=()
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    decode|memory|sinks|snapshot|transforms|latency) WORKLOADS+=("$arg") ;;
-    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory] [sinks] [snapshot] [transforms] [latency]" >&2; exit 2 ;;
+    decode|memory|sinks|search|snapshot|transforms|latency) WORKLOADS+=("$arg") ;;
+    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory] [sinks] [search] [snapshot] [transforms] [latency]" >&2; exit 2 ;;
   esac
 done
-[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory sinks snapshot transforms latency)
+[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory sinks search snapshot transforms latency)
 if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; SINK_ROWS=50000; SNAPSHOT_ROWS=100000; TRANSFORM_ROWS=200000; LATENCY_SECONDS=5; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; SINK_ROWS=200000; SNAPSHOT_ROWS=1000000; TRANSFORM_ROWS=1000000; LATENCY_SECONDS=20; RUNS=5; fi
 
 prepare_release
@@ -263,6 +266,64 @@ TOML
     echo
     echo "Each sink runs in its own rowbus, measured alone; the source and both databases share the"
     echo "machine's two cores."
+    echo
+  } >>"$RESULTS"
+}
+
+bench_search() {
+  ensure_osmem
+  local osm_port; osm_port=$(free_port)
+  "$OSMEM_SERVER_BIN" -addr "127.0.0.1:$osm_port" -no-stdin-watch -no-ja -parent-pid $$ >"$WORK/osmem.log" 2>&1 &
+  echo $! >"$WORK/rowbus-osmem.pid"
+  local OSM="http://127.0.0.1:$osm_port"
+  until curl -sf "$OSM/" >/dev/null; do sleep 0.05; done
+  "${SQL[@]}" -e "CREATE DATABASE IF NOT EXISTS search"
+  local cols="id BIGINT PRIMARY KEY, a INT, b VARCHAR(32), c DECIMAL(10,2), d DATETIME(3)"
+  local start; start=$("${SQL[@]}" -N -e "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
+  cat >"$WORK/search.toml" <<TOML
+data_dir = "$WORK/search-data"
+[sources.bench]
+type = "mysql"
+url = "mysql://root@127.0.0.1:$PORT"
+server_id = 780
+include = ["search.*"]
+start = "$start"
+[sinks.search]
+type = "opensearch"
+url = "$OSM"
+TOML
+  "$ROWBUS" run -c "$WORK/search.toml" 2>"$WORK/search.log" &
+  echo $! >"$WORK/rowbus-search.pid"
+  : >"$WORK/search.times"; : >"$WORK/bulk.times"
+  log "search: $RUNS runs of $SINK_ROWS rows, each one transaction, to osmem-server"
+  local count="curl -s $OSM/search.s\$r/_count | python3 -c 'import sys,json; print(json.load(sys.stdin).get(\"count\",0))'"
+  for r in $(seq 1 "$RUNS"); do
+    "${SQL[@]}" -e "CREATE TABLE search.s$r ($cols);
+      INSERT INTO search.s$r SELECT seq, seq % 100000, CONCAT('name-', seq), (seq % 100000) / 100,
+      '2024-01-31 12:00:00.123' + INTERVAL seq SECOND FROM search.seq_1_to_$SINK_ROWS"
+    local committed done_at
+    committed=$(now)
+    done_at=$(wait_for_count "$count" "$SINK_ROWS")
+    python3 -c "print($SINK_ROWS/($done_at-$committed))" >>"$WORK/search.times"
+    # The ceiling: the same documents sent by a plain client, bodies built beforehand.
+    "${SQL[@]}" -N -B -e "SELECT id, a, b, c, DATE_FORMAT(d, '%Y-%m-%d %H:%i:%s.%f') FROM search.s$r" >"$WORK/docs.tsv"
+    local took; took=$(python3 scripts/bulk_peer.py "$OSM" "ceiling$r" "$WORK/docs.tsv" 4 5242880)
+    python3 -c "print($SINK_ROWS/$took)" >>"$WORK/bulk.times"
+    curl -s -XDELETE "$OSM/search.s$r,ceiling$r" >/dev/null
+  done
+  local pid; pid=$(cat "$WORK/rowbus-search.pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus-search.pid"
+  pid=$(cat "$WORK/rowbus-osmem.pid"); kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus-osmem.pid"
+  {
+    echo "### search: $SINK_ROWS rows of 5 columns in one transaction, indexed into osmem-server"
+    echo
+    echo "| path | documents/s, median (min–max) of $RUNS |"
+    echo "|---|---|"
+    echo "| rowbus, opensearch sink (4 workers, external versions), commit to last document counted | $(stats <"$WORK/search.times") |"
+    echo "| ceiling: direct \`_bulk\` of the same documents (scripts/bulk_peer.py, 4 connections, bodies built beforehand) | $(stats <"$WORK/bulk.times") |"
+    echo
+    echo "osmem-server is an in-memory server of the OpenSearch API; a real cluster indexes slower, so"
+    echo "the ceiling here is the sink's own overhead more than the server's."
     echo
   } >>"$RESULTS"
 }

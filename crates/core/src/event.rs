@@ -25,6 +25,14 @@ pub enum Op {
     /// TRUNCATE TABLE; only for sinks that ask for schema changes.
     #[serde(rename = "t")]
     Truncate,
+    /// A rebuild of the table's search index begins (`rowbus snapshot --reindex`): the snapshot's
+    /// rows follow. `key` holds the rebuild's id (column `rebuild`). Only for the search sinks the
+    /// snapshot was asked for.
+    #[serde(rename = "reindex_begin")]
+    ReindexBegin,
+    /// The rebuild's snapshot has delivered every row: the new index can take the alias.
+    #[serde(rename = "reindex_end")]
+    ReindexEnd,
 }
 
 impl Op {
@@ -37,6 +45,8 @@ impl Op {
             Op::Read => "r",
             Op::Ddl => "ddl",
             Op::Truncate => "t",
+            Op::ReindexBegin => "reindex_begin",
+            Op::ReindexEnd => "reindex_end",
         }
     }
 
@@ -49,10 +59,19 @@ impl Op {
             Op::Read,
             Op::Ddl,
             Op::Truncate,
+            Op::ReindexBegin,
+            Op::ReindexEnd,
         ]
         .into_iter()
         .find(|op| op.as_str() == name)
-        .ok_or_else(|| format!("unknown op `{name}` (c, u, d, r, ddl or t)"))
+        .ok_or_else(|| {
+            format!("unknown op `{name}` (c, u, d, r, ddl, t, reindex_begin or reindex_end)")
+        })
+    }
+
+    /// Inserts, updates, deletes and snapshot reads: what row steps of transforms act on.
+    pub fn is_row_change(self) -> bool {
+        matches!(self, Op::Insert | Op::Update | Op::Delete | Op::Read)
     }
 
     /// Schema changes and truncations, which only sinks with `schema_changes = true` receive.

@@ -34,6 +34,10 @@ pub struct TableProgress {
     /// The sinks that receive the rows (`rowbus snapshot --sink`); empty: every sink.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sinks: Vec<String>,
+    /// The id of a search index rebuild (`rowbus snapshot --reindex`): the rows go to a new index
+    /// named after it, which takes the alias once the table is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reindex: Option<String>,
 }
 
 impl TableProgress {
@@ -44,6 +48,7 @@ impl TableProgress {
             condition,
             rows: 0,
             sinks: Vec::new(),
+            reindex: None,
         }
     }
 }

@@ -42,6 +42,19 @@ pub struct Admin {
 
 impl Admin {
     /// The running sinks' names, in the configuration's order.
+    /// The search sinks, by the kinds the flow lists.
+    fn search_sinks(&self) -> Vec<String> {
+        let flow = self.flow.read().unwrap_or_else(|p| p.into_inner());
+        let Some(sinks) = flow["sinks"].as_object() else {
+            return Vec::new();
+        };
+        sinks
+            .iter()
+            .filter(|(_, kind)| *kind == "opensearch")
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     fn sinks(&self) -> Vec<String> {
         self.metrics
             .sinks()
@@ -239,8 +252,8 @@ fn read_failures(
     Ok(records)
 }
 
-/// `POST /api/v1/snapshots` with `{"tables": ["db.t"], "where": "SQL", "sinks": ["s"]}`
-/// (`where` and `sinks` optional): as `rowbus snapshot`.
+/// `POST /api/v1/snapshots` with `{"tables": ["db.t"], "where": "SQL", "sinks": ["s"],
+/// "reindex": true}` (all but `tables` optional): as `rowbus snapshot`.
 async fn snapshot(
     State(admin): State<Arc<Admin>>,
     Json(request): Json<crate::snapshot::Ask>,
@@ -250,7 +263,8 @@ async fn snapshot(
     let submitted = tokio::task::spawn_blocking(move || {
         let tables = state.tables.read().unwrap_or_else(|p| p.into_inner());
         let source = (state.source.as_str(), &*tables);
-        crate::snapshot::submit(&state.data_dir, source, &state.sinks(), &request)
+        let search = state.search_sinks();
+        crate::snapshot::submit(&state.data_dir, source, (&state.sinks(), &search), &request)
     })
     .await
     .unwrap_or_else(|e| Err(Refused::Io(e.to_string())));

@@ -61,6 +61,10 @@ pub enum Command {
         /// added by a reload.
         #[arg(long = "sink")]
         sinks: Vec<String>,
+        /// Rebuild the tables' search indexes without downtime: the rows go to a new index while
+        /// live changes go to both, then the alias moves to the new index (search sinks only).
+        #[arg(long)]
+        reindex: bool,
     },
     /// Run the configured transforms on one change (native JSON, as the file sink writes them;
     /// `-` reads standard input) and print what each sink would receive.

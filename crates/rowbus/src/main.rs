@@ -53,12 +53,14 @@ fn main() -> ExitCode {
             tables,
             condition,
             sinks,
+            reindex,
         } => snapshot::request(
             &config,
             snapshot::Ask {
                 tables,
                 condition,
                 sinks,
+                reindex,
             },
         ),
         cli::Command::Failures { what } => match failures_command(what) {

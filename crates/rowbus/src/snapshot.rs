@@ -25,6 +25,9 @@ pub struct Ask {
     pub condition: Option<String>,
     #[serde(default)]
     pub sinks: Vec<String>,
+    /// Rebuild the tables' search indexes behind their aliases (search sinks only).
+    #[serde(default)]
+    pub reindex: bool,
 }
 
 pub fn request(config_path: &Path, ask: Ask) -> ExitCode {
@@ -37,7 +40,13 @@ pub fn request(config_path: &Path, ask: Ask) -> ExitCode {
     };
     let source = (config.source.name.as_str(), &config.source.tables);
     let sinks: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
-    match submit(&config.data_dir, source, &sinks, &ask) {
+    let search: Vec<String> = config
+        .sinks
+        .iter()
+        .filter(|s| matches!(s.kind, crate::config::SinkKind::Search(_)))
+        .map(|s| s.name.clone())
+        .collect();
+    match submit(&config.data_dir, source, (&sinks, &search), &ask) {
         Ok(()) => {}
         Err(Refused::Tables(message)) => {
             eprintln!("rowbus snapshot: {message}");
@@ -67,15 +76,19 @@ pub enum Refused {
 }
 
 /// Checks the tables against the source (its name and table filter) and the sinks against those
-/// configured, and writes one request per table for the running source (or its next start) to
-/// take: `rowbus snapshot` and the admin API.
+/// configured (all, and the search sinks among them), and writes one request per table for the
+/// running source (or its next start) to take: `rowbus snapshot` and the admin API.
 pub fn submit(
     data_dir: &Path,
     (source, included): (&str, &TableFilter),
-    known_sinks: &[String],
+    (known_sinks, search_sinks): (&[String], &[String]),
     ask: &Ask,
 ) -> Result<(), Refused> {
     let tables = &ask.tables;
+    let (sinks, reindex) = match ask.reindex {
+        true => (reindex_sinks(ask, search_sinks)?, Some(rebuild_id())),
+        false => (ask.sinks.clone(), None),
+    };
     if let Some(unknown) = ask.sinks.iter().find(|s| !known_sinks.contains(s)) {
         return Err(Refused::Tables(format!(
             "no sink `{unknown}` (sinks: {})",
@@ -101,13 +114,45 @@ pub fn submit(
     }
     for table in tables {
         let request = TableProgress {
-            sinks: ask.sinks.clone(),
+            sinks: sinks.clone(),
+            reindex: reindex.clone(),
             ..TableProgress::new(table.clone(), ask.condition.clone())
         };
         write_request(data_dir, &request)
             .map_err(|e| Refused::Io(format!("cannot write the request for {table}: {e}")))?;
     }
     Ok(())
+}
+
+/// The search sinks a rebuild is for: those named, or every search sink.
+fn reindex_sinks(ask: &Ask, search_sinks: &[String]) -> Result<Vec<String>, Refused> {
+    if ask.condition.is_some() {
+        return Err(Refused::Tables(
+            "a reindex rebuilds whole indexes: it takes no `where`".into(),
+        ));
+    }
+    if let Some(other) = ask.sinks.iter().find(|s| !search_sinks.contains(s)) {
+        return Err(Refused::Tables(format!(
+            "sink `{other}` is not a search sink: a reindex rebuilds the indexes of type = \"opensearch\" sinks"
+        )));
+    }
+    match (ask.sinks.is_empty(), search_sinks.is_empty()) {
+        (false, _) => Ok(ask.sinks.clone()),
+        (true, false) => Ok(search_sinks.to_vec()),
+        (true, true) => Err(Refused::Tables(
+            "no search sink (type = \"opensearch\") to reindex".into(),
+        )),
+    }
+}
+
+/// A rebuild's id: the time of the request in milliseconds, thirteen digits, so that later ids
+/// sort after.
+fn rebuild_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{ms:013}")
 }
 
 fn write_request(data_dir: &Path, request: &TableProgress) -> std::io::Result<()> {

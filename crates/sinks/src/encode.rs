@@ -91,6 +91,8 @@ impl NativeEncoder {
             Op::Read => b"r",
             Op::Ddl => b"ddl",
             Op::Truncate => b"t",
+            Op::ReindexBegin => b"reindex_begin",
+            Op::ReindexEnd => b"reindex_end",
         });
         out.extend_from_slice(b"\",\"db\":");
         string(out, &event.db);

@@ -244,9 +244,10 @@ impl Script {
         let op = text("op")?;
         if *op != *event.op.as_str() {
             let new = Op::parse(&op)?;
-            if new.is_schema_change() || event.op.is_schema_change() {
+            if !new.is_row_change() || !event.op.is_row_change() {
                 return Err(
-                    "a script cannot turn a row change into a schema change or back".into(),
+                    "a script cannot turn a row change into a schema change or marker, or back"
+                        .into(),
                 );
             }
             event.op = new;

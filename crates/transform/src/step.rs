@@ -128,7 +128,7 @@ impl Step {
 
     pub fn apply(&mut self, output: &mut Output) -> Result<Verdict, String> {
         let event = &output.event;
-        if self.is_row_step() && event.op.is_schema_change() {
+        if self.is_row_step() && !event.op.is_row_change() {
             return Ok(Verdict::Keep);
         }
         if let Some(tables) = &self.tables {
@@ -136,9 +136,9 @@ impl Step {
                 return Ok(Verdict::Keep);
             }
         }
-        // A condition judges row changes; schema changes pass a step that has one untouched.
+        // A condition judges row changes; schema changes and markers pass a step that has one untouched.
         if let Some(condition) = &mut self.condition {
-            if event.op.is_schema_change() || !condition.test(event)? {
+            if !event.op.is_row_change() || !condition.test(event)? {
                 return Ok(Verdict::Keep);
             }
         }

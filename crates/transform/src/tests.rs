@@ -365,7 +365,7 @@ script = 'if op == "d" { op = "u"; after = before; after.deleted = true; }'
     let mut out = Vec::new();
     assert_eq!(
         bad.apply(delete.clone(), &mut out).unwrap_err().error,
-        "transforms[0] (script): a script cannot turn a row change into a schema change or back"
+        "transforms[0] (script): a script cannot turn a row change into a schema change or marker, or back"
     );
 }
 

@@ -415,7 +415,7 @@ pub fn parking_of(e: &ChangeEvent) -> Parking {
         }
     };
     let table = format!("{}.{}", origin.db, origin.table);
-    if origin.key.values.is_empty() || e.op.is_schema_change() {
+    if origin.key.values.is_empty() || !e.op.is_row_change() {
         return Parking {
             table,
             key: String::new(),

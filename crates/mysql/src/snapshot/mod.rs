@@ -56,6 +56,9 @@ pub struct Snapshotter {
     tracked_since: Option<At>,
     /// Reads in a row that found the table changed.
     changed_in_a_row: u32,
+    /// A rebuild's begin marker goes out before the next chunk (once per table and process: the
+    /// search sink takes it again after a restart).
+    reindex_begin_due: bool,
 }
 
 /// Every included table of `schema`, as `db.table`, in name order.
@@ -170,9 +173,13 @@ impl Snapshotter {
                 filter.matches(db, t) && decoder.history().schema().table(db, t).is_some()
             });
             if known {
-                let sinks = request.sinks;
+                let (sinks, reindex) = (request.sinks, request.reindex);
                 let table = TableProgress::new(request.table, request.condition);
-                self.request([TableProgress { sinks, ..table }]);
+                self.request([TableProgress {
+                    sinks,
+                    reindex,
+                    ..table
+                }]);
             } else {
                 tracing::warn!(table = %request.table, "ignoring a snapshot request for a table the source does not include or know");
             }
@@ -284,6 +291,7 @@ impl Snapshotter {
                 table.rows,
             ));
             self.plan = Some(plan);
+            self.reindex_begin_due = true;
             self.recent.clear();
             self.tracked_since = Some(At::from(decoder.last_boundary()));
         }
@@ -347,6 +355,8 @@ impl Snapshotter {
 
     /// The chunk's rows as `op = "r"` events at `position`, then a boundary with the new progress.
     fn emit(&mut self, chunk: Chunk, position: &Position, out: &mut Vec<SourceRecord>) {
+        let reindex = self.reindex_id();
+        let begin_due = std::mem::take(&mut self.reindex_begin_due);
         let Some(plan) = &self.plan else {
             return;
         };
@@ -369,6 +379,9 @@ impl Snapshotter {
             sinks: self.asked_sinks(),
         });
         let emitted = rows.len() as u64;
+        if let Some(id) = reindex.as_ref().filter(|_| begin_due) {
+            out.push(marker(Op::ReindexBegin, plan, id, &source));
+        }
         for (i, row) in rows.into_iter().enumerate() {
             let key = Row {
                 columns: plan.primary_key_names.clone(),
@@ -404,6 +417,9 @@ impl Snapshotter {
             }
         }
         if end_of_table {
+            if let (Some(id), Some(plan)) = (&reindex, &self.plan) {
+                out.push(marker(Op::ReindexEnd, plan, id, &source));
+            }
             self.finish_table();
         } else {
             self.share();
@@ -411,6 +427,11 @@ impl Snapshotter {
         let mut boundary = position.clone();
         boundary.snapshot = self.shared.clone();
         out.push(SourceRecord::Boundary(boundary));
+    }
+
+    /// The rebuild the table being read is for, if any.
+    fn reindex_id(&self) -> Option<String> {
+        self.progress.as_ref()?.tables.first()?.reindex.clone()
     }
 
     /// The sinks the table being read was asked for, when not every sink.
@@ -433,6 +454,29 @@ impl Snapshotter {
         self.recent.clear();
         self.share();
     }
+}
+
+/// A rebuild's begin or end marker for the table of `plan`, its id as the key.
+fn marker(op: Op, plan: &TablePlan, id: &str, source: &Arc<SourceEvent>) -> SourceRecord {
+    SourceRecord::Change(Arc::new(ChangeEvent {
+        partition_key: None,
+        origin: None,
+        op,
+        db: plan.db.clone(),
+        table: plan.table.clone(),
+        key: Row {
+            columns: vec![Arc::from("rebuild")].into(),
+            values: vec![id.into()],
+        },
+        before: None,
+        after: None,
+        source: SourceInfo {
+            event: source.clone(),
+            row: 0,
+        },
+        read_ts_ms: source.ts_ms,
+        ddl: None,
+    }))
 }
 
 /// The snapshot's connection, opened (with UTC timestamps) if needed.

@@ -30,6 +30,8 @@ pub(super) struct SearchSection {
     api_key_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     timeout: Option<String>,
+    #[serde(default)]
+    reindex_delete_old: bool,
 }
 
 impl SearchSection {
@@ -104,6 +106,7 @@ impl SearchSection {
             auth: auth?,
             ca_file: self.ca_file,
             timeout: timeout?,
+            reindex_delete_old: self.reindex_delete_old,
         }));
         sink_config(name, path, common, kind, errors)
     }

@@ -311,3 +311,148 @@ async fn a_server_down_at_first_gets_every_change_once_it_is_up() {
     .await;
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
 }
+
+/// The indexes `name` resolves to (itself when a plain index), by `GET name/_alias`.
+fn resolves_to(osmem: &Osmem, name: &str) -> Vec<String> {
+    let reply = tokio::task::block_in_place(|| {
+        ureq::get(&format!("{}/{name}/_alias", osmem.url))
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+    });
+    let Some(reply) = reply else {
+        return Vec::new();
+    };
+    let map: serde_json::Map<String, Value> = serde_json::from_str(&reply).unwrap();
+    let mut indexes: Vec<String> = map.keys().cloned().collect();
+    indexes.sort();
+    indexes
+}
+
+/// (id, v) of each document, and of each source row, in id order.
+fn pairs_of(docs: Vec<(String, Value)>) -> Vec<(i64, String)> {
+    docs.into_iter()
+        .map(|(_, d)| {
+            (
+                d["id"].as_i64().unwrap(),
+                d["v"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn source_pairs(server: &MariaDb, db: &str) -> Vec<(i64, String)> {
+    let mut conn = server.conn().await;
+    conn.query(format!("SELECT id, v FROM `{db}`.t ORDER BY id"))
+        .await
+        .unwrap()
+}
+
+fn reindex(config: &std::path::Path, table: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rowbus"))
+        .args(["snapshot", "--reindex", "--table", table, "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reindex_moves_the_alias_to_a_complete_current_index_while_writes_go_on() {
+    let server = MariaDb::shared();
+    let osmem = Osmem::shared();
+    let db = server.fresh_database("reindex").await;
+    create_table_t(server, &db).await;
+    let mut conn = server.conn().await;
+    let dir = TestDir::new("reindex");
+    let config = config_from_now(server, &dir, &db, "snapshot_chunk_rows = 40").await;
+    add_sink(&config, &search_sink(osmem, ""));
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    let writer = Writer::start(server, &db);
+    let alias = format!("{db}.t").to_lowercase();
+    eventually(
+        || async { documents(osmem, &alias).len() >= 300 },
+        || async { rowbus.log() },
+    )
+    .await;
+    // The index is a plain one so far; the first rebuild replaces it by an alias.
+    assert_eq!(resolves_to(osmem, &alias), vec![alias.clone()]);
+    reindex(&config, &format!("{db}.t"));
+    // Rows the snapshot has read, and has yet to read, change while it runs.
+    for id in (1..=300).step_by(7) {
+        conn.query_drop(format!(
+            "UPDATE `{db}`.t SET v = 'changed' WHERE id = {id}; DELETE FROM `{db}`.t WHERE id = {}",
+            id + 3
+        ))
+        .await
+        .unwrap();
+    }
+    let moved = || async {
+        let to = resolves_to(osmem, &alias);
+        to.len() == 1 && to[0].starts_with(&format!("{alias}-r"))
+    };
+    eventually(moved, || async { rowbus.log() }).await;
+    let first = resolves_to(osmem, &alias);
+    // A second rebuild moves the alias again; the first rebuilt index stays, without it.
+    reindex(&config, &format!("{db}.t"));
+    let moved_again = || async {
+        let to = resolves_to(osmem, &alias);
+        to.len() == 1 && to != first
+    };
+    eventually(moved_again, || async { rowbus.log() }).await;
+    writer.finish().await;
+    let same = || async { source_pairs(server, &db).await == pairs_of(documents(osmem, &alias)) };
+    eventually(same, || async { rowbus.log() }).await;
+    assert!(documents(osmem, &first[0]).len() > 300);
+    assert!(
+        resolves_to(osmem, &first[0]) == first,
+        "the old index is kept"
+    );
+    let rows = source_pairs(server, &db).await.len();
+    let count = get(&format!("{}/{alias}/_count", osmem.url));
+    assert_eq!(count["count"], rows);
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reindex_is_refused_for_other_sinks_and_with_a_condition() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("reindex_refused").await;
+    let dir = TestDir::new("reindex-refused");
+    let config = config_from_now(server, &dir, &db, "").await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rowbus"))
+            .args(["snapshot", "--reindex", "--table", &format!("{db}.t"), "-c"])
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert_eq!(
+        run(&[]),
+        (
+            Some(2),
+            "rowbus snapshot: no search sink (type = \"opensearch\") to reindex\n".to_string()
+        )
+    );
+    assert_eq!(
+        run(&["--sink", "out"]),
+        (
+            Some(2),
+            "rowbus snapshot: sink `out` is not a search sink: a reindex rebuilds the indexes of type = \"opensearch\" sinks\n".to_string()
+        )
+    );
+    assert_eq!(
+        run(&["--where", "id > 5"]).1,
+        "rowbus snapshot: a reindex rebuilds whole indexes: it takes no `where`\n"
+    );
+}

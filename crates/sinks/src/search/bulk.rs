@@ -8,7 +8,7 @@ use super::config::{SearchSinkConfig, WriteMode};
 use super::version::version_of;
 use crate::encode::NativeEncoder;
 use rowbus_core::value::write_json_string;
-use rowbus_core::{ChangeEvent, Op, Row, Value};
+use rowbus_core::{ChangeEvent, Row, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,6 +21,30 @@ pub struct Action {
     pub lines: Vec<u8>,
 }
 
+impl Action {
+    /// The same action for another index (a rebuild's, written beside the alias).
+    pub fn retargeted(&self, index: &Arc<str>) -> Action {
+        let mut from = b"\"_index\":".to_vec();
+        write_json_string(&self.index, &mut from);
+        let mut to = b"\"_index\":".to_vec();
+        write_json_string(index, &mut to);
+        let at = self
+            .lines
+            .windows(from.len())
+            .position(|w| w == from.as_slice())
+            .expect("an action line names its index");
+        let mut lines = Vec::with_capacity(self.lines.len() + to.len());
+        lines.extend_from_slice(&self.lines[..at]);
+        lines.extend_from_slice(&to);
+        lines.extend_from_slice(&self.lines[at + from.len()..]);
+        Action {
+            index: index.clone(),
+            id: self.id.clone(),
+            lines,
+        }
+    }
+}
+
 /// The actions of `batch`, or the first change that cannot become one (a permanent error).
 pub fn plan(
     config: &SearchSinkConfig,
@@ -30,7 +54,7 @@ pub fn plan(
     let mut indexes: HashMap<(Arc<str>, Arc<str>), Arc<str>> = HashMap::new();
     let mut actions = Vec::with_capacity(batch.len());
     for e in batch {
-        if matches!(e.op, Op::Ddl | Op::Truncate) {
+        if !e.op.is_row_change() {
             continue;
         }
         let index = indexes

@@ -54,6 +54,8 @@ pub struct SearchSinkConfig {
     pub ca_file: Option<PathBuf>,
     /// Time for one bulk request, from sending to the whole response.
     pub timeout: Duration,
+    /// Delete the old index when a rebuild moves the alias (otherwise it only loses the alias).
+    pub reindex_delete_old: bool,
 }
 
 impl SearchSinkConfig {
@@ -87,6 +89,7 @@ impl Default for SearchSinkConfig {
             auth: Auth::None,
             ca_file: None,
             timeout: Duration::from_secs(30),
+            reindex_delete_old: false,
         }
     }
 }

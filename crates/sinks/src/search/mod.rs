@@ -3,11 +3,12 @@
 //! an external version from the source position (`version`) so that an older write never replaces
 //! a newer document; the actions are partitioned by document id over `workers` bulk requests in
 //! flight (so one document's changes stay in order), each request bounded by bytes; the response is
-//! read item by item (`response`).
+//! read item by item (`response`). `rebuild` moves a table's alias to a rebuilt index.
 
 pub mod bulk;
 pub mod config;
 pub mod http;
+pub mod rebuild;
 pub mod response;
 pub mod version;
 
@@ -15,9 +16,10 @@ use crate::encode::NativeEncoder;
 use bulk::Action;
 use config::SearchSinkConfig;
 use http::Http;
+use rebuild::Rebuilds;
 use reqwest::Method;
 use rowbus_core::sink::{BoxFuture, Sink, SinkError};
-use rowbus_core::ChangeEvent;
+use rowbus_core::{ChangeEvent, Op};
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -28,6 +30,7 @@ pub struct SearchSink {
     encoder: NativeEncoder,
     /// Indexes known to exist (created with their settings, or found), per sink instance.
     ready: HashSet<Arc<str>>,
+    rebuilds: Rebuilds,
 }
 
 impl SearchSink {
@@ -39,13 +42,53 @@ impl SearchSink {
             http,
             encoder: NativeEncoder::default(),
             ready: HashSet::new(),
+            rebuilds: Rebuilds::default(),
         })
     }
 
+    /// Writes the batch's changes, and takes its rebuild markers in order between them.
     async fn write_batch(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
-        let actions =
-            bulk::plan(&self.config, &mut self.encoder, batch).map_err(SinkError::permanent)?;
+        let mut rest = batch;
+        while let Some(at) = rest.iter().position(|e| is_marker(e)) {
+            self.write_changes(&rest[..at]).await?;
+            self.take_marker(&rest[at]).await?;
+            rest = &rest[at + 1..];
+        }
+        self.write_changes(rest).await
+    }
+
+    async fn take_marker(&mut self, marker: &ChangeEvent) -> Result<(), SinkError> {
+        let table = (&*marker.db, &*marker.table);
+        let id = match marker.key.values.first() {
+            Some(rowbus_core::Value::Text(id)) => id.to_string(),
+            _ => return Err(SinkError::permanent("a rebuild marker without its id")),
+        };
+        match marker.op {
+            Op::ReindexBegin => {
+                let http = &self.http;
+                self.rebuilds.begin(http, &self.config, table, &id).await
+            }
+            _ => {
+                let http = &self.http;
+                self.rebuilds.end(http, &self.config, table, &id).await
+            }
+        }
+    }
+
+    async fn write_changes(&mut self, changes: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut actions =
+            bulk::plan(&self.config, &mut self.encoder, changes).map_err(SinkError::permanent)?;
         self.prepare_indexes(&actions).await?;
+        let mut copies = Vec::new();
+        for action in &actions {
+            if let Some(building) = self.rebuilds.target(&self.http, &action.index).await? {
+                copies.push(action.retargeted(&building));
+            }
+        }
+        actions.extend(copies);
         let parts = partition(actions, self.config.workers);
         let sends = parts
             .into_iter()
@@ -70,7 +113,7 @@ impl SearchSink {
                 *self.config.index_of(db, t) == *action.index
             });
             if let Some((_, path)) = settings {
-                create_index(&self.http, &action.index, path).await?;
+                create_index(&self.http, &action.index, Some(path)).await?;
             }
             self.ready.insert(action.index.clone());
         }
@@ -85,6 +128,10 @@ impl Sink for SearchSink {
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(self.write_batch(batch))
     }
+}
+
+fn is_marker(e: &ChangeEvent) -> bool {
+    matches!(e.op, Op::ReindexBegin | Op::ReindexEnd)
 }
 
 /// Splits actions over `workers` lists by document, keeping their order within each.
@@ -133,22 +180,32 @@ async fn send_bulk(http: &Http, body: Vec<u8>) -> Result<(), SinkError> {
     }
 }
 
-/// Creates an index with the settings and mappings of `path`; one that exists already is fine.
-async fn create_index(http: &Http, index: &str, path: &std::path::Path) -> Result<(), SinkError> {
-    let settings = std::fs::read(path).map_err(|e| {
-        SinkError::fatal(format!(
-            "cannot read the index settings {}: {e}",
-            path.display()
-        ))
-    })?;
+/// Creates an index with the settings and mappings of `path` (if any); one that exists already,
+/// as an index or an alias, is fine.
+async fn create_index(
+    http: &Http,
+    index: &str,
+    path: Option<&std::path::Path>,
+) -> Result<(), SinkError> {
+    let settings = match path {
+        Some(path) => std::fs::read(path).map_err(|e| {
+            SinkError::fatal(format!(
+                "cannot read the index settings {}: {e}",
+                path.display()
+            ))
+        })?,
+        None => b"{}".to_vec(),
+    };
     let (status, body) = http
         .send(Method::PUT, index, "application/json", settings)
         .await?;
+    let text = String::from_utf8_lossy(&body);
     let exists = status == 400
-        && String::from_utf8_lossy(&body).contains("resource_already_exists_exception");
+        && (text.contains("resource_already_exists_exception") || text.contains("already exists"));
     match status {
         200 => {
-            tracing::info!(%index, settings = %path.display(), "created the index");
+            let settings = path.map(|p| p.display().to_string());
+            tracing::info!(%index, ?settings, "created the index");
             Ok(())
         }
         _ if exists => Ok(()),

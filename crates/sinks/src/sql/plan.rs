@@ -132,7 +132,7 @@ fn key_from(row: &Row, key_columns: &Arc<[Arc<str>]>) -> Option<Row> {
     })
 }
 
-/// Groups and collapses a batch's row changes per table. Schema changes and truncations are not
+/// Groups and collapses a batch's row changes per table. Schema changes, truncations and markers are not
 /// row changes and are left out. Tables without a primary key cannot be applied idempotently:
 /// their events are returned in `Err`.
 pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
@@ -141,7 +141,7 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
     type Seen = (usize, HashMap<String, usize>);
     let mut index: HashMap<(Arc<str>, Arc<str>), Seen> = HashMap::new();
     for e in batch {
-        if e.op.is_schema_change() {
+        if !e.op.is_row_change() {
             continue;
         }
         if e.key.values.is_empty() {

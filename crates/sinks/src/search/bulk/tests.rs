@@ -1,5 +1,5 @@
 use super::*;
-use rowbus_core::fixture;
+use rowbus_core::{fixture, Op};
 
 fn row(id: i64, v: &str) -> Row {
     Row {
