@@ -116,6 +116,11 @@ impl std::error::Error for ConfigErrors {}
 pub(crate) struct Errors(Vec<FieldError>);
 
 impl Errors {
+    /// How many errors were added so far.
+    pub(crate) fn count(&self) -> usize {
+        self.0.len()
+    }
+
     pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError {
             path: path.into(),

@@ -46,6 +46,10 @@ pub fn request(config_path: &Path, ask: Ask) -> ExitCode {
         .filter(|s| matches!(s.kind, crate::config::SinkKind::Search(_)))
         .map(|s| s.name.clone())
         .collect();
+    if let Some(refusal) = ask.reindex.then(|| nested_reindex(&config, &ask)).flatten() {
+        eprintln!("rowbus snapshot: {refusal}");
+        return ExitCode::from(2);
+    }
     match submit(&config.data_dir, source, (&sinks, &search), &ask) {
         Ok(()) => {}
         Err(Refused::Tables(message)) => {
@@ -66,6 +70,28 @@ pub fn request(config_path: &Path, ask: Ask) -> ExitCode {
     };
     eprintln!("snapshot requested for {}; {when}", ask.tables.join(", "));
     ExitCode::SUCCESS
+}
+
+/// Why a reindex of the asked tables cannot be done: a table nested in a search sink (a child,
+/// or a parent of children) has documents the snapshot of one table cannot rebuild.
+fn nested_reindex(config: &crate::config::Config, ask: &Ask) -> Option<String> {
+    config.sinks.iter().find_map(|sink| {
+        let crate::config::SinkKind::Search(search) = &sink.kind else {
+            return None;
+        };
+        if !ask.sinks.is_empty() && !ask.sinks.contains(&sink.name) {
+            return None;
+        }
+        ask.tables.iter().find_map(|table| {
+            let (db, name) = table.split_once('.')?;
+            search.is_nested(db, name).then(|| {
+                format!(
+                    "`{table}` is nested in sink `{}` (sinks.{}.nest): --reindex does not rebuild nested documents; rebuild by deleting the index and snapshotting the parent and child tables",
+                    sink.name, sink.name
+                )
+            })
+        })
+    })
 }
 
 /// Why a snapshot request was not written.

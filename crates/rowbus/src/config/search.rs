@@ -1,6 +1,8 @@
 //! `type = "opensearch"` and `type = "elasticsearch"`: the search sink's section and its checks
 //! (the URL, credentials from env or file, the CA and settings files, the bounds of a bulk request).
 
+mod nest;
+
 use super::sections::{check_duration, read_secret, sink_config, SinkCommon};
 use super::{Errors, SinkConfig, SinkKind};
 use rowbus_sinks::search::config::{Auth, SearchSinkConfig, WriteMode};
@@ -32,11 +34,13 @@ pub(super) struct SearchSection {
     timeout: Option<String>,
     #[serde(default)]
     reindex_delete_old: bool,
+    #[serde(default)]
+    nest: Vec<nest::NestSection>,
 }
 
 impl SearchSection {
     pub fn check(
-        self,
+        mut self,
         name: &str,
         path: &str,
         common: SinkCommon,
@@ -94,6 +98,7 @@ impl SearchSection {
             errors,
         );
         let auth = self.auth(path, errors);
+        let nests = nest::check_nests(std::mem::take(&mut self.nest), path, errors);
         let kind = SinkKind::Search(Box::new(SearchSinkConfig {
             url: self.url.trim_end_matches('/').to_string(),
             index: self.index.unwrap_or(defaults.index),
@@ -107,6 +112,7 @@ impl SearchSection {
             ca_file: self.ca_file,
             timeout: timeout?,
             reindex_delete_old: self.reindex_delete_old,
+            nests: nests?,
         }));
         sink_config(name, path, common, kind, errors)
     }
@@ -172,7 +178,7 @@ fn check_url(url: &str, path: &str, errors: &mut Errors) {
     }
 }
 
-fn check_table_name(table: &str, path: &str, errors: &mut Errors) {
+pub(super) fn check_table_name(table: &str, path: &str, errors: &mut Errors) {
     let ok = table
         .split_once('.')
         .is_some_and(|(d, t)| !d.is_empty() && !t.is_empty());

@@ -447,3 +447,51 @@ fn search_sink_errors_name_their_fields() {
     // The URL's password is not echoed.
     assert!(!errors.iter().any(|e| e.contains("secret")), "{errors:?}");
 }
+
+#[test]
+fn search_sink_nests_are_read_as_lists_of_key_columns() {
+    let text = format!(
+        "{GOOD}\n[sinks.search]\ntype = \"opensearch\"\nurl = \"http://127.0.0.1:9200\"\nnest = [\n  {{ table = \"shop.items\", into = \"shop.orders\", field = \"items\", parent_key = \"order_id\" }},\n  {{ table = \"shop.notes\", into = \"shop.orders\", field = \"notes\", parent_key = [\"region\", \"order_id\"] }},\n]\n"
+    );
+    let config = parse(&text).unwrap();
+    let sink = config.sinks.iter().find(|s| s.name == "search").unwrap();
+    let SinkKind::Search(search) = &sink.kind else {
+        panic!("not a search sink: {:?}", sink.kind);
+    };
+    let keys: Vec<&[String]> = search.nests.iter().map(|n| &n.parent_key[..]).collect();
+    assert_eq!(
+        keys,
+        [
+            &["order_id".to_string()][..],
+            &["region".to_string(), "order_id".to_string()][..]
+        ]
+    );
+    assert!(search.is_nested("shop", "orders") && search.is_nested("shop", "notes"));
+    assert!(!search.is_nested("shop", "users"));
+    let fields: Vec<String> = search
+        .nest_fields_of("shop.orders")
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(fields, ["items", "notes"]);
+}
+
+#[test]
+fn search_sink_nest_errors_name_their_fields() {
+    let text = format!(
+        "{GOOD}\n[sinks.search]\ntype = \"opensearch\"\nurl = \"http://127.0.0.1:9200\"\nnest = [\n  {{ table = \"items\", into = \"shop.orders\", field = \"a.b\", parent_key = [] }},\n  {{ table = \"shop.orders\", into = \"shop.users\", field = \"orders\", parent_key = \"user_id\" }},\n  {{ table = \"shop.x\", into = \"shop.x\", field = \"orders\", parent_key = \"x\" }},\n]\n"
+    );
+    let errors = errors_of(&text);
+    assert_eq!(
+        errors,
+        [
+            "sinks.search.nest[0].table: `items` is not of the form db.table",
+            "sinks.search.nest[0].field: must be a top-level field name (no dots, not @rowbus)",
+            "sinks.search.nest[0].parent_key: must name the child's column(s) holding the parent's id",
+            "sinks.search.nest[1].table: nesting is one level deep: `shop.orders` holds nested rows itself",
+            "sinks.search.nest[2].into: a table cannot be nested into itself",
+            "sinks.search.nest[2].table: nesting is one level deep: `shop.x` holds nested rows itself",
+        ],
+        "{errors:?}"
+    );
+}

@@ -17,6 +17,7 @@ mod reconnect;
 mod reload;
 mod restart;
 mod schema_history;
+mod search_nest;
 mod search_sink;
 mod server_errors;
 mod snapshot;

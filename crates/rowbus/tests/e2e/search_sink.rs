@@ -24,7 +24,7 @@ fn get(url: &str) -> Value {
 }
 
 /// Every document of `index` by id (the index refreshed first, as a reader would need).
-fn documents(osmem: &Osmem, index: &str) -> Vec<(String, Value)> {
+pub(crate) fn documents(osmem: &Osmem, index: &str) -> Vec<(String, Value)> {
     tokio::task::block_in_place(|| {
         let _ = ureq::post(&format!("{}/{index}/_refresh", osmem.url)).call();
     });

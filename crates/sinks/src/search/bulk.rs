@@ -164,7 +164,11 @@ fn meta(out: &mut Vec<u8>, op: &str, index: &str, id: &str, version: Option<u64>
 
 /// The document id of a row image: the configured id columns, or the primary key, their values'
 /// text joined by the separator.
-fn doc_id(config: &SearchSinkConfig, e: &ChangeEvent, row: &Row) -> Result<String, String> {
+pub(super) fn doc_id(
+    config: &SearchSinkConfig,
+    e: &ChangeEvent,
+    row: &Row,
+) -> Result<String, String> {
     let configured = config.id_columns_of(&e.db, &e.table);
     let names: Vec<&str> = match configured {
         Some(columns) => columns.iter().map(String::as_str).collect(),
@@ -193,7 +197,7 @@ fn doc_id(config: &SearchSinkConfig, e: &ChangeEvent, row: &Row) -> Result<Strin
 }
 
 /// A value as id text: strings as they are, anything else as its native JSON without quotes.
-fn id_text(value: &Value, out: &mut String) {
+pub(super) fn id_text(value: &Value, out: &mut String) {
     match value {
         Value::Text(s) | Value::Decimal(s) => out.push_str(s),
         Value::Label(s) => out.push_str(s),

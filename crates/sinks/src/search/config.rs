@@ -4,6 +4,7 @@
 use rowbus_core::secret::Secret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How an insert or update is written.
@@ -28,6 +29,20 @@ pub enum Auth {
     },
     /// An API key as the server issued it (the base64 of `id:key`), sent as `ApiKey ...`.
     ApiKey(Secret),
+}
+
+/// A child table whose rows live as an array field inside its parent's documents (one level deep):
+/// `nest = { table = "shop.items", into = "shop.orders", field = "items", parent_key = "order_id" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nest {
+    /// The child table, `db.table`.
+    pub table: String,
+    /// The parent table, `db.table`, whose documents hold the array.
+    pub into: String,
+    /// The array field of the parent's document.
+    pub field: String,
+    /// The child's columns that make its parent's document id, in the order of its parts.
+    pub parent_key: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +71,8 @@ pub struct SearchSinkConfig {
     pub timeout: Duration,
     /// Delete the old index when a rebuild moves the alias (otherwise it only loses the alias).
     pub reindex_delete_old: bool,
+    /// Child tables kept inside their parents' documents.
+    pub nests: Vec<Nest>,
 }
 
 impl SearchSinkConfig {
@@ -72,6 +89,30 @@ impl SearchSinkConfig {
         self.id_columns
             .get(&format!("{db}.{table}"))
             .map(Vec::as_slice)
+    }
+
+    /// The nests a table's rows go into, as a child.
+    pub fn nests_of_child<'a>(&'a self, db: &str, table: &str) -> Vec<&'a Nest> {
+        let name = format!("{db}.{table}");
+        self.nests.iter().filter(|n| n.table == name).collect()
+    }
+
+    /// The array fields of a parent table's documents.
+    pub fn nest_fields_of(&self, parent: &str) -> Vec<Arc<str>> {
+        self.nests
+            .iter()
+            .filter(|n| n.into == parent)
+            .map(|n| Arc::from(n.field.as_str()))
+            .collect()
+    }
+
+    /// Whether a table's changes go through nesting (as a child, or as a parent of children).
+    pub fn is_nested(&self, db: &str, table: &str) -> bool {
+        if self.nests.is_empty() {
+            return false;
+        }
+        let name = format!("{db}.{table}");
+        self.nests.iter().any(|n| n.table == name || n.into == name)
     }
 }
 
@@ -90,6 +131,7 @@ impl Default for SearchSinkConfig {
             ca_file: None,
             timeout: Duration::from_secs(30),
             reindex_delete_old: false,
+            nests: Vec::new(),
         }
     }
 }

@@ -3,11 +3,13 @@
 //! an external version from the source position (`version`) so that an older write never replaces
 //! a newer document; the actions are partitioned by document id over `workers` bulk requests in
 //! flight (so one document's changes stay in order), each request bounded by bytes; the response is
-//! read item by item (`response`). `rebuild` moves a table's alias to a rebuilt index.
+//! read item by item (`response`). `rebuild` moves a table's alias to a rebuilt index; `nest` keeps
+//! child rows inside their parents' documents.
 
 pub mod bulk;
 pub mod config;
 pub mod http;
+pub mod nest;
 pub mod rebuild;
 pub mod response;
 pub mod version;
@@ -63,6 +65,12 @@ impl SearchSink {
             Some(rowbus_core::Value::Text(id)) => id.to_string(),
             _ => return Err(SinkError::permanent("a rebuild marker without its id")),
         };
+        if self.config.is_nested(table.0, table.1) {
+            return Err(SinkError::permanent(format!(
+                "{}.{} is nested (a child or a parent in nest): its index cannot be rebuilt with --reindex",
+                table.0, table.1
+            )));
+        }
         match marker.op {
             Op::ReindexBegin => {
                 let http = &self.http;
@@ -79,9 +87,29 @@ impl SearchSink {
         if changes.is_empty() {
             return Ok(());
         }
+        if !self.config.nests.is_empty() {
+            let (nested, plain): (Vec<_>, Vec<_>) = changes
+                .iter()
+                .filter(|e| e.op.is_row_change())
+                .partition(|e| self.config.is_nested(&e.db, &e.table));
+            if !nested.is_empty() {
+                let plain: Vec<Arc<ChangeEvent>> = plain.into_iter().cloned().collect();
+                self.write_plain(&plain).await?;
+                return self.write_nested(&nested).await;
+            }
+        }
+        self.write_plain(changes).await
+    }
+
+    /// Writes changes of tables without nesting: one versioned action per document.
+    async fn write_plain(&mut self, changes: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         let mut actions =
             bulk::plan(&self.config, &mut self.encoder, changes).map_err(SinkError::permanent)?;
-        self.prepare_indexes(&actions).await?;
+        let indexes: Vec<Arc<str>> = actions.iter().map(|a| a.index.clone()).collect();
+        self.prepare_indexes(&indexes).await?;
         let mut copies = Vec::new();
         for action in &actions {
             if let Some(building) = self.rebuilds.target(&self.http, &action.index).await? {
@@ -98,24 +126,37 @@ impl SearchSink {
         worst(results)
     }
 
-    /// Creates, with their settings, the indexes of this batch that have a settings file and are
-    /// not known to exist yet.
-    async fn prepare_indexes(&mut self, actions: &[Action]) -> Result<(), SinkError> {
-        if self.config.index_settings.is_empty() {
+    /// Writes changes of nested tables and their parents into the parents' documents.
+    async fn write_nested(&mut self, changes: &[&Arc<ChangeEvent>]) -> Result<(), SinkError> {
+        let docs =
+            nest::plan(&self.config, &mut self.encoder, changes).map_err(SinkError::permanent)?;
+        let indexes: Vec<Arc<str>> = docs.iter().map(|d| d.index.clone()).collect();
+        self.prepare_indexes(&indexes).await?;
+        nest::write(&self.http, self.config.bulk_max_bytes, docs).await
+    }
+
+    /// Creates the indexes of this batch that are not known to exist yet and need settings: those
+    /// with a settings file, and those of parents of nested children (whose versions are not
+    /// indexed).
+    async fn prepare_indexes(&mut self, indexes: &[Arc<str>]) -> Result<(), SinkError> {
+        if self.config.index_settings.is_empty() && self.config.nests.is_empty() {
             return Ok(());
         }
-        for action in actions {
-            if self.ready.contains(&action.index) {
+        for index in indexes {
+            if self.ready.contains(index) {
                 continue;
             }
-            let settings = self.config.index_settings.iter().find(|(table, _)| {
+            let of_index = |table: &str| {
                 let (db, t) = table.split_once('.').unwrap_or(("", table));
-                *self.config.index_of(db, t) == *action.index
-            });
-            if let Some((_, path)) = settings {
-                create_index(&self.http, &action.index, Some(path)).await?;
+                *self.config.index_of(db, t) == **index
+            };
+            let settings = self.config.index_settings.iter().find(|(t, _)| of_index(t));
+            let parent = self.config.nests.iter().any(|n| of_index(&n.into));
+            if settings.is_some() || parent {
+                let file = settings.map(|(_, path)| path.as_path());
+                create_index(&self.http, index, file, parent).await?;
             }
-            self.ready.insert(action.index.clone());
+            self.ready.insert(index.clone());
         }
         Ok(())
     }
@@ -180,22 +221,27 @@ async fn send_bulk(http: &Http, body: Vec<u8>) -> Result<(), SinkError> {
     }
 }
 
-/// Creates an index with the settings and mappings of `path` (if any); one that exists already,
-/// as an index or an alias, is fine.
+/// Sends a bulk request of writes guarded by sequence numbers; the documents changed meanwhile.
+async fn send_guarded(http: &Http, body: Vec<u8>) -> Result<Vec<(String, String)>, SinkError> {
+    let (status, body) = http
+        .send(Method::POST, "_bulk", "application/x-ndjson", body)
+        .await?;
+    match status {
+        200 => response::outcome_guarded(&body),
+        other => Err(http.error("_bulk", other, &body)),
+    }
+}
+
+/// Creates an index with the settings and mappings of `path` (if any), and for a parent of nested
+/// children a mapping that leaves their versions unindexed; one that exists already, as an index
+/// or an alias, is fine.
 async fn create_index(
     http: &Http,
     index: &str,
     path: Option<&std::path::Path>,
+    parent: bool,
 ) -> Result<(), SinkError> {
-    let settings = match path {
-        Some(path) => std::fs::read(path).map_err(|e| {
-            SinkError::fatal(format!(
-                "cannot read the index settings {}: {e}",
-                path.display()
-            ))
-        })?,
-        None => b"{}".to_vec(),
-    };
+    let settings = index_body(path, parent)?;
     let (status, body) = http
         .send(Method::PUT, index, "application/json", settings)
         .await?;
@@ -211,6 +257,39 @@ async fn create_index(
         _ if exists => Ok(()),
         other => Err(http.error(&format!("creating index {index}"), other, &body)),
     }
+}
+
+/// The body that creates an index: the settings file's, with the versions' field mapped as not
+/// indexed for a parent of nested children.
+fn index_body(path: Option<&std::path::Path>, parent: bool) -> Result<Vec<u8>, SinkError> {
+    let text = match path {
+        Some(path) => std::fs::read(path).map_err(|e| {
+            SinkError::fatal(format!(
+                "cannot read the index settings {}: {e}",
+                path.display()
+            ))
+        })?,
+        None => b"{}".to_vec(),
+    };
+    if !parent {
+        return Ok(text);
+    }
+    let mut body: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| SinkError::fatal(format!("the index settings are not JSON: {e}")))?;
+    let properties = body
+        .as_object_mut()
+        .map(|b| b.entry("mappings").or_insert_with(|| serde_json::json!({})))
+        .and_then(|m| m.as_object_mut())
+        .map(|m| {
+            m.entry("properties")
+                .or_insert_with(|| serde_json::json!({}))
+        })
+        .and_then(|p| p.as_object_mut())
+        .ok_or_else(|| SinkError::fatal("the index settings' mappings are not JSON objects"))?;
+    properties
+        .entry(nest::doc::META)
+        .or_insert_with(|| serde_json::json!({"type": "object", "enabled": false}));
+    Ok(serde_json::to_vec(&body).expect("JSON"))
 }
 
 /// The outcome of parallel requests: fatal before retriable before permanent before success.

@@ -50,7 +50,7 @@ impl Rebuilds {
         let alias: Arc<str> = config.index_of(db, table).into();
         let index = index_name(&alias, id);
         let settings = config.index_settings.get(&format!("{db}.{table}"));
-        super::create_index(http, &index, settings.map(|p| p.as_path())).await?;
+        super::create_index(http, &index, settings.map(|p| p.as_path()), false).await?;
         tracing::info!(%alias, %index, "rebuild begins: writing to both indexes");
         self.building.insert(alias, Some(index.into()));
         Ok(())

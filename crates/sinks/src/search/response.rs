@@ -34,15 +34,31 @@ struct ItemError {
 /// (written, already newer, or a delete of a missing document), else the error of the first item
 /// that is not, retriable when any item may pass on a retry, with the count of the others.
 pub fn outcome(body: &[u8]) -> Result<(), SinkError> {
+    read(body, false).map(|_| ())
+}
+
+/// Like `outcome`, for writes guarded by the sequence numbers read before: a version conflict is
+/// then not delivered but a document another writer changed since the read, returned (index, id)
+/// to be read and written again.
+pub fn outcome_guarded(body: &[u8]) -> Result<Vec<(String, String)>, SinkError> {
+    read(body, true)
+}
+
+fn read(body: &[u8], guarded: bool) -> Result<Vec<(String, String)>, SinkError> {
     let bulk: Bulk = serde_json::from_slice(body)
         .map_err(|e| SinkError::retriable(format!("the bulk response could not be read ({e})")))?;
+    let mut changed_meanwhile = Vec::new();
     if !bulk.errors {
-        return Ok(());
+        return Ok(changed_meanwhile);
     }
     let mut retriable: Vec<String> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
-    for (op, item) in bulk.items.iter().flat_map(|m| m.iter()) {
-        match classify(op, item) {
+    for (op, item) in bulk.items.into_iter().flat_map(|m| m.into_iter()) {
+        if guarded && item.status == 409 {
+            changed_meanwhile.push((item._index, item._id));
+            continue;
+        }
+        match classify(&op, &item) {
             Verdict::Delivered => {}
             Verdict::Retry(why) => retriable.push(why),
             Verdict::Refused(why) => refused.push(why),
@@ -51,7 +67,7 @@ pub fn outcome(body: &[u8]) -> Result<(), SinkError> {
     match (retriable.first(), refused.first()) {
         (Some(first), _) => Err(SinkError::retriable(summary(first, &retriable, &refused))),
         (None, Some(first)) => Err(SinkError::permanent(summary(first, &refused, &[]))),
-        (None, None) => Ok(()),
+        (None, None) => Ok(changed_meanwhile),
     }
 }
 
@@ -134,6 +150,14 @@ mod tests {
             e.message,
             "document a/5 (index): 429 es_rejected_execution_exception: queue full (and 1 more like it); 1 refused"
         );
+    }
+
+    #[test]
+    fn a_guarded_write_conflict_is_a_document_to_read_again() {
+        let conflict = r#"{"index":{"_index":"a","_id":"6","status":409,"error":{"type":"version_conflict_engine_exception","reason":"required seqNo [0]"}}}"#;
+        let again = outcome_guarded(&items(&[CREATED, conflict, MISSING].join(","))).unwrap();
+        assert_eq!(again, [("a".to_string(), "6".to_string())]);
+        assert!(outcome_guarded(&items(&[conflict, MAPPING].join(","))).is_err());
     }
 
     #[test]
