@@ -18,6 +18,7 @@ mod reload;
 mod restart;
 mod schema_history;
 mod search_nest;
+mod search_overload;
 mod search_sink;
 mod server_errors;
 mod snapshot;
