@@ -118,3 +118,17 @@ ensure_osmem() {
   OSMEM_SERVER_BIN=$(ls $bin | head -1)
   export OSMEM_SERVER_BIN
 }
+
+# The Kafka sink's tests talk to tansu, a Kafka-compatible broker (SQLite storage through libsql),
+# built once per machine with cargo install (about 15 minutes on 2 cores); exports TANSU_BIN for
+# the test kit. librdkafka itself is built by the rdkafka crate (C compiler, make, zlib).
+ensure_tansu() {
+  local bin="$HOME/.cargo/bin/tansu"
+  ensure_pkg make make
+  if [ ! -x "$bin" ]; then
+    log "cargo install tansu (once per machine, about 15 minutes)"
+    cargo install tansu --version 0.6.0 --locked --features libsql --quiet
+  fi
+  TANSU_BIN="$bin"
+  export TANSU_BIN
+}

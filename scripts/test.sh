@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (MariaDB from Debian's packages; PostgreSQL where
-# none answers on 127.0.0.1:5432; osmem-server, an in-memory OpenSearch, into a venv; Chromium and playwright-core for the dashboard's browser test), checks formatting and lints where the toolchain has them, then
+# none answers on 127.0.0.1:5432; osmem-server, an in-memory OpenSearch, into a venv; tansu, a Kafka-compatible broker, with cargo install; Chromium and playwright-core for the dashboard's browser test), checks formatting and lints where the toolchain has them, then
 # runs every unit and integration test. The integration tests start their own throwaway MariaDB
 # servers on free loopback ports, and mount small tmpfs file systems (they run as root).
 set -euo pipefail
@@ -12,6 +12,7 @@ ensure_mariadb
 ensure_postgres
 ensure_browser
 ensure_osmem
+ensure_tansu
 
 if cargo fmt --version >/dev/null 2>&1; then
   log "cargo fmt --check"

@@ -4,9 +4,11 @@
 //! read from an environment variable or a file, never from the file itself.
 
 mod duration;
+mod kafka;
 mod search;
 mod sections;
 
+use kafka::KafkaSection;
 use rowbus_core::delivery::DeliveryPolicy;
 use rowbus_core::queue::QueueLimits;
 use rowbus_core::table_filter::TableFilter;
@@ -68,6 +70,8 @@ pub enum SinkKind {
     Sql(Box<rowbus_sinks::sql::SqlSinkConfig>),
     /// Elasticsearch or OpenSearch indexes.
     Search(Box<rowbus_sinks::search::config::SearchSinkConfig>),
+    /// Kafka topics.
+    Kafka(Box<rowbus_sinks::kafka::config::KafkaSinkConfig>),
 }
 
 /// One problem in the configuration, at a field path.
@@ -312,6 +316,7 @@ fn check_sinks(
                 "mysql",
                 "opensearch",
                 "elasticsearch",
+                "kafka",
             ],
             errors,
         ) {
@@ -326,6 +331,9 @@ fn check_sinks(
                     .zip(common)
                     .and_then(|(s, common)| s.check(&name, &path, common, errors))
             }
+            Some("kafka") => sections::typed::<KafkaSection>(Some(own.into()), &path, errors)
+                .zip(common)
+                .and_then(|(s, common)| s.check(&name, &path, common, errors)),
             Some("opensearch" | "elasticsearch") => {
                 sections::typed::<SearchSection>(Some(own.into()), &path, errors)
                     .zip(common)

@@ -16,6 +16,7 @@ use rowbus_core::pipeline::{SinkSpec, Stop};
 use rowbus_core::sink::Sink;
 use rowbus_core::transform::Transform;
 use rowbus_sinks::file::{FileSink, StdoutSink};
+use rowbus_sinks::kafka::KafkaSink;
 use rowbus_sinks::search::SearchSink;
 use rowbus_sinks::sql::SqlSink;
 use std::path::PathBuf;
@@ -109,6 +110,7 @@ pub(crate) fn flow(config: &Config) -> serde_json::Value {
                     rowbus_sinks::sql::Dialect::Mysql => "mysql",
                 },
                 SinkKind::Search(_) => "opensearch",
+                SinkKind::Kafka(_) => "kafka",
             };
             (s.name.clone(), kind.into())
         })
@@ -136,6 +138,10 @@ pub fn open_sink(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
         SinkKind::Sql(sql) => Box::new(SqlSink::new(sql.as_ref().clone())),
         SinkKind::Search(search) => Box::new(
             SearchSink::new(search.as_ref().clone())
+                .map_err(|e| anyhow::anyhow!("sink `{}`: {e}", sink.name))?,
+        ),
+        SinkKind::Kafka(kafka) => Box::new(
+            KafkaSink::new(kafka.as_ref().clone())
                 .map_err(|e| anyhow::anyhow!("sink `{}`: {e}", sink.name))?,
         ),
     })

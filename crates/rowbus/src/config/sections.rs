@@ -534,6 +534,7 @@ fn default_batch(kind: &SinkKind) -> usize {
         SinkKind::Stdout => 1_000,
         SinkKind::Sql(_) => 5_000,
         SinkKind::Search(_) => 5_000,
+        SinkKind::Kafka(_) => 10_000,
     }
 }
 

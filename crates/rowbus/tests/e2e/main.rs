@@ -13,6 +13,7 @@ mod delivery;
 mod failures;
 mod full_disk;
 mod inspect_cli;
+mod kafka_sink;
 mod reconnect;
 mod reload;
 mod restart;

@@ -1,0 +1,256 @@
+//! Golden tests: each format's key and value, byte for byte, for an insert, an update, a delete, a
+//! snapshot read and a schema change of a row holding each kind of value, against the shapes
+//! Debezium's MySQL connector, Maxwell and Canal document.
+
+use super::*;
+use rowbus_core::event::{SchemaChange, SourceEvent, SourceInfo};
+use rowbus_core::value::DateTime;
+use rowbus_core::{ChangeEvent, Op};
+use std::sync::Arc;
+
+fn row(name: &str, price: &str) -> Row {
+    let columns = [
+        "id", "name", "price", "born", "at", "at6", "ts", "t", "flags", "kind", "raw", "doc", "n",
+        "y",
+    ];
+    let at = |micros, fsp| {
+        Value::DateTime(DateTime {
+            year: 2024,
+            month: 1,
+            day: 31,
+            hour: 12,
+            minute: 0,
+            second: 0,
+            micros,
+            fsp,
+        })
+    };
+    Row {
+        columns: columns.iter().map(|c| Arc::from(*c)).collect(),
+        values: vec![
+            Value::Int(1),
+            Value::Text(name.into()),
+            Value::Decimal(price.into()),
+            Value::Date {
+                year: 2024,
+                month: 1,
+                day: 31,
+            },
+            at(123_000, 3),
+            at(123_456, 6),
+            Value::Timestamp {
+                secs: 1_706_702_400,
+                micros: 500_000,
+                fsp: 1,
+            },
+            Value::Time {
+                negative: false,
+                hours: 12,
+                minute: 34,
+                second: 56,
+                micros: 0,
+                fsp: 0,
+            },
+            Value::Labels(vec![Arc::from("a"), Arc::from("b")].into()),
+            Value::Label("x".into()),
+            Value::Bytes(vec![0x41, 0xe9].into()),
+            Value::Json(Box::new(serde_json::json!({"k": 1}))),
+            Value::Null,
+            Value::Year(2024),
+        ],
+    }
+}
+
+fn event(op: Op, snapshot: bool) -> ChangeEvent {
+    let (before, after) = match op {
+        Op::Insert | Op::Read => (None, Some(row("ann", "12.30"))),
+        Op::Update => (Some(row("ann", "12.30")), Some(row("bob", "12.30"))),
+        _ => (Some(row("bob", "12.30")), None),
+    };
+    let mut e =
+        rowbus_core::fixture::change(op, ("shop", "orders"), before, after, source(snapshot));
+    e.read_ts_ms = 1_706_702_401_000;
+    e
+}
+
+fn source(snapshot: bool) -> SourceInfo {
+    SourceInfo {
+        event: Arc::new(SourceEvent {
+            name: "shop".into(),
+            server_id: 7,
+            file: "mysql-bin.000003".into(),
+            pos: 805,
+            gtid: Some("0-7-42".into()),
+            txn: "0-7-42".into(),
+            ts_ms: 1_706_702_400_000,
+            snapshot,
+            sinks: None,
+        }),
+        row: 2,
+    }
+}
+
+fn ddl() -> ChangeEvent {
+    let mut e = event(Op::Insert, false);
+    e.op = Op::Ddl;
+    e.before = None;
+    e.after = None;
+    e.key = Row::default();
+    e.ddl = Some(Arc::new(SchemaChange {
+        kind: "alter".into(),
+        sql: "ALTER TABLE orders ADD note TEXT".into(),
+        columns: Vec::new(),
+        primary_key: vec!["id".into()],
+        database: "shop".into(),
+    }));
+    e
+}
+
+fn encode(format: Format, e: &ChangeEvent) -> (String, Option<String>) {
+    let mut encoder = Encoder::new(format);
+    let (mut key, mut value) = (Vec::new(), Vec::new());
+    encoder.key(e, &mut key);
+    let has = encoder.value(e, &mut value);
+    // Every value is JSON.
+    if has {
+        serde_json::from_slice::<serde_json::Value>(&value).expect("JSON");
+    }
+    (
+        String::from_utf8(key).unwrap(),
+        has.then(|| String::from_utf8(value).unwrap()),
+    )
+}
+
+const DBZ_SOURCE: &str = r#"{"version":"rowbus-0.1.0","connector":"mysql","name":"shop","ts_ms":1706702400000,"snapshot":"false","db":"shop","sequence":null,"table":"orders","server_id":7,"gtid":"0-7-42","file":"mysql-bin.000003","pos":805,"row":2,"thread":null,"query":null}"#;
+const DBZ_ANN: &str = r#"{"id":1,"name":"ann","price":"12.30","born":19753,"at":1706702400123,"at6":1706702400123456,"ts":"2024-01-31T12:00:00.5Z","t":45296000000,"flags":"a,b","kind":"x","raw":"Qek=","doc":"{\"k\":1}","n":null,"y":2024}"#;
+
+#[test]
+fn debezium_envelopes_follow_the_mysql_connector() {
+    let bob = DBZ_ANN.replace("ann", "bob");
+    let insert = encode(Format::Debezium, &event(Op::Insert, false));
+    assert_eq!(insert.0, r#"{"id":1}"#);
+    assert_eq!(
+        insert.1.unwrap(),
+        format!(
+            r#"{{"before":null,"after":{DBZ_ANN},"source":{DBZ_SOURCE},"op":"c","ts_ms":1706702401000,"transaction":null}}"#
+        )
+    );
+    let update = encode(Format::Debezium, &event(Op::Update, false))
+        .1
+        .unwrap();
+    assert_eq!(
+        update,
+        format!(
+            r#"{{"before":{DBZ_ANN},"after":{bob},"source":{DBZ_SOURCE},"op":"u","ts_ms":1706702401000,"transaction":null}}"#
+        )
+    );
+    let delete = encode(Format::Debezium, &event(Op::Delete, false))
+        .1
+        .unwrap();
+    assert_eq!(
+        delete,
+        format!(
+            r#"{{"before":{bob},"after":null,"source":{DBZ_SOURCE},"op":"d","ts_ms":1706702401000,"transaction":null}}"#
+        )
+    );
+    let read = encode(Format::Debezium, &event(Op::Read, true)).1.unwrap();
+    let snapshot_source = DBZ_SOURCE.replace(r#""snapshot":"false""#, r#""snapshot":"true""#);
+    assert_eq!(
+        read,
+        format!(
+            r#"{{"before":null,"after":{DBZ_ANN},"source":{snapshot_source},"op":"r","ts_ms":1706702401000,"transaction":null}}"#
+        )
+    );
+    let (key, change) = encode(Format::Debezium, &ddl());
+    assert_eq!(key, r#"{"databaseName":"shop"}"#);
+    assert_eq!(
+        change.unwrap(),
+        format!(
+            r#"{{"source":{DBZ_SOURCE},"ts_ms":1706702401000,"databaseName":"shop","schemaName":null,"ddl":"ALTER TABLE orders ADD note TEXT","tableChanges":[]}}"#
+        )
+    );
+}
+
+const MAXWELL_COMMON: &str =
+    r#""ts":1706702400,"position":"mysql-bin.000003:805","gtid":"0-7-42","server_id":7"#;
+const MAXWELL_ANN: &str = r#"{"id":1,"name":"ann","price":12.30,"born":"2024-01-31","at":"2024-01-31 12:00:00.123","at6":"2024-01-31 12:00:00.123456","ts":"2024-01-31 12:00:00.5","t":"12:34:56","flags":["a","b"],"kind":"x","raw":"Qek=","doc":{"k":1},"n":null,"y":2024}"#;
+
+#[test]
+fn maxwell_messages_follow_maxwells_json() {
+    let head = r#"{"database":"shop","table":"orders","type":"#;
+    let insert = encode(Format::Maxwell, &event(Op::Insert, false));
+    assert_eq!(
+        insert.0,
+        r#"{"database":"shop","table":"orders","pk.id":1}"#
+    );
+    assert_eq!(
+        insert.1.unwrap(),
+        format!(r#"{head}"insert",{MAXWELL_COMMON},"data":{MAXWELL_ANN}}}"#)
+    );
+    let bob = MAXWELL_ANN.replace("ann", "bob");
+    let update = encode(Format::Maxwell, &event(Op::Update, false))
+        .1
+        .unwrap();
+    assert_eq!(
+        update,
+        format!(r#"{head}"update",{MAXWELL_COMMON},"data":{bob},"old":{{"name":"ann"}}}}"#)
+    );
+    let delete = encode(Format::Maxwell, &event(Op::Delete, false))
+        .1
+        .unwrap();
+    assert_eq!(
+        delete,
+        format!(r#"{head}"delete",{MAXWELL_COMMON},"data":{bob}}}"#)
+    );
+    let read = encode(Format::Maxwell, &event(Op::Read, true)).1.unwrap();
+    assert_eq!(
+        read,
+        format!(r#"{head}"bootstrap-insert",{MAXWELL_COMMON},"data":{MAXWELL_ANN}}}"#)
+    );
+    let change = encode(Format::Maxwell, &ddl()).1.unwrap();
+    assert_eq!(
+        change,
+        format!(
+            r#"{{"type":"table-alter","database":"shop","table":"orders",{MAXWELL_COMMON},"sql":"ALTER TABLE orders ADD note TEXT"}}"#
+        )
+    );
+    let mut truncate = ddl();
+    truncate.op = Op::Truncate;
+    assert_eq!(encode(Format::Maxwell, &truncate).1, None);
+}
+
+const CANAL_ANN: &str = r#"{"id":"1","name":"ann","price":"12.30","born":"2024-01-31","at":"2024-01-31 12:00:00.123","at6":"2024-01-31 12:00:00.123456","ts":"2024-01-31 12:00:00.5","t":"12:34:56","flags":"a,b","kind":"x","raw":"Aé","doc":"{\"k\":1}","n":null,"y":"2024"}"#;
+
+#[test]
+fn canal_flat_messages_follow_canals_flat_json() {
+    let canal = |data: &str, old: &str, kind: &str| {
+        format!(
+            r#"{{"data":[{data}],"database":"shop","es":1706702400000,"id":0,"isDdl":false,"mysqlType":null,"old":{old},"pkNames":["id"],"sql":"","sqlType":null,"table":"orders","ts":1706702401000,"type":"{kind}"}}"#
+        )
+    };
+    let bob = CANAL_ANN.replace("ann", "bob");
+    let insert = encode(Format::Canal, &event(Op::Insert, false));
+    assert_eq!(insert.0, r#"{"id":1}"#);
+    assert_eq!(insert.1.unwrap(), canal(CANAL_ANN, "null", "INSERT"));
+    let update = encode(Format::Canal, &event(Op::Update, false)).1.unwrap();
+    assert_eq!(update, canal(&bob, r#"[{"name":"ann"}]"#, "UPDATE"));
+    let delete = encode(Format::Canal, &event(Op::Delete, false)).1.unwrap();
+    assert_eq!(delete, canal(&bob, "null", "DELETE"));
+    let read = encode(Format::Canal, &event(Op::Read, true)).1.unwrap();
+    assert_eq!(read, canal(CANAL_ANN, "null", "INSERT"));
+    let change = encode(Format::Canal, &ddl()).1.unwrap();
+    assert_eq!(
+        change,
+        r#"{"data":null,"database":"shop","es":1706702400000,"id":0,"isDdl":true,"mysqlType":null,"old":null,"pkNames":null,"sql":"ALTER TABLE orders ADD note TEXT","sqlType":null,"table":"orders","ts":1706702401000,"type":"ALTER"}"#
+    );
+}
+
+#[test]
+fn native_values_are_the_native_json_without_a_newline() {
+    let e = event(Op::Insert, false);
+    let (key, value) = encode(Format::Native, &e);
+    assert_eq!(key, r#"{"id":1}"#);
+    let mut line = Vec::new();
+    crate::encode::native_json_line(&e, &mut line);
+    assert_eq!(value.unwrap().as_bytes(), &line[..line.len() - 1]);
+}
