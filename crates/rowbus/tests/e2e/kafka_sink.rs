@@ -218,10 +218,14 @@ async fn a_broker_stopped_for_a_while_gets_everything_once_back() {
     }
     consume(&tansu.brokers, &topic, |read| read.len() >= 20);
     tansu.stop();
-    for id in 21..=300 {
-        conn.query_drop(format!("INSERT INTO `{db}`.t VALUES ({id}, 1, '')"))
-            .await
-            .unwrap();
+    // 100,000 rows while the broker is away: rowbus reads until its queues are full, then waits.
+    let rows = 100_000;
+    for (from, to) in [(21, 50_000), (50_001, rows)] {
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.t SELECT seq, 1, 'while the broker was away' FROM `{db}`.seq_{from}_to_{to}"
+        ))
+        .await
+        .unwrap();
     }
     // The sink notices, and retries.
     rowbus.wait_until("a delivery error", || {
@@ -229,10 +233,13 @@ async fn a_broker_stopped_for_a_while_gets_everything_once_back() {
     });
     tansu.resume();
     let read = consume(&tansu.brokers, &topic, |read| {
-        distinct_ids(read).len() == 300
+        read.len() >= rows && distinct_ids(read).len() == rows
     });
+    let peak = rowbus.peak_rss();
     tokio::task::block_in_place(|| rowbus.stop_cleanly());
-    assert_eq!(distinct_ids(&read), (1..=300).collect::<Vec<_>>());
+    assert_eq!(distinct_ids(&read), (1..=rows as i64).collect::<Vec<_>>());
+    assert!(peak < 200 << 20, "peak RSS {} MB", peak >> 20);
+    println!("peak RSS {} MB", peak >> 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,6 +137,17 @@ impl Rowbus {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
+    /// The most resident memory the process has had so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(mut self) -> ExitStatus {
         self.signal(libc::SIGTERM);
