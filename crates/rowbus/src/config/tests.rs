@@ -495,3 +495,49 @@ fn search_sink_nest_errors_name_their_fields() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn kafka_sink_settings_are_read_with_their_defaults() {
+    let text = format!(
+        "{GOOD}\n[sinks.events]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\nformat = \"debezium\"\ntombstones = true\nkey_columns = {{ \"shop.orders\" = [\"region\", \"id\"] }}\noptions = {{ \"security.protocol\" = \"plaintext\" }}\n"
+    );
+    let config = parse(&text).unwrap();
+    let sink = config.sinks.iter().find(|s| s.name == "events").unwrap();
+    let SinkKind::Kafka(kafka) = &sink.kind else {
+        panic!("not a kafka sink: {:?}", sink.kind);
+    };
+    assert_eq!(kafka.topic_of("shop", "orders"), "shop.orders");
+    assert_eq!(kafka.format, rowbus_sinks::format::Format::Debezium);
+    assert!(kafka.tombstones && !kafka.create_topics);
+    assert_eq!(
+        kafka.key_columns_of("shop", "orders"),
+        Some(&["region".to_string(), "id".to_string()][..])
+    );
+    assert_eq!(kafka.linger, std::time::Duration::from_millis(5));
+    assert_eq!(sink.batch_max_events, 10_000);
+}
+
+#[test]
+fn kafka_sink_errors_name_their_fields() {
+    let text = format!(
+        "{GOOD}\n[sinks.events]\ntype = \"kafka\"\nbrokers = \"localhost\"\nformat = \"avro\"\ncompression = \"brotli\"\nlinger = \"soon\"\npartitions = 0\nmessage_max_bytes = 10\noptions = {{ \"acks\" = \"1\" }}\n"
+    );
+    let errors = errors_of(&text);
+    let fields: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "sinks.events.brokers",
+            "sinks.events.format",
+            "sinks.events.compression",
+            "sinks.events.linger",
+            "sinks.events.message_max_bytes",
+            "sinks.events.partitions",
+            "sinks.events.options.acks",
+        ],
+        "{errors:?}"
+    );
+}
