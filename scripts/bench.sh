@@ -11,6 +11,9 @@
 #   search  documents/s indexed by the opensearch sink (into osmem-server, an in-memory OpenSearch),
 #           commit to the last document counted, vs a direct `_bulk` of the same documents from
 #           scripts/bulk_peer.py (same body size, same number of connections) as the ceiling
+#   kafka   rows/s from the commit of an N-row transaction to the last message in a 3-partition
+#           topic of tansu (a Kafka-compatible broker), vs a plain rdkafka producer sending the same
+#           messages to the same broker with the same settings (crates/rowbus/examples/kafka_peer.rs)
 #   snapshot rows/s of a snapshot of an N-row, 8-column table to the file sink (start to the last
 #           line written) vs `mariadb-dump --single-transaction --quick` of the same table to a file
 #   transforms rows/s of N binlog rows to the file sink through a filter + rename + mask chain
@@ -26,11 +29,11 @@ WORKLOADS=()
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    decode|memory|sinks|search|snapshot|transforms|latency) WORKLOADS+=("$arg") ;;
-    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory] [sinks] [search] [snapshot] [transforms] [latency]" >&2; exit 2 ;;
+    decode|memory|sinks|search|kafka|snapshot|transforms|latency) WORKLOADS+=("$arg") ;;
+    *) echo "usage: scripts/bench.sh [--quick] [decode] [memory] [sinks] [search] [kafka] [snapshot] [transforms] [latency]" >&2; exit 2 ;;
   esac
 done
-[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory sinks search snapshot transforms latency)
+[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(decode memory sinks search kafka snapshot transforms latency)
 if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; SINK_ROWS=50000; SNAPSHOT_ROWS=100000; TRANSFORM_ROWS=200000; LATENCY_SECONDS=5; RUNS=3; else DECODE_ROWS=200000; MEMORY_ROWS=1000000; SINK_ROWS=200000; SNAPSHOT_ROWS=1000000; TRANSFORM_ROWS=1000000; LATENCY_SECONDS=20; RUNS=5; fi
 
 prepare_release
@@ -325,6 +328,69 @@ TOML
     echo "osmem-server is an in-memory server of the OpenSearch API that indexes a few thousand"
     echo "documents/s here: both paths are bound by it, so the figure shows the sink keeping up with"
     echo "its server, not how it compares on a real cluster (none runs on this machine)."
+    echo
+  } >>"$RESULTS"
+}
+
+bench_kafka() {
+  ensure_tansu
+  log "building the Kafka peer (release)"
+  cargo build --release --quiet -p rowbus --example kafka_peer
+  local PEER="$CARGO_TARGET_DIR/release/examples/kafka_peer"
+  local kport; kport=$(free_port)
+  local BROKERS="127.0.0.1:$kport"
+  mkdir -p "$WORK/tansu"
+  (cd "$WORK/tansu" && exec "$TANSU_BIN" broker --listener-url "tcp://$BROKERS" \
+    --advertised-listener-url "tcp://$BROKERS" --storage-engine sqlite://tansu.db >"$WORK/tansu.log" 2>&1) &
+  echo $! >"$WORK/rowbus-tansu.pid"
+  until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do sleep 0.05; done
+  "${SQL[@]}" -e "CREATE DATABASE IF NOT EXISTS kafka"
+  local cols="id BIGINT PRIMARY KEY, a INT, b VARCHAR(32), c DECIMAL(10,2), d DATETIME(3)"
+  local start; start=$("${SQL[@]}" -N -e "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
+  cat >"$WORK/kafka.toml" <<TOML
+data_dir = "$WORK/kafka-data"
+[sources.bench]
+type = "mysql"
+url = "mysql://root@127.0.0.1:$PORT"
+server_id = 781
+include = ["kafka.*"]
+start = "$start"
+[sinks.kafka]
+type = "kafka"
+brokers = "$BROKERS"
+topic = "{db}.{table}"
+create_topics = true
+partitions = 3
+TOML
+  "$ROWBUS" run -c "$WORK/kafka.toml" 2>"$WORK/kafka.log" &
+  echo $! >"$WORK/rowbus-kafka.pid"
+  : >"$WORK/kafka.times"; : >"$WORK/producer.times"
+  log "kafka: $RUNS runs of $SINK_ROWS rows, each one transaction, to tansu"
+  for r in $(seq 1 "$RUNS"); do
+    "${SQL[@]}" -e "CREATE TABLE kafka.k$r ($cols)"
+    "$TANSU_BIN" topic create "ceiling$r" --partitions 3 --broker "tcp://$BROKERS" >/dev/null
+    "${SQL[@]}" -e "INSERT INTO kafka.k$r SELECT seq, seq % 100000, CONCAT('name-', seq), (seq % 100000) / 100,
+      '2024-01-31 12:00:00.123' + INTERVAL seq SECOND FROM kafka.seq_1_to_$SINK_ROWS"
+    local committed done_at
+    committed=$(now)
+    done_at=$("$PEER" wait "$BROKERS" "kafka.k$r" "$SINK_ROWS")
+    python3 -c "print($SINK_ROWS/($done_at-$committed))" >>"$WORK/kafka.times"
+    # The ceiling: the same messages (read back from rowbus's topic) sent by a plain producer.
+    local took; took=$("$PEER" copy "$BROKERS" "kafka.k$r" "ceiling$r")
+    python3 -c "print($SINK_ROWS/$took)" >>"$WORK/producer.times"
+  done
+  local pid; pid=$(cat "$WORK/rowbus-kafka.pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus-kafka.pid"
+  pid=$(cat "$WORK/rowbus-tansu.pid"); kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus-tansu.pid"
+  {
+    echo "### kafka: $SINK_ROWS rows of 5 columns in one transaction, to a 3-partition topic of tansu"
+    echo
+    echo "| path | rows/s, median (min–max) of $RUNS |"
+    echo "|---|---|"
+    echo "| rowbus, kafka sink (native JSON, acks=all, idempotence), commit to the last message in the topic | $(stats <"$WORK/kafka.times") |"
+    echo "| ceiling: a plain rdkafka producer sending the same messages, same settings, to the same broker | $(stats <"$WORK/producer.times") |"
+    echo
+    echo "tansu (SQLite storage) runs on the same two cores as MariaDB, rowbus and the peer."
     echo
   } >>"$RESULTS"
 }
