@@ -29,6 +29,8 @@ pub struct Admin {
     /// change them).
     pub data_dir: std::path::PathBuf,
     pub tables: RwLock<TableFilter>,
+    /// Whether the source reads tables it can snapshot (a MySQL source; not a Kafka source).
+    pub snapshots: bool,
     /// The pipeline's stop: not ready once it is requested.
     pub stop: Stop,
     /// Where `POST /api/v1/reload` asks for a reload.
@@ -259,6 +261,10 @@ async fn snapshot(
     Json(request): Json<crate::snapshot::Ask>,
 ) -> Response {
     let tables = request.tables.clone();
+    if !admin.snapshots {
+        let text = crate::snapshot::no_tables(&admin.source);
+        return (StatusCode::BAD_REQUEST, format!("{text}\n")).into_response();
+    }
     let state = admin.clone();
     let submitted = tokio::task::spawn_blocking(move || {
         let tables = state.tables.read().unwrap_or_else(|p| p.into_inner());

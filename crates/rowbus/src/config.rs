@@ -5,10 +5,12 @@
 
 mod duration;
 mod kafka;
+mod kafka_source;
 mod search;
 mod sections;
 
 use kafka::KafkaSection;
+use kafka_source::KafkaSourceSection;
 use rowbus_core::delivery::DeliveryPolicy;
 use rowbus_core::queue::QueueLimits;
 use rowbus_core::table_filter::TableFilter;
@@ -28,7 +30,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub queue: QueueLimits,
     pub checkpoint_interval: Duration,
-    pub source: MysqlSourceConfig,
+    pub source: SourceConfig,
     pub sinks: Vec<SinkConfig>,
     /// The pipeline's transforms (`[[transforms]]`), applied before fan-out.
     pub transforms: Option<Chain>,
@@ -60,6 +62,40 @@ pub struct SinkConfig {
     /// The sink's own transforms, applied after the pipeline's.
     pub transforms: Option<Chain>,
     pub kind: SinkKind,
+}
+
+/// The one source of a process.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// A MySQL or MariaDB server's binlog.
+    Mysql(MysqlSourceConfig),
+    /// Topics of rowbus, Debezium or Maxwell events.
+    Kafka(rowbus_kafka::KafkaSourceConfig),
+}
+
+impl SourceConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Mysql(m) => &m.name,
+            SourceConfig::Kafka(k) => &k.name,
+        }
+    }
+
+    /// The tables whose changes the source passes on.
+    pub fn tables(&self) -> &rowbus_core::table_filter::TableFilter {
+        match self {
+            SourceConfig::Mysql(m) => &m.tables,
+            SourceConfig::Kafka(k) => &k.tables,
+        }
+    }
+
+    /// The MySQL source's settings, when the source is one.
+    pub fn mysql(&self) -> Option<&MysqlSourceConfig> {
+        match self {
+            SourceConfig::Mysql(m) => Some(m),
+            SourceConfig::Kafka(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -259,7 +295,7 @@ fn check_copies(chain: &Chain, sinks: &[SinkConfig], names: &[String], errors: &
 fn check_sources(
     sources: BTreeMap<String, toml::Table>,
     errors: &mut Errors,
-) -> Option<MysqlSourceConfig> {
+) -> Option<SourceConfig> {
     if sources.is_empty() {
         errors.add(
             "sources",
@@ -277,9 +313,15 @@ fn check_sources(
     for (name, table) in sources {
         let path = format!("sources.{name}");
         check_name(&name, &path, errors);
-        let source = match sections::type_of(&table, &path, &["mysql"], errors) {
+        let source = match sections::type_of(&table, &path, &["mysql", "kafka"], errors) {
             Some("mysql") => sections::typed::<MysqlSection>(Some(table.into()), &path, errors)
-                .and_then(|s| s.check(&name, &path, errors)),
+                .and_then(|s| s.check(&name, &path, errors))
+                .map(SourceConfig::Mysql),
+            Some("kafka") => {
+                sections::typed::<KafkaSourceSection>(Some(table.into()), &path, errors)
+                    .and_then(|s| s.check(&name, &path, errors))
+                    .map(SourceConfig::Kafka)
+            }
             _ => None,
         };
         first = first.or(source);

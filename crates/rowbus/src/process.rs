@@ -7,7 +7,7 @@
 //! such a restart. Whatever cannot be applied (a sink that cannot open) is refused and the
 //! running configuration goes on.
 
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
 use crate::reload::{self, Plan};
 use crate::run::{build_sinks, flow, open_sink_for_replay};
 use anyhow::Context;
@@ -45,8 +45,11 @@ pub struct Process {
 struct RunningSource {
     name: String,
     stop: Stop,
-    task: tokio::task::JoinHandle<Result<(), rowbus_mysql::SourceError>>,
+    task: SourceTask,
 }
+
+/// A source's task: it ends when the source stops, or with why it could not go on.
+type SourceTask = tokio::task::JoinHandle<anyhow::Result<()>>;
 
 /// A reload checked and ready: the new configuration, what it changes, the sinks it adds
 /// (already open), the sinks whose failure logs to replay, and who to tell once it runs.
@@ -225,7 +228,8 @@ impl Process {
             }
         };
         if let Some(admin) = &self.admin {
-            *admin.tables.write().unwrap_or_else(|p| p.into_inner()) = config.source.tables.clone();
+            *admin.tables.write().unwrap_or_else(|p| p.into_inner()) =
+                config.source.tables().clone();
         }
         let (source, records) = self.start_source(&config)?;
         self.applied(&config, answer, next.reply);
@@ -273,7 +277,7 @@ impl Process {
     ) -> Ended {
         let drain = Stop::default();
         let pipeline_config = PipelineConfig {
-            source: config.source.name.clone(),
+            source: config.source.name().to_string(),
             metrics: self.metrics.clone(),
             controls: self.controls.clone(),
             queue: config.queue,
@@ -439,27 +443,10 @@ impl Process {
         &self,
         config: &Config,
     ) -> anyhow::Result<(RunningSource, QueueReceiver<SourceRecord>)> {
-        let mut source = config.source.clone();
-        // Servers limit the registered host name (MySQL 5.7: 60 characters).
-        let name = format!("rowbus-{}-{}", self.store.instance_id()?, source.name);
-        source.replica_name = name.chars().take(60).collect();
-        let history = config
-            .data_dir
-            .join("schema")
-            .join(format!("{}.jsonl", source.name));
-        source.history_path = Some(history);
-        source.snapshot_requests = Some(crate::snapshot::requests_dir(&config.data_dir));
-        let checkpoint = self.store.load(&source.name)?.map(|c| c.position);
-        match &checkpoint {
-            Some(position) => {
-                tracing::info!(source = %source.name, %position, "resuming from the saved checkpoint")
-            }
-            None if source.snapshot != rowbus_mysql::SnapshotMode::Never => {
-                tracing::info!(source = %source.name, "no checkpoint; a snapshot of every included table, merged with the stream from the binlog's end")
-            }
-            None => {
-                tracing::info!(source = %source.name, start = ?source.start, "no checkpoint; using the configured start")
-            }
+        let name = config.source.name().to_string();
+        let checkpoint = self.store.load(&name)?.map(|c| c.position);
+        if let Some(position) = &checkpoint {
+            tracing::info!(source = %name, %position, "resuming from the saved checkpoint");
         }
         let stop = Stop::default();
         // The process's stop stops this source; the task ends with either.
@@ -470,21 +457,64 @@ impl Process {
                 _ = source_stop.wait() => {}
             }
         });
+        let (tx, rx) = pipeline::source_queue(config.queue);
+        let task = match &config.source {
+            SourceConfig::Mysql(mysql) => {
+                self.start_mysql(config, mysql.clone(), checkpoint, tx, &stop)?
+            }
+            SourceConfig::Kafka(kafka) => {
+                if checkpoint.is_none() {
+                    tracing::info!(source = %name, start = ?kafka.start, "no checkpoint; reading each partition from the configured start");
+                }
+                let store = self.store.clone();
+                let source = name.clone();
+                let saved: rowbus_kafka::source::Saved =
+                    Arc::new(move || store.load(&source).ok().flatten().map(|c| c.position));
+                let run =
+                    rowbus_kafka::run_source(kafka.clone(), checkpoint, tx, stop.clone(), saved);
+                tokio::spawn(async move { run.await.map_err(anyhow::Error::msg) })
+            }
+        };
+        Ok((RunningSource { name, stop, task }, rx))
+    }
+
+    /// Starts the binlog reader of a MySQL source.
+    fn start_mysql(
+        &self,
+        config: &Config,
+        mut source: rowbus_mysql::MysqlSourceConfig,
+        checkpoint: Option<rowbus_core::Position>,
+        tx: rowbus_core::queue::QueueSender<SourceRecord>,
+        stop: &Stop,
+    ) -> anyhow::Result<SourceTask> {
+        // Servers limit the registered host name (MySQL 5.7: 60 characters).
+        let name = format!("rowbus-{}-{}", self.store.instance_id()?, source.name);
+        source.replica_name = name.chars().take(60).collect();
+        let history = config
+            .data_dir
+            .join("schema")
+            .join(format!("{}.jsonl", source.name));
+        source.history_path = Some(history);
+        source.snapshot_requests = Some(crate::snapshot::requests_dir(&config.data_dir));
+        match &checkpoint {
+            Some(_) => {}
+            None if source.snapshot != rowbus_mysql::SnapshotMode::Never => {
+                tracing::info!(source = %source.name, "no checkpoint; a snapshot of every included table, merged with the stream from the binlog's end")
+            }
+            None => {
+                tracing::info!(source = %source.name, start = ?source.start, "no checkpoint; using the configured start")
+            }
+        }
         if self.admin.is_some() {
             // The lag in bytes is for the admin API only.
             let watch =
                 rowbus_mysql::lag::watch(source.clone(), self.metrics.clone(), stop.clone());
             tokio::spawn(watch);
         }
-        let (tx, rx) = pipeline::source_queue(config.queue);
-        let name = source.name.clone();
-        let task = tokio::spawn(rowbus_mysql::run_source(
-            source,
-            checkpoint,
-            tx,
-            stop.clone(),
-        ));
-        Ok((RunningSource { name, stop, task }, rx))
+        let run = rowbus_mysql::run_source(source, checkpoint, tx, stop.clone());
+        Ok(tokio::spawn(async move {
+            run.await.map_err(anyhow::Error::from)
+        }))
     }
 
     /// This installation and source, which the database sinks' applied positions belong to.
@@ -492,7 +522,7 @@ impl Process {
         Ok(format!(
             "{}:{}",
             self.store.instance_id()?,
-            config.source.name
+            config.source.name()
         ))
     }
 }

@@ -36,7 +36,7 @@ pub async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let (reloads, requests) = mpsc::channel(4);
     tokio::spawn(handle_signals(stop.clone(), reloads.clone()));
     let names: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
-    let mut metrics = Metrics::new(&config.source.name, &names);
+    let mut metrics = Metrics::new(config.source.name(), &names);
     if let Some(admin) = &config.admin {
         metrics.stuck_after_ms = admin.stuck_after.as_millis() as u64;
     }
@@ -49,9 +49,10 @@ pub async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             controls: controls.clone(),
             config: admin_config.clone(),
-            source: config.source.name.clone(),
+            source: config.source.name().to_string(),
             data_dir: config.data_dir.clone(),
-            tables: std::sync::RwLock::new(config.source.tables.clone()),
+            tables: std::sync::RwLock::new(config.source.tables().clone()),
+            snapshots: config.source.mysql().is_some(),
             stop: stop.clone(),
             reloads: reloads.clone(),
             flow: std::sync::RwLock::new(flow(&config)),
@@ -163,13 +164,16 @@ pub(crate) async fn build_sinks(
         let mut sink = sink.clone();
         if let SinkKind::Sql(sql) = &mut sink.kind {
             sql.marker_key = format!("{owner}:{}", sink.name);
-            let source = &config.source;
-            sql.source = Some(rowbus_sinks::sql::create::SourceServer {
-                host: source.host.clone(),
-                port: source.port,
-                user: source.user.clone(),
-                password: source.password.clone(),
-            });
+            sql.source =
+                config
+                    .source
+                    .mysql()
+                    .map(|source| rowbus_sinks::sql::create::SourceServer {
+                        host: source.host.clone(),
+                        port: source.port,
+                        user: source.user.clone(),
+                        password: source.password.clone(),
+                    });
         }
         let sink = &sink;
         let built = open_sink(sink)?;

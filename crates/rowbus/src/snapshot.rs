@@ -38,7 +38,11 @@ pub fn request(config_path: &Path, ask: Ask) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let source = (config.source.name.as_str(), &config.source.tables);
+    if config.source.mysql().is_none() {
+        eprintln!("rowbus snapshot: {}", no_tables(config.source.name()));
+        return ExitCode::from(2);
+    }
+    let source = (config.source.name(), config.source.tables());
     let sinks: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
     let search: Vec<String> = config
         .sinks
@@ -92,6 +96,11 @@ fn nested_reindex(config: &crate::config::Config, ask: &Ask) -> Option<String> {
             })
         })
     })
+}
+
+/// Why a Kafka source takes no snapshot requests.
+pub fn no_tables(source: &str) -> String {
+    format!("source `{source}` reads Kafka topics, which have no tables to snapshot: to read a topic again, stop rowbus and delete data_dir/checkpoints/{source}.json (it starts again from `start`)")
 }
 
 /// Why a snapshot request was not written.

@@ -22,7 +22,7 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<()> {
 pub fn pause_or_resume(config: &Config, sink: Option<&str>, action: &str) -> anyhow::Result<()> {
     let path = match sink {
         Some(sink) => format!("/api/v1/sinks/{sink}/{action}"),
-        None => format!("/api/v1/sources/{}/{action}", config.source.name),
+        None => format!("/api/v1/sources/{}/{action}", config.source.name()),
     };
     print!("{}", call(config, "POST", &path)?);
     Ok(())

@@ -1,7 +1,7 @@
 //! `type = "kafka"`: the Kafka sink's section and its checks (brokers, topic templates, format,
 //! compression, the producer's bounds, topic creation).
 
-use super::sections::{check_duration, sink_config, SinkCommon};
+use super::sections::{check_duration, check_format, sink_config, SinkCommon};
 use super::{Errors, SinkConfig, SinkKind};
 use rowbus_sinks::format::Format;
 use rowbus_sinks::kafka::config::KafkaSinkConfig;
@@ -63,16 +63,7 @@ impl KafkaSection {
         if topic.is_empty() {
             errors.add(format!("{path}.topic"), "must not be empty");
         }
-        let format = match self.format.as_deref() {
-            None => Some(Format::Native),
-            Some(name) => Format::parse(name).or_else(|| {
-                errors.add(
-                    format!("{path}.format"),
-                    format!("unknown format `{name}`, expected native, debezium, maxwell or canal"),
-                );
-                None
-            }),
-        };
+        let format = check_format(self.format.as_deref(), path, errors);
         let compression = self.compression.unwrap_or(d.compression);
         if !["none", "gzip", "snappy", "lz4"].contains(&compression.as_str()) {
             errors.add(

@@ -8,6 +8,7 @@ use rowbus_core::table_filter::TableFilter;
 use rowbus_mysql::config::OnUnknownDdl;
 use rowbus_mysql::{MysqlSourceConfig, OnPurged, SnapshotMode, StartFrom};
 use rowbus_sinks::file::{FileSinkConfig, Fsync};
+use rowbus_sinks::format::Format;
 use rowbus_sinks::sql::{Dialect, SqlSinkConfig};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -190,7 +191,7 @@ pub(super) fn check_duration(text: &str, path: &str, errors: &mut Errors) -> Opt
     parsed
 }
 
-fn check_tables(
+pub(super) fn check_tables(
     include: &[String],
     exclude: &[String],
     path: &str,
@@ -523,6 +524,7 @@ pub(super) struct FileSection {
     #[serde(default)]
     fsync: Fsync,
     max_event_bytes: Option<usize>,
+    format: Option<String>,
 }
 
 /// The most events handed to a sink at once, by type: a file syncs once per batch, so larger
@@ -552,13 +554,30 @@ impl FileSection {
         if self.max_event_bytes == Some(0) {
             errors.add(format!("{path}.max_event_bytes"), "must be at least 1");
         }
+        let format = check_format(self.format.as_deref(), path, errors);
         let kind = SinkKind::File(FileSinkConfig {
             path: self.path,
             fsync: self.fsync,
             max_event_bytes: self.max_event_bytes,
+            format: format?,
         });
         sink_config(name, path, common, kind, errors)
     }
+}
+
+/// A sink's `format`: native (the default), debezium, maxwell or canal.
+pub(super) fn check_format(name: Option<&str>, path: &str, errors: &mut Errors) -> Option<Format> {
+    let Some(name) = name else {
+        return Some(Format::Native);
+    };
+    let format = Format::parse(name);
+    if format.is_none() {
+        errors.add(
+            format!("{path}.format"),
+            format!("unknown format `{name}`, expected native, debezium, maxwell or canal"),
+        );
+    }
+    format
 }
 
 /// The settings every sink has, whatever its type (split from its section by `COMMON_SINK_FIELDS`).

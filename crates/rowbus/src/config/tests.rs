@@ -32,12 +32,22 @@ fn errors_of(text: &str) -> Vec<String> {
 #[test]
 fn accepts_a_full_config() {
     let config = parse(GOOD).unwrap();
-    assert_eq!(config.source.name, "shop");
-    assert_eq!(config.source.port, 3307);
-    assert_eq!(config.source.user, "repl");
-    assert_eq!(config.source.server_id, 4242);
-    assert!(config.source.tables.matches("shop", "orders"));
-    assert!(!config.source.tables.matches("shop", "audit_x"));
+    assert_eq!(config.source.mysql().unwrap().name, "shop");
+    assert_eq!(config.source.mysql().unwrap().port, 3307);
+    assert_eq!(config.source.mysql().unwrap().user, "repl");
+    assert_eq!(config.source.mysql().unwrap().server_id, 4242);
+    assert!(config
+        .source
+        .mysql()
+        .unwrap()
+        .tables
+        .matches("shop", "orders"));
+    assert!(!config
+        .source
+        .mysql()
+        .unwrap()
+        .tables
+        .matches("shop", "audit_x"));
     assert_eq!(config.sinks.len(), 2);
     assert_eq!(config.checkpoint_interval, Duration::from_secs(1));
     // Batch sizes default by sink type.
@@ -177,7 +187,10 @@ fn malformed_url_is_not_echoed() {
 #[test]
 fn schema_options_are_read_and_checked() {
     let config = parse(GOOD).unwrap();
-    assert_eq!(config.source.on_unknown_ddl, OnUnknownDdl::Stop);
+    assert_eq!(
+        config.source.mysql().unwrap().on_unknown_ddl,
+        OnUnknownDdl::Stop
+    );
     assert!(config.sinks.iter().all(|s| !s.schema_changes));
     let text = GOOD
         .replace("start = ", "on_unknown_ddl = \"refresh\"\nstart = ")
@@ -186,7 +199,10 @@ fn schema_options_are_read_and_checked() {
             "fsync = \"never\"\nschema_changes = true",
         );
     let config = parse(&text).unwrap();
-    assert_eq!(config.source.on_unknown_ddl, OnUnknownDdl::Refresh);
+    assert_eq!(
+        config.source.mysql().unwrap().on_unknown_ddl,
+        OnUnknownDdl::Refresh
+    );
     assert!(config
         .sinks
         .iter()
@@ -537,6 +553,43 @@ fn kafka_sink_errors_name_their_fields() {
             "sinks.events.message_max_bytes",
             "sinks.events.partitions",
             "sinks.events.options.acks",
+        ],
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_kafka_source_is_read_with_its_defaults() {
+    let text = "data_dir = \"/tmp/x\"\n[sources.replay]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\ntopics = [\"cdc.shop.orders\"]\nformat = \"debezium\"\ninclude = [\"shop.*\"]\n[sinks.out]\ntype = \"stdout\"\n";
+    let config = parse(text).unwrap();
+    let SourceConfig::Kafka(kafka) = &config.source else {
+        panic!("not a kafka source: {:?}", config.source);
+    };
+    assert_eq!(config.source.name(), "replay");
+    assert_eq!(kafka.group, "rowbus-replay");
+    assert_eq!(kafka.format, rowbus_kafka::InFormat::Debezium);
+    assert_eq!(kafka.start, rowbus_kafka::Start::Earliest);
+    assert!(config.source.tables().matches("shop", "orders"));
+    assert!(!config.source.tables().matches("crm", "people"));
+    assert!(config.source.mysql().is_none());
+}
+
+#[test]
+fn kafka_source_errors_name_their_fields() {
+    let text = "data_dir = \"/tmp/x\"\n[sources.replay]\ntype = \"kafka\"\nbrokers = \"\"\ntopics = []\nformat = \"canal\"\nstart = \"yesterday\"\noptions = { \"enable.auto.commit\" = \"true\" }\n[sinks.out]\ntype = \"stdout\"\n";
+    let errors = errors_of(text);
+    let fields: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "sources.replay.brokers",
+            "sources.replay.topics",
+            "sources.replay.format",
+            "sources.replay.start",
+            "sources.replay.options.enable.auto.commit",
         ],
         "{errors:?}"
     );

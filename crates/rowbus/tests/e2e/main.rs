@@ -14,6 +14,7 @@ mod failures;
 mod full_disk;
 mod inspect_cli;
 mod kafka_sink;
+mod kafka_source;
 mod reconnect;
 mod reload;
 mod restart;

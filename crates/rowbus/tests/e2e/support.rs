@@ -169,9 +169,8 @@ impl Rowbus {
     /// Waits until rowbus reads the binlog (its signal handlers are installed by then).
     pub fn wait_started(&self) {
         wait_for("rowbus to start reading", DEADLINE, || {
-            self.log()
-                .contains("starting to read the binlog")
-                .then_some(())
+            // "... the binlog" (MySQL) or "... the topics" (Kafka).
+            self.log().contains("starting to read the").then_some(())
         });
     }
 

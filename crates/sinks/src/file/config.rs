@@ -1,5 +1,6 @@
 //! Settings of the file sink.
 
+use crate::format::Format;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -20,4 +21,6 @@ pub struct FileSinkConfig {
     pub fsync: Fsync,
     /// A line longer than this is refused (a permanent error: the event goes to the failure log).
     pub max_event_bytes: Option<usize>,
+    /// The shape of each line (native JSON by default).
+    pub format: Format,
 }

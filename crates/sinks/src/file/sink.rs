@@ -3,6 +3,7 @@
 
 use super::config::{FileSinkConfig, Fsync};
 use crate::encode::NativeEncoder;
+use crate::format::Encoder;
 use rowbus_core::sink::{BoxFuture, Sink, SinkError};
 use rowbus_core::ChangeEvent;
 use std::fs::{File, OpenOptions};
@@ -14,7 +15,7 @@ pub struct FileSink {
     config: FileSinkConfig,
     file: Option<File>,
     buffer: Vec<u8>,
-    encoder: NativeEncoder,
+    encoder: Encoder,
 }
 
 impl FileSink {
@@ -43,10 +44,10 @@ impl FileSink {
             ))
         })?;
         Ok(FileSink {
+            encoder: Encoder::new(config.format),
             config,
             file: Some(file),
             buffer: Vec::new(),
-            encoder: NativeEncoder::default(),
         })
     }
 
@@ -54,7 +55,7 @@ impl FileSink {
         self.buffer.clear();
         for event in batch {
             let start = self.buffer.len();
-            self.encoder.encode(event, &mut self.buffer);
+            self.encoder.line(event, &mut self.buffer);
             let len = self.buffer.len() - start;
             if let Some(max) = self.config.max_event_bytes.filter(|&max| len > max) {
                 return Err(SinkError::permanent(format!(
@@ -155,9 +156,41 @@ mod tests {
                 path: path.to_path_buf(),
                 fsync: Fsync::Always,
                 max_event_bytes: None,
+                format: Default::default(),
             })
             .unwrap(),
         );
+    }
+
+    #[tokio::test]
+    async fn lines_take_the_configured_format_and_skip_what_it_has_no_shape_for() {
+        use rowbus_core::{fixture, Op, Row, Value};
+        let path = std::env::temp_dir().join(format!("rowbus-fmt-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut sink = FileSink::open(FileSinkConfig {
+            path: path.clone(),
+            fsync: Fsync::Never,
+            max_event_bytes: None,
+            format: crate::format::Format::Maxwell,
+        })
+        .unwrap();
+        let row = Row {
+            columns: vec![Arc::from("id")].into(),
+            values: vec![Value::Int(7)],
+        };
+        let source = fixture::source("b.000002", 300, false);
+        let insert = fixture::change(Op::Insert, ("shop", "t"), None, Some(row), source);
+        let mut truncate = insert.clone();
+        truncate.op = Op::Truncate;
+        truncate.after = None;
+        sink.append(&[Arc::new(insert), Arc::new(truncate)])
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"database\":\"shop\",\"table\":\"t\",\"type\":\"insert\",\"ts\":0,\"position\":\"b.000002:300\",\"gtid\":null,\"server_id\":1,\"data\":{\"id\":7}}\n"
+        );
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -69,6 +69,19 @@ impl Encoder {
         }
     }
 
+    /// Appends the event's value and a newline to `out` (a line of a file), or nothing when the
+    /// format has no message for this kind of event.
+    pub fn line(&mut self, e: &ChangeEvent, out: &mut Vec<u8>) {
+        match self.format {
+            Format::Native => self.native.encode(e, out),
+            _ => {
+                if self.value(e, out) {
+                    out.push(b'\n');
+                }
+            }
+        }
+    }
+
     /// Appends the event's message key to `out`: the row's key columns in the format's shape.
     pub fn key(&mut self, e: &ChangeEvent, out: &mut Vec<u8>) {
         self.key_of(e, &e.key, out);
