@@ -22,6 +22,10 @@ pub(super) struct KafkaSection {
     format: Option<String>,
     #[serde(default)]
     tombstones: bool,
+    #[serde(default)]
+    schemas: bool,
+    #[serde(default)]
+    transaction_metadata: bool,
     compression: Option<String>,
     linger: Option<String>,
     batch_bytes: Option<usize>,
@@ -125,11 +129,18 @@ impl KafkaSection {
                 );
             }
         }
-        if self.tombstones && format != Some(Format::Debezium) {
-            errors.add(
-                format!("{path}.tombstones"),
-                "tombstones follow deletes in the debezium format only",
-            );
+        let debezium_only = [
+            ("tombstones", self.tombstones),
+            ("schemas", self.schemas),
+            ("transaction_metadata", self.transaction_metadata),
+        ];
+        for (field, set) in debezium_only {
+            if set && format != Some(Format::Debezium) {
+                errors.add(
+                    format!("{path}.{field}"),
+                    "is a part of the debezium format only (format = \"debezium\")",
+                );
+            }
         }
         let kind = SinkKind::Kafka(Box::new(KafkaSinkConfig {
             brokers: self.brokers,
@@ -137,6 +148,10 @@ impl KafkaSection {
             schema_topic: self.schema_topic.unwrap_or(d.schema_topic),
             key_columns: self.key_columns,
             format: format?,
+            debezium: rowbus_sinks::format::debezium::Options {
+                schemas: self.schemas,
+                transaction_metadata: self.transaction_metadata,
+            },
             tombstones: self.tombstones,
             compression,
             linger: linger?,

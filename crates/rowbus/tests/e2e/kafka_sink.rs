@@ -290,7 +290,10 @@ async fn debezium_envelopes_and_tombstones_through_the_broker() {
     let config = config_from_now(server, &dir, &db, "").await;
     add_sink(
         &config,
-        &kafka_sink(&tansu.brokers, "format = \"debezium\"\ntombstones = true"),
+        &kafka_sink(
+            &tansu.brokers,
+            "format = \"debezium\"\ntombstones = true\ntransaction_metadata = true",
+        ),
     );
     let rowbus = Rowbus::start(&config);
     rowbus.wait_started();
@@ -322,4 +325,15 @@ async fn debezium_envelopes_and_tombstones_through_the_broker() {
     assert_eq!(update["source"]["db"], db.as_str());
     assert_eq!(update["source"]["table"], "t");
     assert!(update["source"]["pos"].as_u64().unwrap() > 0);
+    // Each statement was its own transaction.
+    for m in &read[..3] {
+        let transaction = &m.value.as_ref().unwrap()["transaction"];
+        assert_eq!(transaction["total_order"], 1);
+        assert_eq!(transaction["data_collection_order"], 1);
+    }
+    let ids: std::collections::BTreeSet<String> = read[..3]
+        .iter()
+        .map(|m| m.value.as_ref().unwrap()["transaction"]["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
 }

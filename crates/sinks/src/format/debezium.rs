@@ -8,6 +8,7 @@
 //! microseconds, TIME as microseconds, TIMESTAMP as an ISO-8601 UTC string, binary as base64, SET
 //! as its labels joined by commas, JSON as its text.
 
+use super::debezium_extras::{schema_of, Transactions};
 use super::row_object;
 use rowbus_core::value::{days_from_civil, write_json_string};
 use rowbus_core::{ChangeEvent, Op, Row, SourceInfo, Value};
@@ -15,11 +16,42 @@ use rowbus_core::{ChangeEvent, Op, Row, SourceInfo, Value};
 /// The connector version `source.version` names.
 const VERSION: &str = concat!("rowbus-", env!("CARGO_PKG_VERSION"));
 
+/// The envelope's optional parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    /// The JSON converter's schema block (`schemas.enable`): `{"schema":..,"payload":..}`.
+    pub schemas: bool,
+    /// The `transaction` block (`provide.transaction.metadata`).
+    pub transaction_metadata: bool,
+}
+
 /// Appends the event's Debezium value; every event has one.
-pub fn value(e: &ChangeEvent, out: &mut Vec<u8>) -> bool {
+pub fn value(
+    e: &ChangeEvent,
+    options: Options,
+    transactions: &mut Transactions,
+    out: &mut Vec<u8>,
+) -> bool {
+    if options.schemas {
+        out.extend_from_slice(b"{\"schema\":");
+        match e.op.is_row_change() {
+            true => schema_of(e, options.transaction_metadata, out),
+            false => out.extend_from_slice(
+                br#"{"type":"struct","fields":[],"optional":false,"name":"io.debezium.connector.mysql.SchemaChangeValue"}"#,
+            ),
+        }
+        out.extend_from_slice(b",\"payload\":");
+    }
+    payload(e, options, transactions, out);
+    if options.schemas {
+        out.push(b'}');
+    }
+    true
+}
+
+fn payload(e: &ChangeEvent, options: Options, transactions: &mut Transactions, out: &mut Vec<u8>) {
     if !e.op.is_row_change() {
-        schema_change(e, out);
-        return true;
+        return schema_change(e, out);
     }
     out.extend_from_slice(b"{\"before\":");
     image(e.before.as_ref(), out);
@@ -36,8 +68,12 @@ pub fn value(e: &ChangeEvent, out: &mut Vec<u8>) -> bool {
     });
     out.extend_from_slice(b"\",\"ts_ms\":");
     number(out, e.read_ts_ms);
-    out.extend_from_slice(b",\"transaction\":null}");
-    true
+    out.extend_from_slice(b",\"transaction\":");
+    match options.transaction_metadata {
+        true => transactions.block(e, out),
+        false => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
 }
 
 fn image(row: Option<&Row>, out: &mut Vec<u8>) {

@@ -6,9 +6,11 @@
 
 pub mod canal;
 pub mod debezium;
+pub mod debezium_extras;
 pub mod maxwell;
 
 use crate::encode::NativeEncoder;
+use debezium_extras::Transactions;
 use rowbus_core::value::write_json_string;
 use rowbus_core::{ChangeEvent, Row, Value};
 
@@ -44,13 +46,35 @@ impl Format {
 pub struct Encoder {
     pub format: Format,
     native: NativeEncoder,
+    debezium: debezium::Options,
+    transactions: Transactions,
 }
 
 impl Encoder {
     pub fn new(format: Format) -> Encoder {
         Encoder {
             format,
-            native: NativeEncoder::default(),
+            ..Encoder::default()
+        }
+    }
+
+    /// The Debezium envelope's optional parts.
+    pub fn with_debezium(mut self, options: debezium::Options) -> Encoder {
+        self.debezium = options;
+        self
+    }
+
+    /// What numbers changes within their transactions so far, to put back (`restore`) when a
+    /// batch that failed is sent again.
+    pub fn saved(&self) -> Option<Transactions> {
+        self.debezium
+            .transaction_metadata
+            .then(|| self.transactions.clone())
+    }
+
+    pub fn restore(&mut self, saved: Option<Transactions>) {
+        if let Some(saved) = saved {
+            self.transactions = saved;
         }
     }
 
@@ -63,7 +87,7 @@ impl Encoder {
                 out.pop(); // the newline
                 true
             }
-            Format::Debezium => debezium::value(e, out),
+            Format::Debezium => debezium::value(e, self.debezium, &mut self.transactions, out),
             Format::Maxwell => maxwell::value(e, out),
             Format::Canal => canal::value(e, out),
         }
@@ -90,6 +114,13 @@ impl Encoder {
     /// Appends a message key made of `key` (the row's key, or other columns of the row).
     pub fn key_of(&mut self, e: &ChangeEvent, key: &Row, out: &mut Vec<u8>) {
         match self.format {
+            Format::Debezium if self.debezium.schemas && e.op.is_row_change() => {
+                out.extend_from_slice(b"{\"schema\":");
+                debezium_extras::key_schema_of(e, key, out);
+                out.extend_from_slice(b",\"payload\":");
+                row_object(key, out, debezium::write_value);
+                out.push(b'}');
+            }
             Format::Native | Format::Debezium | Format::Canal => {
                 if e.op.is_row_change() {
                     row_object(key, out, Value::write_json);

@@ -254,3 +254,117 @@ fn native_values_are_the_native_json_without_a_newline() {
     crate::encode::native_json_line(&e, &mut line);
     assert_eq!(value.unwrap().as_bytes(), &line[..line.len() - 1]);
 }
+
+#[test]
+fn debezium_transaction_blocks_number_changes_within_transaction_and_table() {
+    let options = debezium::Options {
+        schemas: false,
+        transaction_metadata: true,
+    };
+    let mut encoder = Encoder::new(Format::Debezium).with_debezium(options);
+    let mut items = event(Op::Insert, false);
+    items.table = "items".into();
+    let mut next = event(Op::Insert, false);
+    let mut later = (*next.source.event).clone();
+    later.txn = "0-7-43".into();
+    next.source.event = Arc::new(later);
+    let block = |encoder: &mut Encoder, e: &ChangeEvent| {
+        let mut out = Vec::new();
+        encoder.value(e, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        v["transaction"].to_string()
+    };
+    let first = event(Op::Insert, false);
+    assert_eq!(
+        block(&mut encoder, &first),
+        r#"{"data_collection_order":1,"id":"0-7-42","total_order":1}"#
+    );
+    let saved = encoder.saved();
+    assert_eq!(
+        block(&mut encoder, &event(Op::Update, false)),
+        r#"{"data_collection_order":2,"id":"0-7-42","total_order":2}"#
+    );
+    assert_eq!(
+        block(&mut encoder, &items),
+        r#"{"data_collection_order":1,"id":"0-7-42","total_order":3}"#
+    );
+    // A batch sent again is numbered as the first time.
+    encoder.restore(saved);
+    assert_eq!(
+        block(&mut encoder, &event(Op::Update, false)),
+        r#"{"data_collection_order":2,"id":"0-7-42","total_order":2}"#
+    );
+    assert_eq!(
+        block(&mut encoder, &next),
+        r#"{"data_collection_order":1,"id":"0-7-43","total_order":1}"#
+    );
+}
+
+#[test]
+fn debezium_schema_blocks_type_each_column_by_its_value() {
+    let options = debezium::Options {
+        schemas: true,
+        transaction_metadata: false,
+    };
+    let mut encoder = Encoder::new(Format::Debezium).with_debezium(options);
+    let e = event(Op::Insert, false);
+    let (mut key, mut value) = (Vec::new(), Vec::new());
+    encoder.key(&e, &mut key);
+    encoder.value(&e, &mut value);
+    assert_eq!(
+        String::from_utf8(key).unwrap(),
+        r#"{"schema":{"type":"struct","fields":[{"type":"int64","optional":true,"field":"id"}],"optional":false,"name":"shop.shop.orders.Key"},"payload":{"id":1}}"#
+    );
+    let value: serde_json::Value = serde_json::from_slice(&value).unwrap();
+    let plain = encode(Format::Debezium, &e).1.unwrap();
+    assert_eq!(
+        value["payload"],
+        serde_json::from_str::<serde_json::Value>(&plain).unwrap()
+    );
+    let schema = &value["schema"];
+    assert_eq!(schema["name"], "shop.shop.orders.Envelope");
+    let fields: Vec<&str> = schema["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["before", "after", "source", "op", "ts_ms"]);
+    let after = &schema["fields"][1];
+    assert_eq!(after["name"], "shop.shop.orders.Value");
+    let typed: Vec<String> = after["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let name = f["name"]
+                .as_str()
+                .map(|n| format!(" {n}"))
+                .unwrap_or_default();
+            format!(
+                "{} {}{name}",
+                f["field"].as_str().unwrap(),
+                f["type"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        typed,
+        [
+            "id int64",
+            "name string",
+            "price string",
+            "born int32 io.debezium.time.Date",
+            "at int64 io.debezium.time.Timestamp",
+            "at6 int64 io.debezium.time.MicroTimestamp",
+            "ts string io.debezium.time.ZonedTimestamp",
+            "t int64 io.debezium.time.MicroTime",
+            "flags string io.debezium.data.EnumSet",
+            "kind string io.debezium.data.Enum",
+            "raw bytes",
+            "doc string io.debezium.data.Json",
+            "n string",
+            "y int32 io.debezium.time.Year",
+        ]
+    );
+}

@@ -16,6 +16,8 @@ pub struct KafkaSinkConfig {
     /// The columns of a table's message key (`db.table` to columns); the primary key otherwise.
     pub key_columns: BTreeMap<String, Vec<String>>,
     pub format: Format,
+    /// The Debezium envelope's schema block and transaction metadata.
+    pub debezium: crate::format::debezium::Options,
     /// After a delete, a message with the same key and no value (Debezium's tombstone), so that a
     /// compacted topic forgets the row.
     pub tombstones: bool,
@@ -62,6 +64,7 @@ impl Default for KafkaSinkConfig {
             schema_topic: "{db}.schema-changes".into(),
             key_columns: BTreeMap::new(),
             format: Format::Native,
+            debezium: Default::default(),
             tombstones: false,
             compression: "none".into(),
             linger: Duration::from_millis(5),

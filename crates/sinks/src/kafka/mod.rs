@@ -55,7 +55,7 @@ impl KafkaSink {
             false => None,
         };
         Ok(KafkaSink {
-            encoder: Encoder::new(config.format),
+            encoder: Encoder::new(config.format).with_debezium(config.debezium),
             config,
             producer,
             admin,
@@ -66,6 +66,16 @@ impl KafkaSink {
     }
 
     async fn write_batch(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
+        // A batch sent again is numbered within its transactions as the first time.
+        let saved = self.encoder.saved();
+        let written = self.send_batch(batch).await;
+        if written.is_err() {
+            self.encoder.restore(saved);
+        }
+        written
+    }
+
+    async fn send_batch(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
         let mut pending: VecDeque<Pending> = VecDeque::with_capacity(batch.len());
         let mut failed: Option<SinkError> = None;
         for e in batch {
