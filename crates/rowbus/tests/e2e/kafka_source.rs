@@ -25,7 +25,7 @@ fn change_of(e: &Value) -> (String, u64, u64, String, Value) {
     )
 }
 
-fn replay_config(dir: &TestDir, brokers: &str, topic: &str) -> std::path::PathBuf {
+fn replay_config(dir: &TestDir, brokers: &str, topic: &str, format: &str) -> std::path::PathBuf {
     let text = format!(
         r#"data_dir = "{data}"
 
@@ -36,7 +36,7 @@ checkpoint_interval = "100ms"
 type = "kafka"
 brokers = "{brokers}"
 topics = ["{topic}"]
-format = "native"
+format = "{format}"
 
 [sinks.out]
 type = "file"
@@ -65,9 +65,21 @@ const N: usize = 3000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_replays_into_the_file_sink_exactly_once_per_checkpointed_offset_range() {
+    replay_through("native").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debezium_topic_replays_the_same_way() {
+    replay_through("debezium").await;
+}
+
+/// Captures N changes into a topic in `format`, replays it into a file with a SIGKILL midway.
+async fn replay_through(format: &str) {
     let server = MariaDb::shared();
     let tansu = Tansu::shared();
-    let db = server.fresh_database("kafka_replay").await;
+    let db = server
+        .fresh_database(&format!("kafka_replay_{format}"))
+        .await;
     let mut conn = server.conn().await;
     conn.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, n INT)"))
         .await
@@ -78,7 +90,7 @@ async fn a_topic_replays_into_the_file_sink_exactly_once_per_checkpointed_offset
     add_sink(
         &capture,
         &format!(
-            "[sinks.kafka]\ntype = \"kafka\"\nbrokers = \"{}\"\ncreate_topics = true\npartitions = 1",
+            "[sinks.kafka]\ntype = \"kafka\"\nbrokers = \"{}\"\ncreate_topics = true\npartitions = 1\nformat = \"{format}\"",
             tansu.brokers
         ),
     );
@@ -103,7 +115,7 @@ async fn a_topic_replays_into_the_file_sink_exactly_once_per_checkpointed_offset
 
     // Apply: read the topic into a file, killed once midway.
     let dir = TestDir::new("kafka-replay");
-    let config = replay_config(&dir, &tansu.brokers, &topic);
+    let config = replay_config(&dir, &tansu.brokers, &topic, format);
     let out = dir.path("out.jsonl");
     let replaying = Rowbus::start(&config);
     replaying.wait_until("a first checkpoint", || {
@@ -168,7 +180,7 @@ async fn an_unreadable_message_stops_the_source_naming_its_offset() {
         producer.flush(Duration::from_secs(10)).unwrap();
     });
     let dir = TestDir::new("kafka-garbage");
-    let config = replay_config(&dir, &tansu.brokers, &topic);
+    let config = replay_config(&dir, &tansu.brokers, &topic, "native");
     let mut replaying = Rowbus::start(&config);
     let status = replaying.wait();
     assert!(!status.success());
