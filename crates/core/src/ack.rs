@@ -32,6 +32,8 @@ pub struct AckTracker {
     checkpoint: Option<Position>,
     /// Bumped on every checkpoint move, so a flusher can tell whether there is news to save.
     version: u64,
+    /// The sequence numbers of the boundaries not yet behind `base`, in order.
+    boundaries: VecDeque<Seq>,
 }
 
 impl AckTracker {
@@ -42,6 +44,7 @@ impl AckTracker {
             pending: VecDeque::new(),
             checkpoint: start,
             version: 0,
+            boundaries: VecDeque::new(),
         }
     }
 
@@ -49,6 +52,9 @@ impl AckTracker {
     /// needs (one per sink it is routed to); `boundary` is set for a transaction boundary.
     pub fn register(&mut self, deliveries: u32, boundary: Option<Position>) -> Seq {
         let seq = self.base + self.pending.len() as Seq;
+        if boundary.is_some() {
+            self.boundaries.push_back(seq);
+        }
         self.pending.push_back(Slot {
             remaining: deliveries,
             boundary,
@@ -84,6 +90,9 @@ impl AckTracker {
                 }
             }
         }
+        while self.boundaries.front().is_some_and(|b| *b < self.base) {
+            self.boundaries.pop_front();
+        }
     }
 
     /// The position a restart may begin at: the end of the acknowledged prefix.
@@ -96,6 +105,12 @@ impl AckTracker {
         self.version
     }
 
+    /// The boundary that ends the transaction of record `seq` (an unacknowledged one), once it
+    /// is registered: records are registered in binlog order, and a transaction ends with one.
+    pub fn boundary_after(&self, seq: Seq) -> Option<Seq> {
+        self.boundaries.iter().copied().find(|b| *b > seq)
+    }
+
     /// Records registered but not yet fully acknowledged.
     pub fn in_flight(&self) -> usize {
         self.pending.len()
@@ -105,6 +120,26 @@ impl AckTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_boundary_ending_a_transaction_is_known_once_registered() {
+        let mut t = AckTracker::new(None);
+        let first = t.register(1, None);
+        let second = t.register(2, None);
+        assert_eq!(t.boundary_after(first), None);
+        let end = t.register(0, pos(10));
+        let next = t.register(1, None);
+        assert_eq!(t.boundary_after(first), Some(end));
+        assert_eq!(t.boundary_after(second), Some(end));
+        assert_eq!(t.boundary_after(next), None);
+        let later = t.register(0, pos(20));
+        assert_eq!(t.boundary_after(next), Some(later));
+        // Once everything before it is acknowledged, a boundary is forgotten.
+        for seq in [first, second, second, next] {
+            t.ack(seq).unwrap();
+        }
+        assert!(t.boundaries.is_empty());
+    }
 
     fn pos(p: u64) -> Option<Position> {
         Some(Position::new("b.000001", p))

@@ -77,6 +77,9 @@ pub struct SinkSpec {
     pub delivery: Delivery,
     /// The sink's own transforms, applied in its worker before delivery.
     pub transform: Option<Box<dyn Transform>>,
+    /// Batches hold whole source transactions (a batch may then exceed `batch_max_events`), for
+    /// a sink that applies each source transaction as one target transaction.
+    pub whole_transactions: bool,
 }
 
 /// Where the router sends a sink's events.
@@ -550,6 +553,8 @@ async fn sink_worker(
     stop: Stop,
 ) -> Result<Option<SinkSpec>, PipelineError> {
     let mut queued = Vec::new();
+    // Taken past the end of a transaction, for the next batch (`whole_transactions`).
+    let mut carry = Vec::new();
     let mut batch = Vec::new();
     let counts = &watch.counts;
     counts
@@ -558,8 +563,14 @@ async fn sink_worker(
     // The delivery's totals so far are counted already (a sink kept open by a reload).
     let (mut logged, mut retried) = (spec.delivery.logged, spec.delivery.retries);
     let outcome = loop {
-        if rx.recv_many(&mut queued, spec.batch_max_events).await == 0 {
+        if !carry.is_empty() {
+            queued.append(&mut carry);
+        } else if rx.recv_many(&mut queued, spec.batch_max_events).await == 0 {
             break Ok(());
+        }
+        if spec.whole_transactions {
+            let held = (&mut queued, &mut carry);
+            complete_transactions(&mut rx, held, &tracker, &spec.name).await;
         }
         let oldest = queued.iter().map(|q| {
             let (Item::Event(e) | Item::Rejected(e, _)) = &q.item.1;
@@ -618,6 +629,50 @@ async fn sink_worker(
     counts.queued.store(0, Relaxed);
     outcome?;
     finish(spec, &watch.drain, &stop).await
+}
+
+/// How often a worker holding part of a transaction looks for its end, and how long it waits
+/// without progress before delivering what it holds.
+const TRANSACTION_POLL: Duration = Duration::from_millis(1);
+const TRANSACTION_STALL: Duration = Duration::from_secs(1);
+
+/// Receives until the batch ends where a source transaction ends, so that it holds whole
+/// transactions: once the boundary after the last change held is registered, every change of
+/// this sink before it is in the queue (the router sends a record's items before registering the
+/// next record), so those are taken, and any taken beyond the boundary are carried to the next
+/// batch. A transaction larger than the sink's queue cannot be held whole: after
+/// `TRANSACTION_STALL` without progress the worker delivers what it holds.
+async fn complete_transactions(
+    rx: &mut QueueReceiver<SinkItem>,
+    (queued, carry): (&mut Vec<Queued<SinkItem>>, &mut Vec<Queued<SinkItem>>),
+    tracker: &Tracker,
+    sink: &str,
+) {
+    let mut stalled = Duration::ZERO;
+    while let Some(last) = queued.last().map(|q| q.item.0) {
+        let end = lock(tracker).boundary_after(last);
+        if let Some(end) = end {
+            while let Some(next) = rx.try_recv() {
+                if next.item.0 > end {
+                    carry.push(next);
+                    break;
+                }
+                queued.push(next);
+            }
+            return;
+        }
+        match tokio::time::timeout(TRANSACTION_POLL, rx.recv_many(queued, 10_000)).await {
+            Ok(0) => return, // the queue closed: the pipeline is ending
+            Ok(_) => stalled = Duration::ZERO,
+            Err(_) => {
+                stalled += TRANSACTION_POLL;
+                if stalled >= TRANSACTION_STALL {
+                    tracing::warn!(%sink, events = queued.len(), "a transaction larger than the sink's queue: delivering it in parts");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Delivers what the router sent, through the sink's own transforms; a change a transform
@@ -745,6 +800,7 @@ mod tests {
         let (store, dir) = temp_store("stuck");
         let (fast, seen) = spec("fast", &["db.x"], false);
         let stuck = SinkSpec {
+            whole_transactions: false,
             name: "stuck".into(),
             sink: Box::new(Stuck),
             tables: TableFilter::new(&["db.y".to_string()], &[]).unwrap(),
@@ -867,6 +923,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let include: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
         let spec = SinkSpec {
+            whole_transactions: false,
             name: name.into(),
             sink: Box::new(Recorder {
                 seen: seen.clone(),
@@ -978,6 +1035,57 @@ mod tests {
         .unwrap();
         assert_eq!(report.records, 1);
         assert_eq!(*seen.lock().unwrap(), ["db.x", "db.y", "db.z"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A sink that records the size of each batch it is handed.
+    struct Batches(Arc<Mutex<Vec<usize>>>);
+
+    impl Sink for Batches {
+        fn write<'a>(
+            &'a mut self,
+            batch: &'a [Arc<ChangeEvent>],
+        ) -> BoxFuture<'a, Result<(), SinkError>> {
+            self.0.lock().unwrap().push(batch.len());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn whole_transaction_batches_end_where_transactions_end() {
+        let (store, dir) = temp_store("whole");
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let spec = SinkSpec {
+            whole_transactions: true,
+            name: "a".into(),
+            sink: Box::new(Batches(sizes.clone())),
+            tables: TableFilter::new(&[], &[]).unwrap(),
+            batch_max_events: 2,
+            schema_changes: false,
+            delivery: delivery("whole", DeliveryPolicy::default()),
+            transform: None,
+        };
+        let boundary = |pos| SourceRecord::Boundary(Position::new("b.1", pos));
+        let mut records = Vec::new();
+        for (n, pos) in [(3, 100), (3, 200), (1, 300)] {
+            records.extend((0..n).map(|_| change("x")));
+            records.push(boundary(pos));
+        }
+        let rx = feed(records).await;
+        let report = run(config(), rx, None, vec![spec], store, None, Stop::default())
+            .await
+            .unwrap();
+        assert_eq!(report.checkpoint, Some(Position::new("b.1", 300)));
+        let sizes = sizes.lock().unwrap().clone();
+        let ends: Vec<usize> = sizes
+            .iter()
+            .scan(0, |sum, n| {
+                *sum += n;
+                Some(*sum)
+            })
+            .collect();
+        assert_eq!(ends.last(), Some(&7), "{sizes:?}");
+        assert!(ends.iter().all(|e| [3, 6, 7].contains(e)), "{sizes:?}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -92,6 +92,11 @@ impl<T> QueueReceiver<T> {
         self.rx.recv().await
     }
 
+    /// The next item if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<Queued<T>> {
+        self.rx.try_recv().ok()
+    }
+
     /// Waits for at least one item, then takes up to `limit` that are ready. Returns 0 when the
     /// queue is closed and empty.
     pub async fn recv_many(&mut self, into: &mut Vec<Queued<T>>, limit: usize) -> usize {

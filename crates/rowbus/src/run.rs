@@ -208,6 +208,7 @@ pub(crate) async fn build_sinks(
                 .transforms
                 .clone()
                 .map(|chain| Box::new(chain) as Box<dyn Transform>),
+            whole_transactions: matches!(&sink.kind, SinkKind::Sql(sql) if sql.source_transactions),
         });
     }
     Ok(specs)

@@ -744,6 +744,9 @@ pub(super) struct SqlSection {
     /// MySQL: run the source's schema changes on the target (with `schema_changes = true`).
     #[serde(default)]
     apply_ddl: bool,
+    /// `"batch"` (batches over parallel workers) or `"source"` (one target transaction per
+    /// source transaction).
+    transactions: Option<String>,
 }
 
 fn default_table_template() -> String {
@@ -814,6 +817,17 @@ impl SqlSection {
         } else {
             self.state_database.clone().unwrap_or_default()
         };
+        let source_transactions = match self.transactions.as_deref() {
+            None | Some("batch") => false,
+            Some("source") => true,
+            Some(other) => {
+                errors.add(
+                    format!("{path}.transactions"),
+                    format!("unknown value `{other}`, expected batch or source"),
+                );
+                false
+            }
+        };
         let kind = SinkKind::Sql(Box::new(SqlSinkConfig {
             name: name.to_string(),
             dialect: if postgres {
@@ -834,6 +848,7 @@ impl SqlSection {
             effectively_once: self.effectively_once,
             apply_ddl: self.apply_ddl,
             create_tables: self.create_tables,
+            source_transactions,
             // Set from the source when the pipeline starts.
             source: None,
             // Completed with the installation and the source when the pipeline starts.

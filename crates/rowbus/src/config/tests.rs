@@ -594,3 +594,21 @@ fn kafka_source_errors_name_their_fields() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_database_sink_takes_source_transactions_or_names_the_field() {
+    let sink = |value: &str| {
+        format!("{GOOD}\n[sinks.copy]\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306\"\ntransactions = \"{value}\"\n")
+    };
+    let config = parse(&sink("source")).unwrap();
+    let copy = config.sinks.iter().find(|s| s.name == "copy").unwrap();
+    let SinkKind::Sql(sql) = &copy.kind else {
+        panic!("not a database sink: {:?}", copy.kind);
+    };
+    assert!(sql.source_transactions);
+    let errors = errors_of(&sink("nested"));
+    assert_eq!(
+        errors,
+        ["sinks.copy.transactions: unknown value `nested`, expected batch or source"]
+    );
+}

@@ -24,6 +24,7 @@ mod search_overload;
 mod search_sink;
 mod server_errors;
 mod snapshot;
+mod source_transactions;
 mod start_positions;
 mod torture;
 mod transforms;

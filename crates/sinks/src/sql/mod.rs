@@ -51,6 +51,9 @@ pub struct SqlSinkConfig {
     pub apply_ddl: bool,
     /// Create a missing target table from the source table's definition.
     pub create_tables: bool,
+    /// One target transaction per source transaction, on one connection (the pipeline hands the
+    /// sink whole transactions), instead of batches split over `workers`.
+    pub source_transactions: bool,
     /// The source server, where `create_tables` reads definitions (set when the pipeline starts).
     pub source: Option<create::SourceServer>,
     /// Whose applied positions `rowbus_applied` keeps: the installation (data directory), the
@@ -199,12 +202,31 @@ impl SqlSink {
         for (i, e) in batch.iter().enumerate() {
             let ddl = e.op == rowbus_core::Op::Ddl && self.config.apply_ddl;
             if e.op == rowbus_core::Op::Truncate || ddl {
-                self.write_rows(&batch[start..i]).await?;
+                self.write_changes(&batch[start..i]).await?;
                 self.schema_change(e).await?;
                 start = i + 1;
             }
         }
-        self.write_rows(&batch[start..]).await
+        self.write_changes(&batch[start..]).await
+    }
+
+    /// Applies row changes: the whole run over the workers, or with `source_transactions`
+    /// each source transaction in turn as one target transaction.
+    async fn write_changes(&mut self, changes: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
+        if !self.config.source_transactions {
+            return self.write_rows(changes, self.workers.len()).await;
+        }
+        let mut rest = changes;
+        while let Some(first) = rest.first() {
+            let txn = &first.source.txn;
+            let end = rest
+                .iter()
+                .position(|e| e.source.txn != *txn)
+                .unwrap_or(rest.len());
+            self.write_rows(&rest[..end], 1).await?;
+            rest = &rest[end..];
+        }
+        Ok(())
     }
 
     /// Empties the target table of a TRUNCATE, or runs a schema change, on worker 0 (with its
@@ -321,8 +343,8 @@ impl SqlSink {
         })
     }
 
-    /// Applies a batch's row changes: collapsed per row, split by key over the workers.
-    async fn write_rows(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
+    /// Applies row changes: collapsed per row, split by key over the first `n` workers.
+    async fn write_rows(&mut self, batch: &[Arc<ChangeEvent>], n: usize) -> Result<(), SinkError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -333,7 +355,6 @@ impl SqlSink {
             ))
         })?;
         let top = batch.iter().map(|e| plan::order_of(e)).max();
-        let n = self.workers.len();
         let once = self.config.effectively_once;
         if once {
             for w in &mut self.workers {
