@@ -523,3 +523,51 @@ async fn schema_changes_run_on_a_mysql_target_and_the_tables_end_equal() {
     );
     assert_eq!(tables[1].2, ["2|2|n2", "3|3|x", "4|40|four"]);
 }
+
+/// A batch of 300 rows in one statement's arrays: text with tabs, newlines, carriage returns and
+/// backslashes, NULLs, and bytes with those codes arrive exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_of_awkward_text_arrives_exactly() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("to_pg_copy").await;
+    server
+        .conn()
+        .await
+        .query_drop(format!("USE `{db}`; {SOURCE_TABLE}"))
+        .await
+        .unwrap();
+    let client = pg().await;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{db}\" CASCADE; CREATE SCHEMA \"{db}\"; SET search_path = \"{db}\"; {PG_TABLE}"))
+        .await
+        .unwrap();
+    let dir = TestDir::new("to-pg-copy");
+    let config = config_from_now(server, &dir, &db, "").await;
+    add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 1\nbatch_max_events = 5000");
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.t SELECT seq, IF(seq % 3 = 0, NULL, CONCAT('a\\tb\\\\c\\nd\\re', seq)), seq / 100,
+         '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, seq, UNHEX(CONCAT('5C090A0D', LPAD(HEX(seq), 4, '0'))),
+         JSON_OBJECT('k', seq), IF(seq % 2, 'a', 'b'), 0 FROM `{db}`.seq_1_to_300"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!("UPDATE `{db}`.t SET n = n + 1 WHERE id <= 250"))
+        .await
+        .unwrap();
+    let want = source_rows(server, &db).await;
+    eventually(
+        || async { pg_rows(&client, &db).await == want },
+        || async { rowbus.log() },
+    )
+    .await;
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    assert_eq!(want.len(), 300);
+    assert!(want[0].contains("a\tb\\c\nd\re1"), "{:?}", want[0]);
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{db}\" CASCADE"))
+        .await
+        .unwrap();
+}
