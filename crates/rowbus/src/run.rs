@@ -129,6 +129,18 @@ pub fn open_sink_for_replay(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> 
     open_sink(&sink)
 }
 
+/// Whether a sink needs batches of whole source transactions: a database sink applying one
+/// target transaction per source transaction, a format marking transaction ends.
+fn whole_transactions(kind: &SinkKind) -> bool {
+    use rowbus_sinks::format::Encoder;
+    match kind {
+        SinkKind::Sql(sql) => sql.source_transactions,
+        SinkKind::Kafka(kafka) => Encoder::marks_transactions(kafka.format),
+        SinkKind::File(file) => Encoder::marks_transactions(file.format),
+        SinkKind::Stdout | SinkKind::Search(_) => false,
+    }
+}
+
 /// Opens the sink a configuration describes.
 pub fn open_sink(sink: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
     Ok(match &sink.kind {
@@ -208,7 +220,7 @@ pub(crate) async fn build_sinks(
                 .transforms
                 .clone()
                 .map(|chain| Box::new(chain) as Box<dyn Transform>),
-            whole_transactions: matches!(&sink.kind, SinkKind::Sql(sql) if sql.source_transactions),
+            whole_transactions: whole_transactions(&sink.kind),
         });
     }
     Ok(specs)

@@ -337,3 +337,61 @@ async fn debezium_envelopes_and_tombstones_through_the_broker() {
         .collect();
     assert_eq!(ids.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maxwell_messages_mark_the_last_change_of_each_transaction() {
+    let server = MariaDb::shared();
+    let tansu = Tansu::shared();
+    let db = server.fresh_database("kafka_maxwell").await;
+    table(server, &db).await;
+    let dir = TestDir::new("kafka-maxwell");
+    let config = config_from_now(server, &dir, &db, "").await;
+    // Batches of 2: a transaction of 3 changes still ends a batch whole.
+    add_sink(
+        &config,
+        &format!(
+            "[sinks.kafka]\ntype = \"kafka\"\nbrokers = \"{}\"\ncreate_topics = true\npartitions = 1\nformat = \"maxwell\"\nbatch_max_events = 2",
+            tansu.brokers
+        ),
+    );
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "BEGIN; INSERT INTO `{db}`.t VALUES (1, 0, ''); INSERT INTO `{db}`.t VALUES (2, 0, ''); \
+         UPDATE `{db}`.t SET n = 1; COMMIT; INSERT INTO `{db}`.t VALUES (3, 0, '')"
+    ))
+    .await
+    .unwrap();
+    let topic = format!("{db}.t");
+    let read = consume(&tansu.brokers, &topic, |read| read.len() >= 5);
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    let marks: Vec<(String, bool)> = read
+        .iter()
+        .map(|m| {
+            let v = m.value.as_ref().unwrap();
+            (v["type"].as_str().unwrap().to_string(), v["commit"] == true)
+        })
+        .collect();
+    let expected = [
+        ("insert", false),
+        ("insert", false),
+        ("update", false),
+        ("update", true),
+        ("insert", true),
+    ];
+    let expected: Vec<(String, bool)> = expected.iter().map(|(t, c)| (t.to_string(), *c)).collect();
+    assert_eq!(marks, expected);
+    let xids: Vec<u64> = read
+        .iter()
+        .map(|m| m.value.as_ref().unwrap()["xid"].as_u64().unwrap())
+        .collect();
+    assert!(
+        xids[..4].iter().all(|x| *x == xids[0]) && xids[4] != xids[0],
+        "{xids:?}"
+    );
+    assert_eq!(
+        read[0].key,
+        serde_json::json!({"database": db, "table": "t", "pk.id": 1})
+    );
+}

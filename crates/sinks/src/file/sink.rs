@@ -53,8 +53,9 @@ impl FileSink {
 
     async fn append(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
         self.buffer.clear();
-        for event in batch {
+        for (i, event) in batch.iter().enumerate() {
             let start = self.buffer.len();
+            self.encoder.ends_transaction(batch, i);
             self.encoder.line(event, &mut self.buffer);
             let len = self.buffer.len() - start;
             if let Some(max) = self.config.max_event_bytes.filter(|&max| len > max) {
@@ -188,7 +189,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "{\"database\":\"shop\",\"table\":\"t\",\"type\":\"insert\",\"ts\":0,\"position\":\"b.000002:300\",\"gtid\":null,\"server_id\":1,\"data\":{\"id\":7}}\n"
+            "{\"database\":\"shop\",\"table\":\"t\",\"type\":\"insert\",\"ts\":0,\"xid\":0,\"position\":\"b.000002:300\",\"gtid\":null,\"server_id\":1,\"data\":{\"id\":7}}\n"
         );
         std::fs::remove_file(&path).unwrap();
     }

@@ -1,5 +1,6 @@
 //! Maxwell's JSON: `database`, `table`, `type` (insert, update, delete; `bootstrap-insert` for a
-//! snapshot read), `ts` in seconds, `position`, `gtid`, `server_id`, `data` and, for an update,
+//! snapshot read), `ts` in seconds, `xid` (the transaction's number: its GTID's sequence number,
+//! or its start offset), `commit` on its last change, `position`, `gtid`, `server_id`, `data` and, for an update,
 //! `old` with the changed columns' previous values; a schema change as Maxwell's `table-create`,
 //! `table-alter`, `table-drop`, `database-create` or `database-drop` with its `sql`. The key is
 //! Maxwell's hash key: `{"database":..,"table":..,"pk.<column>":..}`.
@@ -12,8 +13,9 @@ use super::{changed_columns, mysql_temporal_text, row_object};
 use rowbus_core::value::write_json_string;
 use rowbus_core::{ChangeEvent, Op, Row, Value};
 
-/// Appends the event's Maxwell value; false for a truncation, which Maxwell has no event for.
-pub fn value(e: &ChangeEvent, out: &mut Vec<u8>) -> bool {
+/// Appends the event's Maxwell value (`last`: the last change of its transaction); false for a
+/// truncation, which Maxwell has no event for.
+pub fn value(e: &ChangeEvent, last: bool, out: &mut Vec<u8>) -> bool {
     let kind: &[u8] = match e.op {
         Op::Insert => b"insert",
         Op::Update => b"update",
@@ -29,6 +31,13 @@ pub fn value(e: &ChangeEvent, out: &mut Vec<u8>) -> bool {
     out.extend_from_slice(b",\"type\":\"");
     out.extend_from_slice(kind);
     out.push(b'"');
+    out.extend_from_slice(b",\"ts\":");
+    out.extend_from_slice(itoa::Buffer::new().format(e.source.ts_ms / 1000).as_bytes());
+    out.extend_from_slice(b",\"xid\":");
+    out.extend_from_slice(itoa::Buffer::new().format(xid(&e.source.txn)).as_bytes());
+    if last {
+        out.extend_from_slice(b",\"commit\":true");
+    }
     common(e, out);
     out.extend_from_slice(b",\"data\":");
     if let Some(row) = e.after.as_ref().or(e.before.as_ref()) {
@@ -42,11 +51,16 @@ pub fn value(e: &ChangeEvent, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// `ts`, `position`, `gtid`, `server_id`.
+/// A transaction's number: the digits its id ends with (a GTID's sequence number, the offset of
+/// `file:pos`), or 0.
+fn xid(txn: &str) -> u64 {
+    let digits = txn.len() - txn.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    txn[txn.len() - digits..].parse().unwrap_or(0)
+}
+
+/// `position`, `gtid`, `server_id`.
 fn common(e: &ChangeEvent, out: &mut Vec<u8>) {
     let s = &e.source;
-    out.extend_from_slice(b",\"ts\":");
-    out.extend_from_slice(itoa::Buffer::new().format(s.ts_ms / 1000).as_bytes());
     out.extend_from_slice(b",\"position\":");
     write_json_string(&format!("{}:{}", s.file, s.pos), out);
     out.extend_from_slice(b",\"gtid\":");
@@ -77,6 +91,8 @@ fn schema_change(e: &ChangeEvent, out: &mut Vec<u8>) -> bool {
     write_json_string(&e.db, out);
     out.extend_from_slice(b",\"table\":");
     write_json_string(&e.table, out);
+    out.extend_from_slice(b",\"ts\":");
+    out.extend_from_slice(itoa::Buffer::new().format(e.source.ts_ms / 1000).as_bytes());
     common(e, out);
     out.extend_from_slice(b",\"sql\":");
     write_json_string(&ddl.sql, out);

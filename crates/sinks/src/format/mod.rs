@@ -48,14 +48,32 @@ pub struct Encoder {
     native: NativeEncoder,
     debezium: debezium::Options,
     transactions: Transactions,
+    /// Whether the next change encoded is the last of its source transaction (Maxwell's
+    /// `commit`); see `ends_transaction`.
+    last_of_transaction: bool,
 }
 
 impl Encoder {
     pub fn new(format: Format) -> Encoder {
         Encoder {
             format,
+            last_of_transaction: true,
             ..Encoder::default()
         }
+    }
+
+    /// Tells whether the next change encoded is the last of its transaction: change `i` of a
+    /// batch that holds whole transactions is when the next one is of another transaction, or
+    /// there is none.
+    pub fn ends_transaction(&mut self, batch: &[std::sync::Arc<ChangeEvent>], i: usize) {
+        self.last_of_transaction = batch
+            .get(i + 1)
+            .is_none_or(|next| next.source.txn != batch[i].source.txn);
+    }
+
+    /// Whether the format marks transaction ends, which needs batches of whole transactions.
+    pub fn marks_transactions(format: Format) -> bool {
+        format == Format::Maxwell
     }
 
     /// The Debezium envelope's optional parts.
@@ -88,7 +106,7 @@ impl Encoder {
                 true
             }
             Format::Debezium => debezium::value(e, self.debezium, &mut self.transactions, out),
-            Format::Maxwell => maxwell::value(e, out),
+            Format::Maxwell => maxwell::value(e, self.last_of_transaction, out),
             Format::Canal => canal::value(e, out),
         }
     }

@@ -171,8 +171,9 @@ fn debezium_envelopes_follow_the_mysql_connector() {
     );
 }
 
-const MAXWELL_COMMON: &str =
-    r#""ts":1706702400,"position":"mysql-bin.000003:805","gtid":"0-7-42","server_id":7"#;
+const MAXWELL_PLACE: &str = r#""position":"mysql-bin.000003:805","gtid":"0-7-42","server_id":7"#;
+/// A change's `ts`, `xid` (the GTID's sequence number), `commit` (the last of its transaction).
+const MAXWELL_COMMON: &str = r#""ts":1706702400,"xid":42,"commit":true,"position":"mysql-bin.000003:805","gtid":"0-7-42","server_id":7"#;
 const MAXWELL_ANN: &str = r#"{"id":1,"name":"ann","price":12.30,"born":"2024-01-31","at":"2024-01-31 12:00:00.123","at6":"2024-01-31 12:00:00.123456","ts":"2024-01-31 12:00:00.5","t":"12:34:56","flags":["a","b"],"kind":"x","raw":"Qek=","doc":{"k":1},"n":null,"y":2024}"#;
 
 #[test]
@@ -211,7 +212,7 @@ fn maxwell_messages_follow_maxwells_json() {
     assert_eq!(
         change,
         format!(
-            r#"{{"type":"table-alter","database":"shop","table":"orders",{MAXWELL_COMMON},"sql":"ALTER TABLE orders ADD note TEXT"}}"#
+            r#"{{"type":"table-alter","database":"shop","table":"orders","ts":1706702400,{MAXWELL_PLACE},"sql":"ALTER TABLE orders ADD note TEXT"}}"#
         )
     );
     let mut truncate = ddl();
@@ -367,4 +368,28 @@ fn debezium_schema_blocks_type_each_column_by_its_value() {
             "y int32 io.debezium.time.Year",
         ]
     );
+}
+
+#[test]
+fn maxwell_commit_marks_the_last_change_of_each_transaction_in_a_batch() {
+    let mut encoder = Encoder::new(Format::Maxwell);
+    let mut other = event(Op::Insert, false);
+    let mut next = (*other.source.event).clone();
+    next.txn = "0-7-43".into();
+    other.source.event = Arc::new(next);
+    let batch = vec![
+        Arc::new(event(Op::Insert, false)),
+        Arc::new(event(Op::Update, false)),
+        Arc::new(other),
+    ];
+    let marks: Vec<(u64, bool)> = (0..batch.len())
+        .map(|i| {
+            encoder.ends_transaction(&batch, i);
+            let mut out = Vec::new();
+            encoder.value(&batch[i], &mut out);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            (v["xid"].as_u64().unwrap(), v["commit"] == true)
+        })
+        .collect();
+    assert_eq!(marks, [(42, false), (42, true), (43, true)]);
 }

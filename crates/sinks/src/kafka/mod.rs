@@ -78,7 +78,8 @@ impl KafkaSink {
     async fn send_batch(&mut self, batch: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
         let mut pending: VecDeque<Pending> = VecDeque::with_capacity(batch.len());
         let mut failed: Option<SinkError> = None;
-        for e in batch {
+        for (i, e) in batch.iter().enumerate() {
+            self.encoder.ends_transaction(batch, i);
             let topic: Arc<str> = match e.op.is_row_change() {
                 true => self.config.topic_of(&e.db, &e.table).into(),
                 false => self.config.schema_topic.replace("{db}", &e.db).into(),
