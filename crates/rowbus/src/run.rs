@@ -135,8 +135,8 @@ fn whole_transactions(kind: &SinkKind) -> bool {
     use rowbus_sinks::format::Encoder;
     match kind {
         SinkKind::Sql(sql) => sql.source_transactions,
-        SinkKind::Kafka(kafka) => Encoder::marks_transactions(kafka.format),
-        SinkKind::File(file) => Encoder::marks_transactions(file.format),
+        SinkKind::Kafka(kafka) => Encoder::marks_transactions(kafka.format, kafka.debezium),
+        SinkKind::File(file) => Encoder::marks_transactions(file.format, Default::default()),
         SinkKind::Stdout | SinkKind::Search(_) => false,
     }
 }

@@ -17,6 +17,7 @@ pub(super) struct KafkaSection {
     brokers: String,
     topic: Option<String>,
     schema_topic: Option<String>,
+    transaction_topic: Option<String>,
     #[serde(default)]
     key_columns: BTreeMap<String, Vec<String>>,
     format: Option<String>,
@@ -146,6 +147,7 @@ impl KafkaSection {
             brokers: self.brokers,
             topic,
             schema_topic: self.schema_topic.unwrap_or(d.schema_topic),
+            transaction_topic: self.transaction_topic.unwrap_or(d.transaction_topic),
             key_columns: self.key_columns,
             format: format?,
             debezium: rowbus_sinks::format::debezium::Options {

@@ -292,7 +292,7 @@ async fn debezium_envelopes_and_tombstones_through_the_broker() {
         &config,
         &kafka_sink(
             &tansu.brokers,
-            "format = \"debezium\"\ntombstones = true\ntransaction_metadata = true",
+            &format!("format = \"debezium\"\ntombstones = true\ntransaction_metadata = true\ntransaction_topic = \"{db}.transaction\""),
         ),
     );
     let rowbus = Rowbus::start(&config);
@@ -331,11 +331,40 @@ async fn debezium_envelopes_and_tombstones_through_the_broker() {
         assert_eq!(transaction["total_order"], 1);
         assert_eq!(transaction["data_collection_order"], 1);
     }
-    let ids: std::collections::BTreeSet<String> = read[..3]
+    let ids: Vec<String> = read[..3]
         .iter()
         .map(|m| m.value.as_ref().unwrap()["transaction"]["id"].to_string())
         .collect();
-    assert_eq!(ids.len(), 3);
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        3
+    );
+    // The transaction topic: BEGIN then END of each (in order per transaction, the key), END
+    // with its counts.
+    let events = consume(&tansu.brokers, &format!("{db}.transaction"), |read| {
+        read.len() >= 6
+    });
+    let mut by_id: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+    for m in &events {
+        let v = m.value.as_ref().unwrap();
+        assert_eq!(m.key["id"], v["id"]);
+        by_id.entry(v["id"].to_string()).or_default().push((
+            v["status"].as_str().unwrap().to_string(),
+            v["data_collections"].clone(),
+        ));
+    }
+    let collections = serde_json::json!([{"data_collection": format!("{db}.t"), "event_count": 1}]);
+    let expected: BTreeMap<String, Vec<(String, Value)>> = ids
+        .iter()
+        .map(|id| {
+            let pair = vec![
+                ("BEGIN".to_string(), Value::Null),
+                ("END".to_string(), collections.clone()),
+            ];
+            (id.clone(), pair)
+        })
+        .collect();
+    assert_eq!(by_id, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,8 @@ use rowbus_core::{ChangeEvent, Row, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The order of changes within their transactions, as far as the sink has seen them.
+/// The order of changes within their transactions, as far as the sink has seen them, and the
+/// BEGIN and END events of the transaction topic.
 #[derive(Debug, Clone, Default)]
 pub struct Transactions {
     txn: Option<Arc<str>>,
@@ -41,6 +42,57 @@ impl Transactions {
         out.extend_from_slice(itoa::Buffer::new().format(*table).as_bytes());
         out.push(b'}');
     }
+}
+
+impl Transactions {
+    /// Whether change `e` is the first of its transaction (the next `block` starts it).
+    pub fn begins(&self, e: &ChangeEvent) -> bool {
+        self.txn.as_deref() != Some(&*e.source.txn)
+    }
+
+    /// The key and value of the BEGIN event of `e`'s transaction.
+    pub fn begin_event(e: &ChangeEvent) -> (Vec<u8>, Vec<u8>) {
+        let mut value = b"{\"status\":\"BEGIN\",\"id\":".to_vec();
+        write_json_string(&e.source.txn, &mut value);
+        value.extend_from_slice(b",\"ts_ms\":");
+        value.extend_from_slice(itoa::Buffer::new().format(e.source.ts_ms).as_bytes());
+        value.extend_from_slice(b",\"event_count\":null,\"data_collections\":null}");
+        (transaction_key(e), value)
+    }
+
+    /// The key and value of the END event of the transaction whose last change was `e`: how many
+    /// changes it had, in all and per table.
+    pub fn end_event(&self, e: &ChangeEvent) -> (Vec<u8>, Vec<u8>) {
+        let mut value = b"{\"status\":\"END\",\"id\":".to_vec();
+        write_json_string(&e.source.txn, &mut value);
+        value.extend_from_slice(b",\"ts_ms\":");
+        value.extend_from_slice(itoa::Buffer::new().format(e.source.ts_ms).as_bytes());
+        value.extend_from_slice(b",\"event_count\":");
+        value.extend_from_slice(itoa::Buffer::new().format(self.total).as_bytes());
+        value.extend_from_slice(b",\"data_collections\":[");
+        let mut tables: Vec<_> = self.per_table.iter().collect();
+        tables.sort();
+        for (i, ((db, table), count)) in tables.into_iter().enumerate() {
+            if i > 0 {
+                value.push(b',');
+            }
+            value.extend_from_slice(b"{\"data_collection\":");
+            write_json_string(&format!("{db}.{table}"), &mut value);
+            value.extend_from_slice(b",\"event_count\":");
+            value.extend_from_slice(itoa::Buffer::new().format(*count).as_bytes());
+            value.push(b'}');
+        }
+        value.extend_from_slice(b"]}");
+        (transaction_key(e), value)
+    }
+}
+
+/// `{"id": <transaction>}`, the key of the transaction topic's events.
+fn transaction_key(e: &ChangeEvent) -> Vec<u8> {
+    let mut key = b"{\"id\":".to_vec();
+    write_json_string(&e.source.txn, &mut key);
+    key.push(b'}');
+    key
 }
 
 /// The schema block of a change's value (`server` is the source's name, Debezium's topic prefix).

@@ -72,8 +72,24 @@ impl Encoder {
     }
 
     /// Whether the format marks transaction ends, which needs batches of whole transactions.
-    pub fn marks_transactions(format: Format) -> bool {
-        format == Format::Maxwell
+    pub fn marks_transactions(format: Format, debezium: debezium::Options) -> bool {
+        format == Format::Maxwell || (format == Format::Debezium && debezium.transaction_metadata)
+    }
+
+    /// The BEGIN event (key, value) of the transaction topic, when change `e`, to be encoded
+    /// next, starts a transaction (Debezium with `transaction_metadata`).
+    pub fn begin_of(&self, e: &ChangeEvent) -> Option<(Vec<u8>, Vec<u8>)> {
+        let tracked = self.format == Format::Debezium && self.debezium.transaction_metadata;
+        (tracked && e.op.is_row_change() && self.transactions.begins(e))
+            .then(|| Transactions::begin_event(e))
+    }
+
+    /// The END event (key, value) of the transaction topic, when change `e`, just encoded, ended
+    /// its transaction (see `ends_transaction`).
+    pub fn end_of(&self, e: &ChangeEvent) -> Option<(Vec<u8>, Vec<u8>)> {
+        let tracked = self.format == Format::Debezium && self.debezium.transaction_metadata;
+        (tracked && e.op.is_row_change() && self.last_of_transaction)
+            .then(|| self.transactions.end_event(e))
     }
 
     /// The Debezium envelope's optional parts.

@@ -121,6 +121,31 @@ fn encode(format: Format, e: &ChangeEvent) -> (String, Option<String>) {
     )
 }
 
+/// A Debezium encoder with transaction metadata.
+fn tracking_encoder() -> Encoder {
+    let options = debezium::Options {
+        schemas: false,
+        transaction_metadata: true,
+    };
+    Encoder::new(Format::Debezium).with_debezium(options)
+}
+
+/// `event(op)` in another transaction.
+fn in_transaction(op: Op, txn: &str) -> ChangeEvent {
+    let mut e = event(op, false);
+    let mut source = (*e.source.event).clone();
+    source.txn = txn.into();
+    e.source.event = Arc::new(source);
+    e
+}
+
+/// An insert into `shop.items`, in the same transaction as `event`'s.
+fn of_items() -> ChangeEvent {
+    let mut e = event(Op::Insert, false);
+    e.table = "items".into();
+    e
+}
+
 const DBZ_SOURCE: &str = r#"{"version":"rowbus-0.1.0","connector":"mysql","name":"shop","ts_ms":1706702400000,"snapshot":"false","db":"shop","sequence":null,"table":"orders","server_id":7,"gtid":"0-7-42","file":"mysql-bin.000003","pos":805,"row":2,"thread":null,"query":null}"#;
 const DBZ_ANN: &str = r#"{"id":1,"name":"ann","price":"12.30","born":19753,"at":1706702400123,"at6":1706702400123456,"ts":"2024-01-31T12:00:00.5Z","t":45296000000,"flags":"a,b","kind":"x","raw":"Qek=","doc":"{\"k\":1}","n":null,"y":2024}"#;
 
@@ -258,17 +283,8 @@ fn native_values_are_the_native_json_without_a_newline() {
 
 #[test]
 fn debezium_transaction_blocks_number_changes_within_transaction_and_table() {
-    let options = debezium::Options {
-        schemas: false,
-        transaction_metadata: true,
-    };
-    let mut encoder = Encoder::new(Format::Debezium).with_debezium(options);
-    let mut items = event(Op::Insert, false);
-    items.table = "items".into();
-    let mut next = event(Op::Insert, false);
-    let mut later = (*next.source.event).clone();
-    later.txn = "0-7-43".into();
-    next.source.event = Arc::new(later);
+    let mut encoder = tracking_encoder();
+    let (items, next) = (of_items(), in_transaction(Op::Insert, "0-7-43"));
     let block = |encoder: &mut Encoder, e: &ChangeEvent| {
         let mut out = Vec::new();
         encoder.value(e, &mut out);
@@ -373,10 +389,7 @@ fn debezium_schema_blocks_type_each_column_by_its_value() {
 #[test]
 fn maxwell_commit_marks_the_last_change_of_each_transaction_in_a_batch() {
     let mut encoder = Encoder::new(Format::Maxwell);
-    let mut other = event(Op::Insert, false);
-    let mut next = (*other.source.event).clone();
-    next.txn = "0-7-43".into();
-    other.source.event = Arc::new(next);
+    let other = in_transaction(Op::Insert, "0-7-43");
     let batch = vec![
         Arc::new(event(Op::Insert, false)),
         Arc::new(event(Op::Update, false)),
@@ -392,4 +405,55 @@ fn maxwell_commit_marks_the_last_change_of_each_transaction_in_a_batch() {
         })
         .collect();
     assert_eq!(marks, [(42, false), (42, true), (43, true)]);
+}
+
+#[test]
+fn debezium_transaction_events_begin_and_end_each_transaction_with_its_counts() {
+    let mut encoder = tracking_encoder();
+    let (items, next) = (of_items(), in_transaction(Op::Insert, "0-7-43"));
+    let batch = vec![
+        Arc::new(event(Op::Insert, false)),
+        Arc::new(event(Op::Update, false)),
+        Arc::new(items),
+        Arc::new(next),
+    ];
+    let mut events = Vec::new();
+    for i in 0..batch.len() {
+        if let Some((key, value)) = encoder.begin_of(&batch[i]) {
+            events.push((
+                String::from_utf8(key).unwrap(),
+                String::from_utf8(value).unwrap(),
+            ));
+        }
+        encoder.ends_transaction(&batch, i);
+        encoder.value(&batch[i], &mut Vec::new());
+        if let Some((key, value)) = encoder.end_of(&batch[i]) {
+            events.push((
+                String::from_utf8(key).unwrap(),
+                String::from_utf8(value).unwrap(),
+            ));
+        }
+    }
+    let pair = |key: &str, value: &str| (key.to_string(), value.to_string());
+    assert_eq!(
+        events,
+        [
+            pair(
+                r#"{"id":"0-7-42"}"#,
+                r#"{"status":"BEGIN","id":"0-7-42","ts_ms":1706702400000,"event_count":null,"data_collections":null}"#
+            ),
+            pair(
+                r#"{"id":"0-7-42"}"#,
+                r#"{"status":"END","id":"0-7-42","ts_ms":1706702400000,"event_count":3,"data_collections":[{"data_collection":"shop.items","event_count":1},{"data_collection":"shop.orders","event_count":2}]}"#
+            ),
+            pair(
+                r#"{"id":"0-7-43"}"#,
+                r#"{"status":"BEGIN","id":"0-7-43","ts_ms":1706702400000,"event_count":null,"data_collections":null}"#
+            ),
+            pair(
+                r#"{"id":"0-7-43"}"#,
+                r#"{"status":"END","id":"0-7-43","ts_ms":1706702400000,"event_count":1,"data_collections":[{"data_collection":"shop.orders","event_count":1}]}"#
+            ),
+        ]
+    );
 }

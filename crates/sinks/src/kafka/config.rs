@@ -13,6 +13,9 @@ pub struct KafkaSinkConfig {
     pub topic: String,
     /// The topic of schema changes (with `schema_changes = true`): `{db}` replaced.
     pub schema_topic: String,
+    /// The topic of Debezium's BEGIN and END transaction events (with `transaction_metadata`):
+    /// `{source}` replaced by the source's name.
+    pub transaction_topic: String,
     /// The columns of a table's message key (`db.table` to columns); the primary key otherwise.
     pub key_columns: BTreeMap<String, Vec<String>>,
     pub format: Format,
@@ -62,6 +65,7 @@ impl Default for KafkaSinkConfig {
             brokers: "127.0.0.1:9092".into(),
             topic: "{db}.{table}".into(),
             schema_topic: "{db}.schema-changes".into(),
+            transaction_topic: "{source}.transaction".into(),
             key_columns: BTreeMap::new(),
             format: Format::Native,
             debezium: Default::default(),

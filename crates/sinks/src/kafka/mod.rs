@@ -93,6 +93,11 @@ impl KafkaSink {
                 }
                 None => self.encoder.key(e, &mut self.key),
             }
+            if let Some(begin) = self.encoder.begin_of(e) {
+                let sent = self.send_transaction_event(e, begin, &mut pending, &mut failed);
+                let sent = sent.await?;
+                pending.push_back(sent);
+            }
             self.value.clear();
             if !self.encoder.value(e, &mut self.value) {
                 continue;
@@ -122,6 +127,11 @@ impl KafkaSink {
                     bytes: self.key.len(),
                 });
             }
+            if let Some(end) = self.encoder.end_of(e) {
+                let sent = self.send_transaction_event(e, end, &mut pending, &mut failed);
+                let sent = sent.await?;
+                pending.push_back(sent);
+            }
         }
         while let Some(p) = pending.pop_front() {
             note(&mut failed, settle(p).await);
@@ -145,6 +155,29 @@ impl KafkaSink {
                 tracing::warn!(error = %e, "cannot renew the Kafka producer; keeping the old one")
             }
         }
+    }
+
+    /// Sends a BEGIN or END event of `e`'s transaction to the transaction topic.
+    async fn send_transaction_event(
+        &mut self,
+        e: &ChangeEvent,
+        (key, value): (Vec<u8>, Vec<u8>),
+        pending: &mut VecDeque<Pending>,
+        failed: &mut Option<SinkError>,
+    ) -> Result<Pending, SinkError> {
+        let topic: Arc<str> = self
+            .config
+            .transaction_topic
+            .replace("{source}", &e.source.name)
+            .into();
+        self.ensure_topic(&topic).await?;
+        let record = FutureRecord::to(&topic).key(&key[..]).payload(&value[..]);
+        let delivery = send(&self.producer, record, pending, failed).await?;
+        Ok(Pending {
+            delivery,
+            topic,
+            bytes: key.len() + value.len(),
+        })
     }
 
     /// Creates `topic` if `create_topics` is on and this sink has not seen it yet.
