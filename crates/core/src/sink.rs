@@ -45,6 +45,17 @@ impl SinkError {
             fatal: true,
         }
     }
+
+    /// The error that decides a batch whose parts failed in several ways: fatal before retriable
+    /// (a retry may pass the whole batch) before permanent; the first of the worst kind.
+    pub fn worst(errors: impl IntoIterator<Item = SinkError>) -> Option<SinkError> {
+        let rank = |e: &SinkError| match (e.fatal, e.retriable) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        };
+        errors.into_iter().min_by_key(rank)
+    }
 }
 
 /// A destination for change events.

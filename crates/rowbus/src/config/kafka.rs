@@ -58,12 +58,7 @@ impl KafkaSection {
         errors: &mut Errors,
     ) -> Option<SinkConfig> {
         let d = KafkaSinkConfig::default();
-        if self.brokers.trim().is_empty() || self.brokers.split(',').any(|b| !b.contains(':')) {
-            errors.add(
-                format!("{path}.brokers"),
-                "must list host:port pairs separated by commas",
-            );
-        }
+        check_brokers(&self.brokers, path, errors);
         let topic = self.topic.unwrap_or(d.topic);
         if topic.is_empty() {
             errors.add(format!("{path}.topic"), "must not be empty");
@@ -167,5 +162,15 @@ impl KafkaSection {
             options: self.options,
         }));
         sink_config(name, path, common, kind, errors)
+    }
+}
+
+/// `brokers` of a Kafka sink or source: `host:port` pairs separated by commas.
+pub(super) fn check_brokers(brokers: &str, path: &str, errors: &mut Errors) {
+    if brokers.trim().is_empty() || brokers.split(',').any(|b| !b.contains(':')) {
+        errors.add(
+            format!("{path}.brokers"),
+            "must list host:port pairs separated by commas",
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `[sources.NAME] type = "kafka"`: the Kafka source's section and its checks (brokers, topics,
 //! the messages' format, where to begin, the tables passed on).
 
+use super::kafka::check_brokers;
 use super::sections::check_tables;
 use super::Errors;
 use rowbus_kafka::{InFormat, KafkaSourceConfig, Start};
@@ -32,12 +33,7 @@ fn all_tables() -> Vec<String> {
 
 impl KafkaSourceSection {
     pub fn check(self, name: &str, path: &str, errors: &mut Errors) -> Option<KafkaSourceConfig> {
-        if self.brokers.trim().is_empty() || self.brokers.split(',').any(|b| !b.contains(':')) {
-            errors.add(
-                format!("{path}.brokers"),
-                "must list host:port pairs separated by commas",
-            );
-        }
+        check_brokers(&self.brokers, path, errors);
         if self.topics.is_empty() || self.topics.iter().any(String::is_empty) {
             errors.add(format!("{path}.topics"), "must name at least one topic");
         }

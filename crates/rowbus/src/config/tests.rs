@@ -29,6 +29,14 @@ fn errors_of(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The field each error names (the part before its first colon).
+fn fields_of(errors: &[String]) -> Vec<&str> {
+    errors
+        .iter()
+        .map(|e| e.split(':').next().unwrap())
+        .collect()
+}
+
 #[test]
 fn accepts_a_full_config() {
     let config = parse(GOOD).unwrap();
@@ -240,10 +248,7 @@ fn sink_delivery_settings_are_read_and_checked() {
     );
     let mut errors = errors_of(&bad);
     errors.sort();
-    let fields: Vec<&str> = errors
-        .iter()
-        .map(|e| e.split(':').next().unwrap())
-        .collect();
+    let fields = fields_of(&errors);
     assert_eq!(
         fields,
         [
@@ -380,10 +385,7 @@ fn apply_ddl_is_for_mysql_targets_with_schema_changes_and_unmapped_names() {
          [sinks.ok]\ntype = \"mysql\"\nurl = \"mysql://root@h\"\nschema_changes = true\napply_ddl = true\n{once}"
     );
     let errors = errors_of(&format!("{GOOD}\n{sinks}"));
-    let fields: Vec<&str> = errors
-        .iter()
-        .map(|e| e.split(':').next().unwrap())
-        .collect();
+    let fields = fields_of(&errors);
     assert_eq!(
         fields,
         [
@@ -443,10 +445,7 @@ fn search_sink_errors_name_their_fields() {
         "{GOOD}\n[sinks.search]\ntype = \"elasticsearch\"\nurl = \"http://elastic:secret@127.0.0.1:9200\"\nwrite = \"merge\"\nschema_changes = true\nuser = \"elastic\"\nworkers = 0\nindex_settings = {{ \"orders\" = \"/nonexistent/orders.json\" }}\n"
     );
     let errors = errors_of(&text);
-    let fields: Vec<&str> = errors
-        .iter()
-        .map(|e| e.split(':').next().unwrap())
-        .collect();
+    let fields = fields_of(&errors);
     assert_eq!(
         fields,
         [
@@ -539,10 +538,7 @@ fn kafka_sink_errors_name_their_fields() {
         "{GOOD}\n[sinks.events]\ntype = \"kafka\"\nbrokers = \"localhost\"\nformat = \"avro\"\ncompression = \"brotli\"\nlinger = \"soon\"\npartitions = 0\nmessage_max_bytes = 10\noptions = {{ \"acks\" = \"1\" }}\n"
     );
     let errors = errors_of(&text);
-    let fields: Vec<&str> = errors
-        .iter()
-        .map(|e| e.split(':').next().unwrap())
-        .collect();
+    let fields = fields_of(&errors);
     assert_eq!(
         fields,
         [
@@ -578,10 +574,7 @@ fn a_kafka_source_is_read_with_its_defaults() {
 fn kafka_source_errors_name_their_fields() {
     let text = "data_dir = \"/tmp/x\"\n[sources.replay]\ntype = \"kafka\"\nbrokers = \"\"\ntopics = []\nformat = \"canal\"\nstart = \"yesterday\"\noptions = { \"enable.auto.commit\" = \"true\" }\n[sinks.out]\ntype = \"stdout\"\n";
     let errors = errors_of(text);
-    let fields: Vec<&str> = errors
-        .iter()
-        .map(|e| e.split(':').next().unwrap())
-        .collect();
+    let fields = fields_of(&errors);
     assert_eq!(
         fields,
         [

@@ -29,6 +29,23 @@ async fn pg() -> tokio_postgres::Client {
     client
 }
 
+/// A fresh source database with `t`, and a PostgreSQL schema of the same name with its copy.
+async fn source_and_pg_target(server: &MariaDb, prefix: &str) -> (String, tokio_postgres::Client) {
+    let db = server.fresh_database(prefix).await;
+    server
+        .conn()
+        .await
+        .query_drop(format!("USE `{db}`; {SOURCE_TABLE}"))
+        .await
+        .unwrap();
+    let client = pg().await;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{db}\" CASCADE; CREATE SCHEMA \"{db}\"; SET search_path = \"{db}\"; {PG_TABLE}"))
+        .await
+        .unwrap();
+    (db, client)
+}
+
 /// A random workload on `db`.t: inserts, updates, deletes and key changes, in transactions.
 pub(crate) async fn workload(server: &MariaDb, db: &str, rng: &mut Rng, statements: usize) {
     let mut conn = server.conn().await;
@@ -143,18 +160,7 @@ pub(crate) async fn replicate_with_kills<F, Fut>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_into_postgresql_equals_the_source_after_kills() {
     let server = MariaDb::shared();
-    let db = server.fresh_database("to_pg").await;
-    server
-        .conn()
-        .await
-        .query_drop(format!("USE `{db}`; {SOURCE_TABLE}"))
-        .await
-        .unwrap();
-    let client = pg().await;
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{db}\" CASCADE; CREATE SCHEMA \"{db}\"; SET search_path = \"{db}\"; {PG_TABLE}"))
-        .await
-        .unwrap();
+    let (db, client) = source_and_pg_target(server, "to_pg").await;
     let dir = TestDir::new("to-pg");
     let config = config_from_now(server, &dir, &db, "").await;
     add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 3\nschema_changes = true\neffectively_once = true");
@@ -529,18 +535,7 @@ async fn schema_changes_run_on_a_mysql_target_and_the_tables_end_equal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_batch_of_awkward_text_arrives_exactly() {
     let server = MariaDb::shared();
-    let db = server.fresh_database("to_pg_copy").await;
-    server
-        .conn()
-        .await
-        .query_drop(format!("USE `{db}`; {SOURCE_TABLE}"))
-        .await
-        .unwrap();
-    let client = pg().await;
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{db}\" CASCADE; CREATE SCHEMA \"{db}\"; SET search_path = \"{db}\"; {PG_TABLE}"))
-        .await
-        .unwrap();
+    let (db, client) = source_and_pg_target(server, "to_pg_copy").await;
     let dir = TestDir::new("to-pg-copy");
     let config = config_from_now(server, &dir, &db, "").await;
     add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 1\nbatch_max_events = 5000");

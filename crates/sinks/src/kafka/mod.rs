@@ -18,7 +18,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rowbus_core::sink::{BoxFuture, Sink, SinkError};
 use rowbus_core::{ChangeEvent, Op, Row};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +29,18 @@ pub struct KafkaSink {
     encoder: Encoder,
     /// Topics created (or found) by this sink, with `create_topics`.
     topics: HashSet<String>,
+    /// Per table (and whether for its row changes or its schema changes): the topic and the
+    /// configured key columns, worked out once.
+    routes: HashMap<(Arc<str>, Arc<str>, bool), Route>,
     key: Vec<u8>,
     value: Vec<u8>,
+}
+
+/// Where a table's changes go.
+#[derive(Clone)]
+struct Route {
+    topic: Arc<str>,
+    key_columns: Option<Arc<[String]>>,
 }
 
 /// One message sent and waiting for its delivery report.
@@ -60,6 +70,7 @@ impl KafkaSink {
             producer,
             admin,
             topics: HashSet::new(),
+            routes: HashMap::new(),
             key: Vec::new(),
             value: Vec::new(),
         })
@@ -80,15 +91,11 @@ impl KafkaSink {
         let mut failed: Option<SinkError> = None;
         for (i, e) in batch.iter().enumerate() {
             self.encoder.ends_transaction(batch, i);
-            let topic: Arc<str> = match e.op.is_row_change() {
-                true => self.config.topic_of(&e.db, &e.table).into(),
-                false => self.config.schema_topic.replace("{db}", &e.db).into(),
-            };
-            self.ensure_topic(&topic).await?;
+            let Route { topic, key_columns } = self.route(e).await?;
             self.key.clear();
-            match self.config.key_columns_of(&e.db, &e.table) {
+            match key_columns {
                 Some(columns) => {
-                    let key = configured_key(e, columns)?;
+                    let key = configured_key(e, &columns)?;
                     self.encoder.key_of(e, &key, &mut self.key);
                 }
                 None => self.encoder.key(e, &mut self.key),
@@ -155,6 +162,24 @@ impl KafkaSink {
                 tracing::warn!(error = %e, "cannot renew the Kafka producer; keeping the old one")
             }
         }
+    }
+
+    /// The topic and key columns of `e`'s table, its topic created on first use if asked.
+    async fn route(&mut self, e: &ChangeEvent) -> Result<Route, SinkError> {
+        let rows = e.op.is_row_change();
+        let place = (e.db.clone(), e.table.clone(), rows);
+        if let Some(route) = self.routes.get(&place) {
+            return Ok(route.clone());
+        }
+        let topic: Arc<str> = match rows {
+            true => self.config.topic_of(&e.db, &e.table).into(),
+            false => self.config.schema_topic.replace("{db}", &e.db).into(),
+        };
+        self.ensure_topic(&topic).await?;
+        let key_columns = self.config.key_columns_of(&e.db, &e.table).map(Arc::from);
+        let route = Route { topic, key_columns };
+        self.routes.insert(place, route.clone());
+        Ok(route)
     }
 
     /// Sends a BEGIN or END event of `e`'s transaction to the transaction topic.
@@ -331,16 +356,10 @@ async fn settle(p: Pending) -> Result<(), SinkError> {
     }
 }
 
-/// Keeps the first error of a batch, fatal and retriable ones before permanent ones.
+/// Keeps the error that decides the batch so far (`SinkError::worst`).
 fn note(failed: &mut Option<SinkError>, outcome: Result<(), SinkError>) {
     if let Err(e) = outcome {
-        let worse = match failed {
-            None => true,
-            Some(f) => !f.retriable && !f.fatal && (e.retriable || e.fatal),
-        };
-        if worse {
-            *failed = Some(e);
-        }
+        *failed = SinkError::worst(failed.take().into_iter().chain([e]));
     }
 }
 

@@ -180,14 +180,28 @@ pub(super) fn doc_id(
             e.db, e.table
         ));
     }
+    joined_id(config, row, &names).map_err(|name| {
+        format!(
+            "{}.{} has no column `{name}` for the document id",
+            e.db, e.table
+        )
+    })
+}
+
+/// The values of the columns `names` in `row` as id text, joined by the separator; the first
+/// column the row lacks, otherwise.
+pub(super) fn joined_id<'a>(
+    config: &SearchSinkConfig,
+    row: &Row,
+    names: &[&'a str],
+) -> Result<String, &'a str> {
     let mut id = String::new();
     for (n, name) in names.iter().enumerate() {
-        let Some(i) = row.columns.iter().position(|c| &**c == *name) else {
-            return Err(format!(
-                "{}.{} has no column `{name}` for the document id",
-                e.db, e.table
-            ));
-        };
+        let i = row
+            .columns
+            .iter()
+            .position(|c| &**c == *name)
+            .ok_or(*name)?;
         if n > 0 {
             id.push_str(&config.id_separator);
         }
@@ -197,7 +211,7 @@ pub(super) fn doc_id(
 }
 
 /// A value as id text: strings as they are, anything else as its native JSON without quotes.
-pub(super) fn id_text(value: &Value, out: &mut String) {
+fn id_text(value: &Value, out: &mut String) {
     match value {
         Value::Text(s) | Value::Decimal(s) => out.push_str(s),
         Value::Label(s) => out.push_str(s),

@@ -93,8 +93,10 @@ impl SearchSinkConfig {
 
     /// The nests a table's rows go into, as a child.
     pub fn nests_of_child<'a>(&'a self, db: &str, table: &str) -> Vec<&'a Nest> {
-        let name = format!("{db}.{table}");
-        self.nests.iter().filter(|n| n.table == name).collect()
+        self.nests
+            .iter()
+            .filter(|n| names(&n.table, db, table))
+            .collect()
     }
 
     /// The array fields of a parent table's documents.
@@ -108,12 +110,18 @@ impl SearchSinkConfig {
 
     /// Whether a table's changes go through nesting (as a child, or as a parent of children).
     pub fn is_nested(&self, db: &str, table: &str) -> bool {
-        if self.nests.is_empty() {
-            return false;
-        }
-        let name = format!("{db}.{table}");
-        self.nests.iter().any(|n| n.table == name || n.into == name)
+        self.nests
+            .iter()
+            .any(|n| names(&n.table, db, table) || names(&n.into, db, table))
     }
+}
+
+/// Whether `name` (`db.table`) names `db`.`table`, without building the name per change.
+fn names(name: &str, db: &str, table: &str) -> bool {
+    name.len() == db.len() + 1 + table.len()
+        && name.starts_with(db)
+        && name.ends_with(table)
+        && name.as_bytes()[db.len()] == b'.'
 }
 
 impl Default for SearchSinkConfig {

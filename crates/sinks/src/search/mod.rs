@@ -292,16 +292,7 @@ fn index_body(path: Option<&std::path::Path>, parent: bool) -> Result<Vec<u8>, S
     Ok(serde_json::to_vec(&body).expect("JSON"))
 }
 
-/// The outcome of parallel requests: fatal before retriable before permanent before success.
+/// The outcome of parallel requests: the worst error (`SinkError::worst`), or success.
 fn worst(results: Vec<Result<(), SinkError>>) -> Result<(), SinkError> {
-    let rank = |e: &SinkError| match (e.fatal, e.retriable) {
-        (true, _) => 0,
-        (false, true) => 1,
-        (false, false) => 2,
-    };
-    results
-        .into_iter()
-        .filter_map(Result::err)
-        .min_by_key(rank)
-        .map_or(Ok(()), Err)
+    SinkError::worst(results.into_iter().filter_map(Result::err)).map_or(Ok(()), Err)
 }

@@ -7,7 +7,7 @@
 
 pub mod doc;
 
-use super::bulk::{doc_id, id_text};
+use super::bulk::{doc_id, joined_id};
 use super::config::{Nest, SearchSinkConfig};
 use super::http::Http;
 use super::version::version_of;
@@ -138,19 +138,13 @@ fn place(
     e: &ChangeEvent,
     row: &Row,
 ) -> Result<(String, String), String> {
-    let mut parent = String::new();
-    for (n, name) in nest.parent_key.iter().enumerate() {
-        let Some(i) = row.columns.iter().position(|c| **c == **name) else {
-            return Err(format!(
-                "{} has no column `{name}` (its nest's parent_key)",
-                nest.table
-            ));
-        };
-        if n > 0 {
-            parent.push_str(&config.id_separator);
-        }
-        id_text(&row.values[i], &mut parent);
-    }
+    let names: Vec<&str> = nest.parent_key.iter().map(String::as_str).collect();
+    let parent = joined_id(config, row, &names).map_err(|name| {
+        format!(
+            "{} has no column `{name}` (its nest's parent_key)",
+            nest.table
+        )
+    })?;
     Ok((parent, doc_id(config, e, row)?))
 }
 
