@@ -566,3 +566,89 @@ async fn a_large_batch_of_awkward_text_arrives_exactly() {
         .await
         .unwrap();
 }
+
+/// Inserted rows go to PostgreSQL by `COPY`; when the target holds some of them already (here
+/// stale copies, as after a replay), the `COPY` is undone and the rows are upserted: the target
+/// ends equal to the source, stale values replaced, nothing doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserted_rows_the_target_already_has_are_upserted() {
+    let server = MariaDb::shared();
+    let (db, client) = source_and_pg_target(server, "to_pg_again").await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO \"{db}\".t (id, name, n) SELECT g, 'stale', 99 FROM generate_series(1, 300, 7) g"
+        ))
+        .await
+        .unwrap();
+    let dir = TestDir::new("to-pg-again");
+    let config = config_from_now(server, &dir, &db, "").await;
+    add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 2\nbatch_max_events = 5000");
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    let mut conn = server.conn().await;
+    for (from, to) in [(1, 300), (301, 400)] {
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.t SELECT seq, CONCAT('n', seq), seq / 100, '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, \
+             seq, UNHEX(LPAD(HEX(seq), 4, '0')), JSON_OBJECT('k', seq), 'a', 0 FROM `{db}`.seq_{from}_to_{to}"
+        ))
+        .await
+        .unwrap();
+    }
+    let want = source_rows(server, &db).await;
+    eventually(
+        || async { pg_rows(&client, &db).await == want },
+        || async { rowbus.log() },
+    )
+    .await;
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    assert_eq!(want.len(), 400);
+    assert_eq!(want[0], "1|n1|0.01|2024-01-31 12:00:01.123000|1|0001|1|a|0");
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{db}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+/// The same into MariaDB, whose inserted rows go by `LOAD DATA LOCAL INFILE`: it skips the rows
+/// the target has (stale copies here), and the sink then upserts them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserted_rows_a_mysql_target_already_has_are_upserted() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("to_my_again").await;
+    let target = server.fresh_database("to_my_again_target").await;
+    let mut conn = server.conn().await;
+    conn.query_drop(format!(
+        "USE `{db}`; {SOURCE_TABLE}; USE `{target}`; {MY_TABLE}; \
+         INSERT INTO `{target}`.t (id, name, n) SELECT seq, 'stale', 99 FROM seq_1_to_300_step_7"
+    ))
+    .await
+    .unwrap();
+    let dir = TestDir::new("to-my-again");
+    let config = config_from_now(server, &dir, &db, "").await;
+    add_sink(
+        &config,
+        &format!("[sinks.my]\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:{}\"\nschema = \"{target}\"\nworkers = 2\nbatch_max_events = 5000", server.port),
+    );
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    for (from, to) in [(1, 300), (301, 400)] {
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.t SELECT seq, CONCAT('n\\t\\\\', seq), seq / 100, '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, \
+             seq, UNHEX(CONCAT('005C0A', LPAD(HEX(seq), 4, '0'))), JSON_OBJECT('k', seq), 'a', 0 FROM `{db}`.seq_{from}_to_{to}"
+        ))
+        .await
+        .unwrap();
+    }
+    let want = source_rows(server, &db).await;
+    eventually(
+        || async { source_rows(server, &target).await == want },
+        || async { rowbus.log() },
+    )
+    .await;
+    tokio::task::block_in_place(|| rowbus.stop_cleanly());
+    assert_eq!(want.len(), 400);
+    assert_eq!(
+        want[0],
+        "1|n\t\\1|0.01|2024-01-31 12:00:01.123000|1|005C0A0001|1|a|0"
+    );
+}

@@ -8,6 +8,7 @@
 //! then what came after. With `apply_ddl` (MySQL targets) the other schema changes are run on the
 //! target the same way, as the source ran them, in the table's target database.
 
+pub mod bulk;
 pub mod create;
 pub mod mysql;
 pub mod params;
@@ -374,12 +375,13 @@ impl SqlSink {
                     ..TablePlan::default()
                 })
                 .collect();
-            for ((state, at), route) in p
+            for (((state, at), route), new) in p
                 .rows
                 .iter()
                 .cloned()
                 .zip(p.at.iter().copied())
                 .zip(&p.route)
+                .zip(p.likely_new.iter().copied())
             {
                 let w = worker_of(&p.db, &p.table, route, n);
                 let done = self.workers[w].marker.flatten();
@@ -389,6 +391,7 @@ impl SqlSink {
                 split[w].rows.push(state);
                 split[w].at.push(at);
                 split[w].route.push(route.clone());
+                split[w].likely_new.push(new);
             }
             for (w, s) in split.into_iter().enumerate() {
                 if !s.rows.is_empty() {

@@ -1,8 +1,12 @@
 //! The MySQL/MariaDB target: one connection per worker (mysql_async), a transaction per batch,
 //! multi-row `INSERT ... ON DUPLICATE KEY UPDATE` and `DELETE ... WHERE (key) IN (...)` with bound
-//! parameters, in a session whose time zone is UTC.
+//! parameters, in a session whose time zone is UTC. Rows the target most likely lacks go by `LOAD
+//! DATA LOCAL INFILE` from memory (`bulk`), into tables without BIT or spatial columns (whose text
+//! form `LOAD DATA` does not read back); if it skipped a row (one there already) or warned, the
+//! rows are upserted after it, which writes each of them whole.
 
-use super::params::mysql_value;
+use super::bulk::{self, Pauses};
+use super::params::{mysql_text, mysql_value};
 use super::plan::{DdlRun, Expect, TablePlan};
 use super::{of_the_sink, Marker, SqlSinkConfig, Target};
 use mysql_async::prelude::Queryable;
@@ -19,8 +23,39 @@ pub struct MyTarget {
     config: SqlSinkConfig,
     worker: usize,
     conn: Option<Conn>,
-    /// Target columns by lower-cased name, with their real spelling.
-    columns: HashMap<(String, String), Arc<HashMap<String, String>>>,
+    columns: HashMap<(String, String), Arc<Columns>>,
+    /// The rows of each `LOAD DATA` statement, by the file name it gives, until the server asks.
+    infiles: Infiles,
+    /// Tables upserted without trying `LOAD DATA` for a while.
+    load_paused: Pauses,
+}
+
+/// A target table's columns.
+#[derive(Default)]
+struct Columns {
+    /// By lower-cased name, with their real spelling.
+    names: HashMap<String, String>,
+    /// Whether `LOAD DATA` reads every column's values back from their text (no BIT or spatial
+    /// columns).
+    loadable: bool,
+}
+
+type Infiles = Arc<std::sync::Mutex<HashMap<Vec<u8>, bytes::Bytes>>>;
+
+/// Serves `LOAD DATA LOCAL INFILE` from `infiles`: any other file name is refused.
+fn infile_handler(infiles: Infiles) -> impl mysql_async::prelude::GlobalHandler {
+    move |name: &[u8]| {
+        let data = infiles.lock().expect("not poisoned").remove(name);
+        let name = String::from_utf8_lossy(name).into_owned();
+        let served: futures_util::future::BoxFuture<'static, _> = Box::pin(async move {
+            use futures_util::StreamExt;
+            match data {
+                Some(bytes) => Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed()),
+                None => Err(mysql_async::LocalInfileError::PathIsNotInTheWhiteList(name)),
+            }
+        });
+        served
+    }
 }
 
 fn quote(name: &str) -> String {
@@ -43,6 +78,8 @@ impl MyTarget {
             worker,
             conn: None,
             columns: HashMap::new(),
+            infiles: Infiles::default(),
+            load_paused: Pauses::default(),
         }
     }
 
@@ -83,7 +120,8 @@ impl MyTarget {
                     .as_ref()
                     .map(|p| p.expose().to_string()),
             )
-            .init(vec!["SET time_zone = '+00:00'"]);
+            .init(vec!["SET time_zone = '+00:00'"])
+            .local_infile_handler(Some(infile_handler(self.infiles.clone())));
         // Connecting is retried whatever the error: it concerns the sink, not a row.
         let mut conn = match Conn::new(opts).await {
             Ok(conn) => conn,
@@ -109,7 +147,7 @@ impl MyTarget {
         (db, source_table): (&str, &str),
         schema: &str,
         table: &str,
-    ) -> Result<Arc<HashMap<String, String>>, SinkError> {
+    ) -> Result<Arc<Columns>, SinkError> {
         let key = (schema.to_string(), table.to_string());
         if let Some(c) = self.columns.get(&key) {
             return Ok(c.clone());
@@ -160,23 +198,41 @@ impl MyTarget {
         &mut self,
         schema: &str,
         table: &str,
-    ) -> Result<Option<Arc<HashMap<String, String>>>, SinkError> {
+    ) -> Result<Option<Arc<Columns>>, SinkError> {
         let key = (schema.to_string(), table.to_string());
         let conn = self.conn.as_mut().expect("connected");
-        let names: Result<Vec<String>, _> = conn
+        let rows: Result<Vec<(String, String)>, _> = conn
             .exec(
-                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                "SELECT COLUMN_NAME, LOWER(DATA_TYPE) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
                 (schema, table),
             )
             .await;
-        let names = match names {
+        let rows = match rows {
             Ok(n) => n,
             Err(e) => return Err(self.classify(e, "reading the target's columns")),
         };
-        if names.is_empty() {
+        if rows.is_empty() {
             return Ok(None);
         }
-        let columns = Arc::new(names.into_iter().map(|n| (n.to_lowercase(), n)).collect());
+        const UNLOADABLE: [&str; 9] = [
+            "bit",
+            "geometry",
+            "point",
+            "linestring",
+            "polygon",
+            "multipoint",
+            "multilinestring",
+            "multipolygon",
+            "geometrycollection",
+        ];
+        let loadable = rows
+            .iter()
+            .all(|(_, ty)| !UNLOADABLE.contains(&ty.as_str()));
+        let names = rows
+            .into_iter()
+            .map(|(n, _)| (n.to_lowercase(), n))
+            .collect();
+        let columns = Arc::new(Columns { names, loadable });
         self.columns.insert(key, Arc::clone(&columns));
         Ok(Some(columns))
     }
@@ -207,12 +263,21 @@ impl MyTarget {
             self.worker,
             quote(&self.config.database),
         );
+        let load: Vec<bool> = targets
+            .iter()
+            .map(|(target, columns)| columns.loadable && self.load_paused.allowed(target))
+            .collect();
+        let loads = Loads {
+            infiles: &self.infiles,
+            worker: self.worker,
+        };
+        let mut skipped = Vec::new();
         let result = async {
             let mut tx = conn
                 .start_transaction(TxOpts::default())
                 .await
                 .map_err(db("starting a transaction"))?;
-            for (p, (target, columns)) in plans.iter().zip(&targets) {
+            for (i, (p, (target, columns))) in plans.iter().zip(&targets).enumerate() {
                 if p.truncate {
                     // TRUNCATE would commit at once; DELETE stays in the transaction with the
                     // marker. A table the target does not have yet is empty already.
@@ -222,7 +287,10 @@ impl MyTarget {
                         emptied => emptied.map_err(db("emptying the table (a TRUNCATE)"))?,
                     }
                 }
-                apply_table(&mut tx, p, target, columns).await?;
+                let loads = load[i].then_some(&loads);
+                if !apply_table(&mut tx, p, target, columns, loads).await? {
+                    skipped.push(target.clone());
+                }
             }
             if let Some((file, pos, row)) = marker {
                 let sql = format!(
@@ -242,6 +310,9 @@ impl MyTarget {
         if result.is_ok() {
             self.conn = Some(conn);
         }
+        for target in skipped {
+            self.load_paused.pause(target);
+        }
         result.map_err(|f| match f {
             Failed::Db(doing, e) => self.classify(e, doing),
             Failed::Permanent(message) => {
@@ -254,12 +325,13 @@ impl MyTarget {
 
 /// A target column's quoted name, or why the source column has none.
 fn target_column(
-    columns: &HashMap<String, String>,
+    columns: &Columns,
     p: &TablePlan,
     target: &str,
     c: &str,
 ) -> Result<String, Failed> {
     columns
+        .names
         .get(&c.to_lowercase())
         .map(|n| quote(n))
         .ok_or_else(|| {
@@ -276,13 +348,22 @@ fn placeholders(rows: usize, width: usize) -> String {
     vec![tuple; rows].join(", ")
 }
 
-/// One table's deletes, then its upserts (one statement per column list), in the transaction.
+/// Where a worker's `LOAD DATA` statements find their rows.
+struct Loads<'a> {
+    infiles: &'a Infiles,
+    worker: usize,
+}
+
+/// One table's deletes, then its upserts (one statement per column list), in the transaction;
+/// with `loads`, the rows likely new by `LOAD DATA` first. False when `LOAD DATA` left rows to
+/// upsert after it.
 async fn apply_table(
     tx: &mut mysql_async::Transaction<'_>,
     p: &TablePlan,
     target: &str,
-    columns: &HashMap<String, String>,
-) -> Result<(), Failed> {
+    columns: &Columns,
+    loads: Option<&Loads<'_>>,
+) -> Result<bool, Failed> {
     let keys: Vec<String> = p
         .key_columns
         .iter()
@@ -301,12 +382,24 @@ async fn apply_table(
             .collect();
         tx.exec_drop(sql, params).await.map_err(db("deleting"))?;
     }
+    let mut loaded_all = true;
     for upserts in p.upsert_groups().map_err(Failed::Permanent)? {
-        let cols: Vec<String> = upserts[0]
+        let cols: Vec<String> = upserts
             .columns
             .iter()
             .map(|c| target_column(columns, p, target, c))
             .collect::<Result<_, _>>()?;
+        let (new, old) = match loads {
+            Some(_) => upserts.by_newness(),
+            None => (Vec::new(), upserts.rows.clone()),
+        };
+        let mut rows = old;
+        if let (Some(loads), false) = (loads, new.is_empty()) {
+            if !load_rows(tx, loads, target, &cols, &new).await? {
+                loaded_all = false;
+                rows.extend(new);
+            }
+        }
         let per = MAX_ROWS.min(60_000 / cols.len().max(1)).max(1);
         let updates: Vec<String> = cols
             .iter()
@@ -318,7 +411,7 @@ async fn apply_table(
         } else {
             format!("ON DUPLICATE KEY UPDATE {}", updates.join(", "))
         };
-        for chunk in upserts.chunks(per) {
+        for chunk in rows.chunks(per) {
             let sql = format!(
                 "INSERT INTO {target} ({}) VALUES {} {tail}",
                 cols.join(", "),
@@ -331,7 +424,49 @@ async fn apply_table(
             tx.exec_drop(sql, params).await.map_err(db("upserting"))?;
         }
     }
-    Ok(())
+    Ok(loaded_all)
+}
+
+/// Inserts rows by `LOAD DATA LOCAL INFILE`. False when it did not insert each of them exactly
+/// (it skips a row whose key is there, and warns rather than fails on a value it cannot store):
+/// the caller then upserts them all.
+async fn load_rows(
+    tx: &mut mysql_async::Transaction<'_>,
+    loads: &Loads<'_>,
+    target: &str,
+    cols: &[String],
+    rows: &[&Row],
+) -> Result<bool, Failed> {
+    let mut text = Vec::new();
+    for row in rows {
+        bulk::line(&mut text, row.values.iter().map(mysql_text));
+    }
+    let file = format!("rowbus-{}", loads.worker);
+    loads
+        .infiles
+        .lock()
+        .expect("not poisoned")
+        .insert(file.clone().into_bytes(), text.into());
+    let sql = format!(
+        "LOAD DATA LOCAL INFILE '{file}' INTO TABLE {target} CHARACTER SET utf8mb4 \
+         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+        cols.join(", ")
+    );
+    let loaded = tx.query_drop(sql).await;
+    loads
+        .infiles
+        .lock()
+        .expect("not poisoned")
+        .remove(file.as_bytes());
+    match loaded {
+        // The server does not take LOCAL INFILE (`local_infile` is off): upserts do it all.
+        Err(mysql_async::Error::Server(s)) if matches!(s.code, 1148 | 3948) => {
+            tracing::debug!(error = %s.message, "LOAD DATA LOCAL INFILE refused; upserting");
+            Ok(false)
+        }
+        Err(e) => Err(Failed::Db("loading rows (LOAD DATA LOCAL INFILE)", e)),
+        Ok(()) => Ok(tx.affected_rows() == rows.len() as u64 && tx.get_warnings() == 0),
+    }
 }
 
 impl MyTarget {

@@ -1,7 +1,7 @@
 //! Column values as the databases take them as bound parameters. PostgreSQL: every value as text,
 //! cast in the statement to the target column's type (`$1::numeric`), so that one encoding serves
 //! every type mapping exactly (bytea as `\x` hex). MySQL: native protocol values, temporal values in
-//! UTC (the session's time zone is set to +00:00).
+//! UTC (the session's time zone is set to +00:00); for `LOAD DATA`, the text of the same values.
 
 use rowbus_core::value::utc_fields;
 use rowbus_core::Value;
@@ -75,5 +75,81 @@ pub fn mysql_value(v: &Value) -> mysql_async::Value {
                 .into_bytes(),
         ),
         Value::Json(j) => M::Bytes(j.to_string().into_bytes()),
+    }
+}
+
+/// The text MySQL reads back into the value (`LOAD DATA`), the same as `mysql_value` binds; `None`
+/// for NULL.
+pub fn mysql_text(v: &Value) -> Option<Vec<u8>> {
+    use mysql_async::Value as M;
+    Some(match mysql_value(v) {
+        M::NULL => return None,
+        M::Bytes(b) => b,
+        M::Int(i) => i.to_string().into_bytes(),
+        M::UInt(u) => u.to_string().into_bytes(),
+        M::Float(f) => f.to_string().into_bytes(),
+        M::Double(d) => d.to_string().into_bytes(),
+        M::Date(y, mo, d, h, mi, s, us) => {
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}").into_bytes()
+        }
+        M::Time(negative, days, h, mi, s, us) => {
+            let sign = if negative { "-" } else { "" };
+            let hours = days * 24 + h as u32;
+            format!("{sign}{hours:02}:{mi:02}:{s:02}.{us:06}").into_bytes()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rowbus_core::value::DateTime;
+
+    fn text(v: Value) -> Option<String> {
+        mysql_text(&v).map(|b| String::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn mysql_text_is_what_load_data_reads() {
+        assert_eq!(text(Value::Null), None);
+        assert_eq!(text(Value::Int(-5)).unwrap(), "-5");
+        assert_eq!(text(Value::UInt(u64::MAX)).unwrap(), "18446744073709551615");
+        assert_eq!(text(Value::Double(0.1)).unwrap(), "0.1");
+        assert_eq!(text(Value::Year(2024)).unwrap(), "2024");
+        assert_eq!(
+            text(Value::Date {
+                year: 2024,
+                month: 2,
+                day: 9
+            })
+            .unwrap(),
+            "2024-02-09 00:00:00.000000"
+        );
+        let d = DateTime {
+            year: 2024,
+            month: 1,
+            day: 31,
+            hour: 12,
+            minute: 3,
+            second: 4,
+            micros: 123000,
+            fsp: 3,
+        };
+        assert_eq!(
+            text(Value::DateTime(d)).unwrap(),
+            "2024-01-31 12:03:04.123000"
+        );
+        assert_eq!(
+            text(Value::Time {
+                negative: true,
+                hours: 838,
+                minute: 59,
+                second: 59,
+                micros: 0,
+                fsp: 0
+            })
+            .unwrap(),
+            "-838:59:59.000000"
+        );
     }
 }

@@ -30,6 +30,11 @@ pub struct TablePlan {
     /// For each row, the key identity that chooses its worker: its own, except for the delete of
     /// an old key by a primary-key change, which goes with the new key so both commit together.
     pub route: Vec<String>,
+    /// For each row, whether the target most likely lacks it: its first change in the batch is an
+    /// insert or a snapshot read, and it ends upserted. A target may write such rows with a plain
+    /// bulk insert, provided it falls back to the upsert when one is there after all (a replay
+    /// after a restart, a second snapshot).
+    pub likely_new: Vec<bool>,
     /// Empty the target table before the rows (a TRUNCATE TABLE of the source).
     pub truncate: bool,
     /// A schema change to run on the target first, as the source ran it (`apply_ddl`).
@@ -78,19 +83,23 @@ impl TablePlan {
         })
     }
 
-    pub fn upserts(&self) -> impl Iterator<Item = &Row> {
-        self.rows.iter().filter_map(|r| match r {
-            RowState::Upsert(row) => Some(row),
-            _ => None,
-        })
+    /// The upserted rows, each with its `likely_new`.
+    pub fn upserts(&self) -> impl Iterator<Item = (&Row, bool)> {
+        self.rows
+            .iter()
+            .zip(&self.likely_new)
+            .filter_map(|(r, &new)| match r {
+                RowState::Upsert(row) => Some((row, new)),
+                _ => None,
+            })
     }
 
     /// The upserts grouped by column list, in order of first appearance: rows of one table may
     /// differ after an ALTER within a batch, and each list needs its own statement. A row whose
     /// values do not match its columns is an error.
-    pub fn upsert_groups(&self) -> Result<Vec<Vec<&Row>>, String> {
-        let mut groups: Vec<Vec<&Row>> = Vec::new();
-        for row in self.upserts() {
+    pub fn upsert_groups(&self) -> Result<Vec<UpsertGroup<'_>>, String> {
+        let mut groups: Vec<UpsertGroup<'_>> = Vec::new();
+        for (row, new) in self.upserts() {
             if row.values.len() != row.columns.len() {
                 return Err(format!(
                     "a row of {}.{} with {} values for {} columns",
@@ -100,12 +109,44 @@ impl TablePlan {
                     row.columns.len()
                 ));
             }
-            match groups.iter_mut().find(|g| g[0].columns == row.columns) {
-                Some(group) => group.push(row),
-                None => groups.push(vec![row]),
-            }
+            let group = match groups.iter().position(|g| *g.columns == row.columns) {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push(UpsertGroup {
+                        columns: &row.columns,
+                        rows: Vec::new(),
+                        likely_new: Vec::new(),
+                    });
+                    groups.last_mut().expect("pushed")
+                }
+            };
+            group.rows.push(row);
+            group.likely_new.push(new);
         }
         Ok(groups)
+    }
+}
+
+/// Upserted rows of one table with the same columns.
+pub struct UpsertGroup<'a> {
+    pub columns: &'a Arc<[Arc<str>]>,
+    pub rows: Vec<&'a Row>,
+    /// For each row, `TablePlan::likely_new`.
+    pub likely_new: Vec<bool>,
+}
+
+impl<'a> UpsertGroup<'a> {
+    /// The rows split into those likely new and the others.
+    pub fn by_newness(&self) -> (Vec<&'a Row>, Vec<&'a Row>) {
+        let mut new = Vec::new();
+        let mut old = Vec::new();
+        for (&row, &is_new) in self.rows.iter().zip(&self.likely_new) {
+            match is_new {
+                true => new.push(row),
+                false => old.push(row),
+            }
+        }
+        (new, old)
     }
 }
 
@@ -159,6 +200,7 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
                     rows: Vec::new(),
                     at: Vec::new(),
                     route: Vec::new(),
+                    likely_new: Vec::new(),
                     truncate: false,
                     ddl: None,
                 });
@@ -167,19 +209,23 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
         let plan = &mut tables[*t];
         let at = order_of(e);
         let own = identity(&e.key.values);
+        let inserts = matches!(e.op, Op::Insert | Op::Read);
         let mut set = |key: &Row, state: RowState| {
             let id = identity(&key.values);
+            let upsert = matches!(state, RowState::Upsert(_));
             match rows.get(&id) {
                 Some(&i) => {
                     plan.rows[i] = state;
                     plan.at[i] = at;
                     plan.route[i] = own.clone();
+                    plan.likely_new[i] &= upsert;
                 }
                 None => {
                     rows.insert(id, plan.rows.len());
                     plan.rows.push(state);
                     plan.at.push(at);
                     plan.route.push(own.clone());
+                    plan.likely_new.push(inserts && upsert);
                 }
             }
         };
@@ -272,5 +318,15 @@ mod tests {
                 RowState::Upsert(row(3, "c")),
             ]
         );
+        // Only row 2 began here as an insert and stayed: row 3 came by an update of row 1 (its
+        // key may be in the target), and 2 was deleted in between, so it is counted as old.
+        assert_eq!(plans[0].likely_new, [false, false, false]);
+        let batch = [
+            event(Op::Insert, None, Some(row(1, "a"))),
+            event(Op::Update, Some(row(1, "a")), Some(row(1, "a2"))),
+            event(Op::Read, None, Some(row(2, "b"))),
+            event(Op::Update, Some(row(4, "d")), Some(row(4, "d2"))),
+        ];
+        assert_eq!(plan(&batch).unwrap()[0].likely_new, [true, true, false]);
     }
 }

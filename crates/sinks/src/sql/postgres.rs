@@ -2,8 +2,10 @@
 //! `INSERT ... SELECT ... FROM unnest(...) ON CONFLICT DO UPDATE` and `DELETE ... WHERE (key) IN
 //! (SELECT ... FROM unnest(...))`: every column's values go as one text array parameter, each cast
 //! to the column's type as the target catalog declares it, so a batch of any size is one short
-//! statement.
+//! statement. Rows the target most likely lacks go by `COPY` in a savepoint (`bulk`); if one of
+//! them is there after all, the savepoint is rolled back and they are upserted instead.
 
+use super::bulk::{self, Pauses};
 use super::params::pg_text;
 use super::plan::TablePlan;
 use super::{of_the_sink, Marker, SqlSinkConfig, Target};
@@ -17,6 +19,9 @@ use tokio_postgres::{Client, NoTls, Transaction};
 /// A statement carries at most this many rows (one array parameter per column).
 const MAX_ROWS: usize = 10_000;
 
+/// A `COPY` sends its rows in messages of about this many bytes.
+const COPY_CHUNK: usize = 1 << 20;
+
 /// Target columns and their declared types, by lower-cased name.
 #[derive(Default)]
 struct Columns {
@@ -28,6 +33,8 @@ pub struct PgTarget {
     worker: usize,
     client: Option<Client>,
     columns: HashMap<(String, String), Arc<Columns>>,
+    /// Tables upserted without trying `COPY` for a while.
+    copy_paused: Pauses,
 }
 
 fn quote(name: &str) -> String {
@@ -41,6 +48,7 @@ impl PgTarget {
             worker,
             client: None,
             columns: HashMap::new(),
+            copy_paused: Pauses::default(),
         }
     }
 
@@ -225,11 +233,17 @@ impl PgTarget {
             };
             targets.push((schema, table, columns));
         }
+        let names: Vec<String> = targets
+            .iter()
+            .map(|(schema, table, _)| format!("{}.{}", quote(schema), quote(table)))
+            .collect();
+        let copy: Vec<bool> = names.iter().map(|n| self.copy_paused.allowed(n)).collect();
         let mut client = self.client.take().expect("connected");
+        let mut conflicts = Vec::new();
         let result = async {
-            let tx = client.transaction().await.map_err(db("starting a transaction"))?;
-            for (p, (schema, table, columns)) in plans.iter().zip(&targets) {
-                let name = format!("{}.{}", quote(schema), quote(table));
+            let mut tx = client.transaction().await.map_err(db("starting a transaction"))?;
+            for (i, (p, (_, _, columns))) in plans.iter().zip(&targets).enumerate() {
+                let name = &names[i];
                 let with_name = |f: Failed| match f {
                     Failed::MissingColumn(c) => {
                         Failed::MissingColumn(format!("column `{c}` of {}.{} has no column in {name}", p.db, p.table))
@@ -247,8 +261,10 @@ impl PgTarget {
                         tx.batch_execute(&sql).await.map_err(db("truncating"))?;
                     }
                 }
-                delete(&tx, &name, p, columns).await.map_err(with_name)?;
-                upsert(&tx, &name, p, columns).await.map_err(with_name)?;
+                delete(&tx, name, p, columns).await.map_err(with_name)?;
+                if !upsert(&mut tx, name, p, columns, copy[i]).await.map_err(with_name)? {
+                    conflicts.push(name.clone());
+                }
             }
             if let Some((file, pos, row)) = marker {
                 tx.execute(
@@ -264,6 +280,9 @@ impl PgTarget {
         }
         .await;
         self.client = Some(client);
+        for name in conflicts {
+            self.copy_paused.pause(name);
+        }
         result.map_err(|f| match f {
             Failed::Db(doing, e) => self.classify(e, doing),
             Failed::MissingColumn(what) => {
@@ -351,16 +370,84 @@ async fn delete(
     Ok(())
 }
 
+/// Upserts the plan's rows; with `copy`, those likely new by `COPY` first. False when a `COPY`
+/// met a row already in the table (and they were upserted instead).
 async fn upsert(
-    tx: &Transaction<'_>,
+    tx: &mut Transaction<'_>,
     name: &str,
     p: &TablePlan,
     columns: &Columns,
-) -> Result<(), Failed> {
-    for rows in p.upsert_groups().map_err(Failed::MissingColumn)? {
-        upsert_rows(tx, name, p, columns, rows[0], &rows).await?;
+    copy: bool,
+) -> Result<bool, Failed> {
+    let mut copied_all = true;
+    for group in p.upsert_groups().map_err(Failed::MissingColumn)? {
+        let target: Vec<&(String, String)> = group
+            .columns
+            .iter()
+            .map(|c| column(columns, c))
+            .collect::<Result<_, _>>()?;
+        let cols: Vec<String> = target.iter().map(|(n, _)| quote(n)).collect();
+        let (new, old) = match copy {
+            true => group.by_newness(),
+            false => (Vec::new(), group.rows.clone()),
+        };
+        if !new.is_empty() && !copy_rows(tx, name, &cols, &new).await? {
+            copied_all = false;
+            upsert_rows(tx, name, p, columns, &target, &new).await?;
+        }
+        upsert_rows(tx, name, p, columns, &target, &old).await?;
     }
-    Ok(())
+    Ok(copied_all)
+}
+
+/// Inserts rows by `COPY` in a savepoint. False, with nothing of them written, when one of them
+/// is in the table already.
+async fn copy_rows(
+    tx: &mut Transaction<'_>,
+    name: &str,
+    cols: &[String],
+    rows: &[&Row],
+) -> Result<bool, Failed> {
+    use futures_util::SinkExt;
+    use tokio_postgres::error::SqlState;
+    let savepoint = tx
+        .savepoint("rowbus_copy")
+        .await
+        .map_err(db("starting a savepoint"))?;
+    let sql = format!("COPY {name} ({}) FROM STDIN", cols.join(", "));
+    let copied = async {
+        let sink = savepoint.copy_in::<_, bytes::Bytes>(&sql).await?;
+        futures_util::pin_mut!(sink);
+        let mut text = Vec::with_capacity(COPY_CHUNK + 4096);
+        for row in rows {
+            bulk::line(&mut text, row.values.iter().map(pg_text));
+            if text.len() >= COPY_CHUNK {
+                sink.send(std::mem::take(&mut text).into()).await?;
+            }
+        }
+        if !text.is_empty() {
+            sink.send(text.into()).await?;
+        }
+        sink.finish().await
+    }
+    .await;
+    match copied {
+        Ok(_) => {
+            savepoint
+                .commit()
+                .await
+                .map_err(db("releasing a savepoint"))?;
+            Ok(true)
+        }
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            savepoint
+                .rollback()
+                .await
+                .map_err(db("rolling back a savepoint"))?;
+            Ok(false)
+        }
+        Err(e) => Err(Failed::Db("copying", e)),
+    }
 }
 
 async fn upsert_rows(
@@ -368,14 +455,12 @@ async fn upsert_rows(
     name: &str,
     p: &TablePlan,
     columns: &Columns,
-    first: &Row,
+    target: &[&(String, String)],
     rows: &[&Row],
 ) -> Result<(), Failed> {
-    let target: Vec<&(String, String)> = first
-        .columns
-        .iter()
-        .map(|c| column(columns, c))
-        .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Ok(());
+    }
     let cols: Vec<String> = target.iter().map(|(n, _)| quote(n)).collect();
     let keys: Vec<String> = p
         .key_columns
@@ -399,7 +484,7 @@ async fn upsert_rows(
     let sql = format!(
         "INSERT INTO {name} ({}) {} {on_conflict}",
         cols.join(", "),
-        unnest_select(&target)
+        unnest_select(target)
     );
     for chunk in rows.chunks(MAX_ROWS) {
         execute(tx, &sql, &column_arrays(chunk, target.len()))
