@@ -567,6 +567,20 @@ async fn a_large_batch_of_awkward_text_arrives_exactly() {
         .unwrap();
 }
 
+/// Rows 1 to 300, then 301 to 400, inserted into `db`.t in two transactions, with `name` and the
+/// hex of `raw` as SQL expressions of `seq`.
+async fn insert_400_rows(server: &MariaDb, db: &str, name: &str, raw_hex: &str) {
+    let mut conn = server.conn().await;
+    for (from, to) in [(1, 300), (301, 400)] {
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.t SELECT seq, {name}, seq / 100, '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, \
+             seq, UNHEX({raw_hex}), JSON_OBJECT('k', seq), 'a', 0 FROM `{db}`.seq_{from}_to_{to}"
+        ))
+        .await
+        .unwrap();
+    }
+}
+
 /// Inserted rows go to PostgreSQL by `COPY`; when the target holds some of them already (here
 /// stale copies, as after a replay), the `COPY` is undone and the rows are upserted: the target
 /// ends equal to the source, stale values replaced, nothing doubled.
@@ -585,15 +599,7 @@ async fn inserted_rows_the_target_already_has_are_upserted() {
     add_sink(&config, "[sinks.pg]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\nworkers = 2\nbatch_max_events = 5000");
     let rowbus = Rowbus::start(&config);
     rowbus.wait_started();
-    let mut conn = server.conn().await;
-    for (from, to) in [(1, 300), (301, 400)] {
-        conn.query_drop(format!(
-            "INSERT INTO `{db}`.t SELECT seq, CONCAT('n', seq), seq / 100, '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, \
-             seq, UNHEX(LPAD(HEX(seq), 4, '0')), JSON_OBJECT('k', seq), 'a', 0 FROM `{db}`.seq_{from}_to_{to}"
-        ))
-        .await
-        .unwrap();
-    }
+    insert_400_rows(server, &db, "CONCAT('n', seq)", "LPAD(HEX(seq), 4, '0')").await;
     let want = source_rows(server, &db).await;
     eventually(
         || async { pg_rows(&client, &db).await == want },
@@ -631,14 +637,13 @@ async fn inserted_rows_a_mysql_target_already_has_are_upserted() {
     );
     let rowbus = Rowbus::start(&config);
     rowbus.wait_started();
-    for (from, to) in [(1, 300), (301, 400)] {
-        conn.query_drop(format!(
-            "INSERT INTO `{db}`.t SELECT seq, CONCAT('n\\t\\\\', seq), seq / 100, '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, \
-             seq, UNHEX(CONCAT('005C0A', LPAD(HEX(seq), 4, '0'))), JSON_OBJECT('k', seq), 'a', 0 FROM `{db}`.seq_{from}_to_{to}"
-        ))
-        .await
-        .unwrap();
-    }
+    insert_400_rows(
+        server,
+        &db,
+        "CONCAT('n\\t\\\\', seq)",
+        "CONCAT('005C0A', LPAD(HEX(seq), 4, '0'))",
+    )
+    .await;
     let want = source_rows(server, &db).await;
     eventually(
         || async { source_rows(server, &target).await == want },

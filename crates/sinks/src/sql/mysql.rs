@@ -267,10 +267,6 @@ impl MyTarget {
             .iter()
             .map(|(target, columns)| columns.loadable && self.load_paused.allowed(target))
             .collect();
-        let loads = Loads {
-            infiles: &self.infiles,
-            worker: self.worker,
-        };
         let mut skipped = Vec::new();
         let result = async {
             let mut tx = conn
@@ -287,8 +283,8 @@ impl MyTarget {
                         emptied => emptied.map_err(db("emptying the table (a TRUNCATE)"))?,
                     }
                 }
-                let loads = load[i].then_some(&loads);
-                if !apply_table(&mut tx, p, target, columns, loads).await? {
+                let infiles = load[i].then_some(&self.infiles);
+                if !apply_table(&mut tx, p, target, columns, infiles).await? {
                     skipped.push(target.clone());
                 }
             }
@@ -348,21 +344,15 @@ fn placeholders(rows: usize, width: usize) -> String {
     vec![tuple; rows].join(", ")
 }
 
-/// Where a worker's `LOAD DATA` statements find their rows.
-struct Loads<'a> {
-    infiles: &'a Infiles,
-    worker: usize,
-}
-
 /// One table's deletes, then its upserts (one statement per column list), in the transaction;
-/// with `loads`, the rows likely new by `LOAD DATA` first. False when `LOAD DATA` left rows to
+/// with `infiles`, the rows likely new by `LOAD DATA` first. False when `LOAD DATA` left rows to
 /// upsert after it.
 async fn apply_table(
     tx: &mut mysql_async::Transaction<'_>,
     p: &TablePlan,
     target: &str,
     columns: &Columns,
-    loads: Option<&Loads<'_>>,
+    infiles: Option<&Infiles>,
 ) -> Result<bool, Failed> {
     let keys: Vec<String> = p
         .key_columns
@@ -389,13 +379,13 @@ async fn apply_table(
             .iter()
             .map(|c| target_column(columns, p, target, c))
             .collect::<Result<_, _>>()?;
-        let (new, old) = match loads {
+        let (new, old) = match infiles {
             Some(_) => upserts.by_newness(),
             None => (Vec::new(), upserts.rows.clone()),
         };
         let mut rows = old;
-        if let (Some(loads), false) = (loads, new.is_empty()) {
-            if !load_rows(tx, loads, target, &cols, &new).await? {
+        if let (Some(infiles), false) = (infiles, new.is_empty()) {
+            if !load_rows(tx, infiles, target, &cols, &new).await? {
                 loaded_all = false;
                 rows.extend(new);
             }
@@ -432,7 +422,7 @@ async fn apply_table(
 /// the caller then upserts them all.
 async fn load_rows(
     tx: &mut mysql_async::Transaction<'_>,
-    loads: &Loads<'_>,
+    infiles: &Infiles,
     target: &str,
     cols: &[String],
     rows: &[&Row],
@@ -441,20 +431,19 @@ async fn load_rows(
     for row in rows {
         bulk::line(&mut text, row.values.iter().map(mysql_text));
     }
-    let file = format!("rowbus-{}", loads.worker);
-    loads
-        .infiles
+    // The worker's own map: one name serves each of its statements in turn.
+    let file = "rowbus-rows";
+    infiles
         .lock()
         .expect("not poisoned")
-        .insert(file.clone().into_bytes(), text.into());
+        .insert(file.as_bytes().to_vec(), text.into());
     let sql = format!(
         "LOAD DATA LOCAL INFILE '{file}' INTO TABLE {target} CHARACTER SET utf8mb4 \
          FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
         cols.join(", ")
     );
     let loaded = tx.query_drop(sql).await;
-    loads
-        .infiles
+    infiles
         .lock()
         .expect("not poisoned")
         .remove(file.as_bytes());

@@ -387,15 +387,15 @@ async fn upsert(
             .map(|c| column(columns, c))
             .collect::<Result<_, _>>()?;
         let cols: Vec<String> = target.iter().map(|(n, _)| quote(n)).collect();
-        let (new, old) = match copy {
+        let (new, mut rows) = match copy {
             true => group.by_newness(),
             false => (Vec::new(), group.rows.clone()),
         };
         if !new.is_empty() && !copy_rows(tx, name, &cols, &new).await? {
             copied_all = false;
-            upsert_rows(tx, name, p, columns, &target, &new).await?;
+            rows.extend(new);
         }
-        upsert_rows(tx, name, p, columns, &target, &old).await?;
+        upsert_rows(tx, name, p, columns, &target, &rows).await?;
     }
     Ok(copied_all)
 }
