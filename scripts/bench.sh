@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks, each figure beside a peer measured in the same run on the same data; writes
 # BENCHMARKS.md. Usage: scripts/bench.sh [--quick] [WORKLOAD...]   (default: all workloads)
+# A full run replaces the sections of the workloads it ran (scripts/bench_merge.py) and keeps the
+# others; --quick (smaller data, 3 runs) only prints its figures.
 #   decode  rows/s and MB/s decoding a binlog of N rows with 8 typed columns on one core:
 #           `rowbus inspect binlog` vs `mariadb-binlog --base64-output=decode-rows -v`, same file,
 #           and vs the `mysql-replication` PyPI library streaming it from the server
@@ -59,6 +61,8 @@ RESULTS="$WORK/results.md"
 # median/min/max of the numbers on stdin, as "median (min–max)".
 stats() { python3 -c 'import sys,statistics as s; v=[float(x) for x in sys.stdin.read().split()]; print(f"{s.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f})")'; }
 now() { date +%s.%N; }
+# percent FILE_A FILE_B: the median of the numbers in FILE_A as a percentage of FILE_B's.
+percent() { python3 -c 'import sys,statistics as s; m=lambda f: s.median(float(x) for x in open(f).read().split()); print(f"{100*m(sys.argv[1])/m(sys.argv[2]):.0f}%")' "$1" "$2"; }
 
 # wait_for_lines FILE N: waits until FILE holds N lines; prints when it last grew. Polls the size,
 # which is cheap, and counts lines only once the size holds still.
@@ -191,6 +195,31 @@ wait_for_count() {
   done
 }
 
+# wait_for_table TABLE N CLIENT...: waits until TABLE (keyed by id 1..N) holds N rows; prints the
+# time. Asks over one open connection of CLIENT (reading queries from stdin, one result line
+# each), first for the last id, which the primary key answers at once, then for the count, so
+# that the wait costs the database and the machine little beside the sink being measured.
+wait_for_table() {
+  local table=$1 want=$2; shift 2
+  local query="SELECT coalesce(max(id), 0) FROM $table;" n=0
+  coproc POLL { "$@"; }
+  while true; do
+    echo "$query" >&"${POLL[1]}"
+    if ! read -r -t 120 n <&"${POLL[0]}"; then
+      echo "bench: $1 gave no answer about $table within 120 s (its error, if any, is above)" >&2
+      return 1
+    fi
+    case "$n" in ''|*[!0-9]*) echo "bench: ${1} answered \"$n\" about $table" >&2; return 1 ;; esac
+    if [ "$n" -ge "$want" ]; then
+      [ "$query" != "SELECT count(*) FROM $table;" ] && { query="SELECT count(*) FROM $table;"; continue; }
+      now; break
+    fi
+    sleep 0.01
+  done
+  exec {POLL[1]}>&-
+  wait "$POLL_PID" 2>/dev/null || true
+}
+
 bench_sinks() {
   ensure_pkg psql postgresql-client
   local PSQL=(psql -h 127.0.0.1 -p 5432 -U postgres -d test -q -v ON_ERROR_STOP=1)
@@ -238,11 +267,11 @@ TOML
     "${SQL[@]}" -e "INSERT INTO sinks.p$r $fill"
     local committed done_at
     committed=$(now)
-    done_at=$(wait_for_count "${PSQL[*]} -At -c 'SELECT count(*) FROM rowbus_bench.p$r'" "$SINK_ROWS")
+    done_at=$(wait_for_table "rowbus_bench.p$r" "$SINK_ROWS" "${PSQL[@]}" -At)
     python3 -c "print($SINK_ROWS/($done_at-$committed))" >>"$WORK/pg.times"
     "${SQL[@]}" -e "INSERT INTO sinks.m$r $fill"
     committed=$(now)
-    done_at=$(wait_for_count "${SQL[*]} -N -e 'SELECT count(*) FROM sinks_copy.m$r'" "$SINK_ROWS")
+    done_at=$(wait_for_table "sinks_copy.m$r" "$SINK_ROWS" "${SQL[@]}" -N -B --unbuffered)
     python3 -c "print($SINK_ROWS/($done_at-$committed))" >>"$WORK/my.times"
     # The ceilings: the same rows bulk-loaded from a file by the database itself.
     "${SQL[@]}" -N -B -e "SELECT id, a, b, c, DATE_FORMAT(d, '%Y-%m-%d %H:%i:%s.%f') FROM sinks.p$r" >"$WORK/rows.tsv"
@@ -267,8 +296,13 @@ TOML
     echo "| rowbus, mysql sink into MariaDB (4 workers), commit to last row | $(stats <"$WORK/my.times") |"
     echo "| ceiling: MariaDB LOAD DATA LOCAL INFILE of the same rows | $(stats <"$WORK/load.times") |"
     echo
+    echo "Target \"at least 50% of COPY / LOAD DATA\" (medians): postgres sink $(percent "$WORK/pg.times" "$WORK/copy.times") of COPY,"
+    echo "mysql sink $(percent "$WORK/my.times" "$WORK/load.times") of LOAD DATA."
+    echo
     echo "Each sink runs in its own rowbus, measured alone; the source and both databases share the"
-    echo "machine's two cores."
+    echo "machine's two cores. The wait for the last row asks the target over one open connection,"
+    echo "first for the highest id, then for the count (until 2026-12-05 it started a client every"
+    echo "50 ms for a \`count(*)\`, which took about 13% of the machine's CPU from the sink)."
     echo
   } >>"$RESULTS"
 }
@@ -552,16 +586,29 @@ TOML
   } >>"$RESULTS"
 }
 
-for w in "${WORKLOADS[@]}"; do "bench_$w"; done
+mkdir -p "$WORK/sections"
+for w in "${WORKLOADS[@]}"; do
+  : >"$RESULTS"
+  "bench_$w"
+  mv "$RESULTS" "$WORK/sections/$w.md"
+done
 
-{
-  echo "# Benchmarks"
+# A quick run only prints its figures; a full run replaces its workloads' sections of
+# BENCHMARKS.md, each then naming the run that measured it, and keeps the others.
+run="\`scripts/bench.sh$([ "$QUICK" = 1 ] && echo " --quick") ${WORKLOADS[*]}\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates scripts || echo " with uncommitted changes")"
+if [ "$QUICK" = 1 ]; then
+  echo "Quick run ($run); BENCHMARKS.md is left as it is:"
   echo
-  echo "Written by \`scripts/bench.sh$([ "$QUICK" = 1 ] && echo " --quick") ${WORKLOADS[*]}\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD),"
-  echo "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, MariaDB $(mariadbd --version | awk '{print $3}')."
-  echo "Each figure stands beside its peer, measured in the same run on the same data."
-  echo
-  cat "$RESULTS"
-  cat docs/performance-log.md
-} >BENCHMARKS.md
-cat BENCHMARKS.md
+  cat "$WORK"/sections/*.md
+  exit 0
+fi
+cat >"$WORK/header.md" <<HEADER
+# Benchmarks
+
+Written by \`scripts/bench.sh\` on this machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, MariaDB $(mariadbd --version | awk '{print $3}').
+Each figure stands beside its peer or ceiling, measured in the same run on the same data; each
+section names the run that measured it (\`scripts/bench.sh WORKLOAD\` measures one again and
+replaces only its section). Targets are those of issue 9.
+HEADER
+python3 scripts/bench_merge.py BENCHMARKS.md "$WORK/sections" "$WORK/header.md" "Measured by $run." docs/performance-log.md
+log "BENCHMARKS.md: the sections of ${WORKLOADS[*]} replaced"
