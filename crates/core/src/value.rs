@@ -162,7 +162,8 @@ fn write_double(v: f64, out: &mut Vec<u8>) {
     }
 }
 
-fn push_padded(out: &mut Vec<u8>, v: u64, width: usize) {
+/// Appends `v` in decimal, zero-padded to `width` digits.
+pub fn push_padded(out: &mut Vec<u8>, v: u64, width: usize) {
     let mut buf = itoa::Buffer::new();
     let digits = buf.format(v).as_bytes();
     out.extend(std::iter::repeat_n(

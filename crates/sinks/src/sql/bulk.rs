@@ -32,30 +32,46 @@ impl Pauses {
     }
 }
 
+/// Whether a byte is escaped in a field of a text line.
+fn special(b: &u8) -> bool {
+    matches!(b, b'\\' | b'\n' | b'\r' | b'\t' | 0)
+}
+
 /// Appends a field of a text line: a backslash, tab, newline, carriage return or NUL byte
 /// escaped with a backslash, as `COPY ... FROM STDIN` and `LOAD DATA` (by default) read it.
 pub fn field(out: &mut Vec<u8>, value: &[u8]) {
-    for &b in value {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0 => out.extend_from_slice(b"\\0"),
-            _ => out.push(b),
-        }
+    let mut rest = value;
+    while let Some(i) = rest.iter().position(special) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(match rest[i] {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            _ => b"\\0",
+        });
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
 }
 
-/// Appends a row as a line: the texts of its values (`None` for NULL) as tab-separated fields.
-pub fn line<T: AsRef<[u8]>>(out: &mut Vec<u8>, texts: impl Iterator<Item = Option<T>>) {
-    for (i, text) in texts.enumerate() {
+/// Appends a row as a line: the texts of its values as tab-separated fields, each appended by
+/// `write` (which returns false, appending nothing, for NULL) and escaped where it needs it.
+pub fn line<V>(
+    out: &mut Vec<u8>,
+    values: impl Iterator<Item = V>,
+    write: impl Fn(V, &mut Vec<u8>) -> bool,
+) {
+    for (i, value) in values.enumerate() {
         if i > 0 {
             out.push(b'\t');
         }
-        match text {
-            None => out.extend_from_slice(b"\\N"),
-            Some(text) => field(out, text.as_ref()),
+        let start = out.len();
+        if !write(value, out) {
+            out.extend_from_slice(b"\\N");
+        } else if out[start..].iter().any(special) {
+            let text = out.split_off(start);
+            field(out, &text);
         }
     }
     out.push(b'\n');
@@ -75,8 +91,15 @@ mod tests {
     #[test]
     fn a_line_holds_its_fields_and_nulls() {
         let mut out = Vec::new();
-        line(&mut out, [Some("1"), None, Some("x\ty")].into_iter());
-        assert_eq!(out, b"1\t\\N\tx\\ty\n");
+        let write = |v: Option<&str>, out: &mut Vec<u8>| {
+            v.map(|t| out.extend_from_slice(t.as_bytes())).is_some()
+        };
+        line(
+            &mut out,
+            [Some("1"), None, Some("x\ty"), Some("\\")].into_iter(),
+            write,
+        );
+        assert_eq!(out, b"1\t\\N\tx\\ty\t\\\\\n");
     }
 
     #[test]

@@ -375,22 +375,16 @@ impl SqlSink {
                     ..TablePlan::default()
                 })
                 .collect();
-            for (((state, at), route), new) in p
-                .rows
-                .iter()
-                .cloned()
-                .zip(p.at.iter().copied())
-                .zip(&p.route)
-                .zip(p.likely_new.iter().copied())
-            {
-                let w = worker_of(&p.db, &p.table, route, n);
+            let rows = p.rows.into_iter().zip(p.at).zip(p.route).zip(p.likely_new);
+            for (((state, at), route), new) in rows {
+                let w = worker_of(&p.db, &p.table, &route, n);
                 let done = self.workers[w].marker.flatten();
                 if once && done.is_some_and(|m| at <= m) {
                     continue; // applied before a restart
                 }
                 split[w].rows.push(state);
                 split[w].at.push(at);
-                split[w].route.push(route.clone());
+                split[w].route.push(route);
                 split[w].likely_new.push(new);
             }
             for (w, s) in split.into_iter().enumerate() {

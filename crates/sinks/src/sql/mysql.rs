@@ -6,7 +6,7 @@
 //! rows are upserted after it, which writes each of them whole.
 
 use super::bulk::{self, Pauses};
-use super::params::{mysql_text, mysql_value};
+use super::params::{mysql_value, write_mysql_text};
 use super::plan::{DdlRun, Expect, TablePlan};
 use super::{of_the_sink, Marker, SqlSinkConfig, Target};
 use mysql_async::prelude::Queryable;
@@ -429,7 +429,7 @@ async fn load_rows(
 ) -> Result<bool, Failed> {
     let mut text = Vec::new();
     for row in rows {
-        bulk::line(&mut text, row.values.iter().map(mysql_text));
+        bulk::line(&mut text, row.values.iter(), write_mysql_text);
     }
     // The worker's own map: one name serves each of its statements in turn.
     let file = "rowbus-rows";

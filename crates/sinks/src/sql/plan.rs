@@ -158,7 +158,8 @@ pub struct Unkeyed {
 
 /// A row's identity: its key values, as text.
 pub fn identity(values: &[Value]) -> String {
-    String::from_utf8_lossy(&key_identity(values)).into_owned()
+    let bytes = key_identity(values);
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The key image of a row: the key columns taken from `row`.
@@ -211,7 +212,10 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
         let own = identity(&e.key.values);
         let inserts = matches!(e.op, Op::Insert | Op::Read);
         let mut set = |key: &Row, state: RowState| {
-            let id = identity(&key.values);
+            let id = match key.values == e.key.values {
+                true => own.clone(),
+                false => identity(&key.values),
+            };
             let upsert = matches!(state, RowState::Upsert(_));
             match rows.get(&id) {
                 Some(&i) => {

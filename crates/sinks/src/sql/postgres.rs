@@ -2,11 +2,11 @@
 //! `INSERT ... SELECT ... FROM unnest(...) ON CONFLICT DO UPDATE` and `DELETE ... WHERE (key) IN
 //! (SELECT ... FROM unnest(...))`: every column's values go as one text array parameter, each cast
 //! to the column's type as the target catalog declares it, so a batch of any size is one short
-//! statement. Rows the target most likely lacks go by `COPY` in a savepoint (`bulk`); if one of
-//! them is there after all, the savepoint is rolled back and they are upserted instead.
+//! statement. Rows the target most likely lacks go by `COPY` (`bulk`); if one of them is there
+//! after all, the transaction is rolled back and applied again with that table's rows upserted.
 
 use super::bulk::{self, Pauses};
-use super::params::pg_text;
+use super::params::{pg_text, write_pg_text};
 use super::plan::TablePlan;
 use super::{of_the_sink, Marker, SqlSinkConfig, Target};
 use rowbus_core::sink::{BoxFuture, SinkError};
@@ -237,52 +237,21 @@ impl PgTarget {
             .iter()
             .map(|(schema, table, _)| format!("{}.{}", quote(schema), quote(table)))
             .collect();
-        let copy: Vec<bool> = names.iter().map(|n| self.copy_paused.allowed(n)).collect();
+        let mut copy: Vec<bool> = names.iter().map(|n| self.copy_paused.allowed(n)).collect();
         let mut client = self.client.take().expect("connected");
-        let mut conflicts = Vec::new();
-        let result = async {
-            let mut tx = client.transaction().await.map_err(db("starting a transaction"))?;
-            for (i, (p, (_, _, columns))) in plans.iter().zip(&targets).enumerate() {
-                let name = &names[i];
-                let with_name = |f: Failed| match f {
-                    Failed::MissingColumn(c) => {
-                        Failed::MissingColumn(format!("column `{c}` of {}.{} has no column in {name}", p.db, p.table))
-                    }
-                    other => other,
-                };
-                if p.truncate {
-                    // A table the target does not have yet is empty already.
-                    let found = tx
-                        .query_one("SELECT to_regclass($1)::text", &[&name])
-                        .await
-                        .map_err(db("looking for the table to truncate"))?;
-                    if found.get::<_, Option<String>>(0).is_some() {
-                        let sql = format!("TRUNCATE TABLE {name}");
-                        tx.batch_execute(&sql).await.map_err(db("truncating"))?;
-                    }
+        // A `COPY` that meets a row already there aborts the transaction: it is run again with
+        // that table upserted (and paused), which happens at most once per table.
+        let result = loop {
+            let attempt = self.transaction(&mut client, plans, &targets, &names, &copy, marker);
+            match attempt.await {
+                Err(Failed::Conflict(i)) => {
+                    copy[i] = false;
+                    self.copy_paused.pause(names[i].clone());
                 }
-                delete(&tx, name, p, columns).await.map_err(with_name)?;
-                if !upsert(&mut tx, name, p, columns, copy[i]).await.map_err(with_name)? {
-                    conflicts.push(name.clone());
-                }
+                other => break other,
             }
-            if let Some((file, pos, row)) = marker {
-                tx.execute(
-                    "INSERT INTO rowbus_applied (sink, worker, file_no, pos, row_no) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (sink, worker) DO UPDATE SET file_no = EXCLUDED.file_no, pos = EXCLUDED.pos, \
-                     row_no = EXCLUDED.row_no, applied_at = now()",
-                    &[&self.config.marker_key, &(self.worker as i32), &(file as i64), &(pos as i64), &(row as i64)],
-                )
-                .await
-                .map_err(db("recording the applied position"))?;
-            }
-            tx.commit().await.map_err(db("committing"))
-        }
-        .await;
+        };
         self.client = Some(client);
-        for name in conflicts {
-            self.copy_paused.pause(name);
-        }
         result.map_err(|f| match f {
             Failed::Db(doing, e) => self.classify(e, doing),
             Failed::MissingColumn(what) => {
@@ -290,14 +259,71 @@ impl PgTarget {
                 self.columns.clear();
                 SinkError::permanent(what)
             }
+            Failed::Conflict(_) => unreachable!("a COPY's conflict is applied again above"),
         })
+    }
+
+    /// Applies `plans` in one transaction on `client`; `copy[i]`: the likely new rows of the
+    /// i-th plan go by `COPY`.
+    async fn transaction(
+        &self,
+        client: &mut Client,
+        plans: &[TablePlan],
+        targets: &[(String, String, Arc<Columns>)],
+        names: &[String],
+        copy: &[bool],
+        marker: Option<Marker>,
+    ) -> Result<(), Failed> {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("starting a transaction"))?;
+        for (i, (p, (_, _, columns))) in plans.iter().zip(targets).enumerate() {
+            let name = &names[i];
+            let with_name = |f: Failed| match f {
+                Failed::MissingColumn(c) => Failed::MissingColumn(format!(
+                    "column `{c}` of {}.{} has no column in {name}",
+                    p.db, p.table
+                )),
+                Failed::Conflict(_) => Failed::Conflict(i),
+                other => other,
+            };
+            if p.truncate {
+                // A table the target does not have yet is empty already.
+                let found = tx
+                    .query_one("SELECT to_regclass($1)::text", &[&name])
+                    .await
+                    .map_err(db("looking for the table to truncate"))?;
+                if found.get::<_, Option<String>>(0).is_some() {
+                    let sql = format!("TRUNCATE TABLE {name}");
+                    tx.batch_execute(&sql).await.map_err(db("truncating"))?;
+                }
+            }
+            delete(&tx, name, p, columns).await.map_err(with_name)?;
+            upsert(&tx, name, p, columns, copy[i])
+                .await
+                .map_err(with_name)?;
+        }
+        if let Some((file, pos, row)) = marker {
+            tx.execute(
+                "INSERT INTO rowbus_applied (sink, worker, file_no, pos, row_no) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (sink, worker) DO UPDATE SET file_no = EXCLUDED.file_no, pos = EXCLUDED.pos, \
+                 row_no = EXCLUDED.row_no, applied_at = now()",
+                &[&self.config.marker_key, &(self.worker as i32), &(file as i64), &(pos as i64), &(row as i64)],
+            )
+            .await
+            .map_err(db("recording the applied position"))?;
+        }
+        tx.commit().await.map_err(db("committing"))
     }
 }
 
-/// Why applying failed: the database said no, or the target lacks a source column.
+/// Why applying failed: the database said no, the target lacks a source column, or a `COPY`
+/// met a row already there (of the plan with this index; the transaction is void).
 enum Failed {
     Db(&'static str, tokio_postgres::Error),
     MissingColumn(String),
+    Conflict(usize),
 }
 
 fn db(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Failed {
@@ -370,16 +396,14 @@ async fn delete(
     Ok(())
 }
 
-/// Upserts the plan's rows; with `copy`, those likely new by `COPY` first. False when a `COPY`
-/// met a row already in the table (and they were upserted instead).
+/// Upserts the plan's rows; with `copy`, those likely new by `COPY`.
 async fn upsert(
-    tx: &mut Transaction<'_>,
+    tx: &Transaction<'_>,
     name: &str,
     p: &TablePlan,
     columns: &Columns,
     copy: bool,
-) -> Result<bool, Failed> {
-    let mut copied_all = true;
+) -> Result<(), Failed> {
     for group in p.upsert_groups().map_err(Failed::MissingColumn)? {
         let target: Vec<&(String, String)> = group
             .columns
@@ -387,40 +411,34 @@ async fn upsert(
             .map(|c| column(columns, c))
             .collect::<Result<_, _>>()?;
         let cols: Vec<String> = target.iter().map(|(n, _)| quote(n)).collect();
-        let (new, mut rows) = match copy {
+        let (new, rows) = match copy {
             true => group.by_newness(),
             false => (Vec::new(), group.rows.clone()),
         };
-        if !new.is_empty() && !copy_rows(tx, name, &cols, &new).await? {
-            copied_all = false;
-            rows.extend(new);
+        if !new.is_empty() {
+            copy_rows(tx, name, &cols, &new).await?;
         }
         upsert_rows(tx, name, p, columns, &target, &rows).await?;
     }
-    Ok(copied_all)
+    Ok(())
 }
 
-/// Inserts rows by `COPY` in a savepoint. False, with nothing of them written, when one of them
-/// is in the table already.
+/// Inserts rows by `COPY`; `Failed::Conflict` when one of them is in the table already.
 async fn copy_rows(
-    tx: &mut Transaction<'_>,
+    tx: &Transaction<'_>,
     name: &str,
     cols: &[String],
     rows: &[&Row],
-) -> Result<bool, Failed> {
+) -> Result<(), Failed> {
     use futures_util::SinkExt;
     use tokio_postgres::error::SqlState;
-    let savepoint = tx
-        .savepoint("rowbus_copy")
-        .await
-        .map_err(db("starting a savepoint"))?;
     let sql = format!("COPY {name} ({}) FROM STDIN", cols.join(", "));
     let copied = async {
-        let sink = savepoint.copy_in::<_, bytes::Bytes>(&sql).await?;
+        let sink = tx.copy_in::<_, bytes::Bytes>(&sql).await?;
         futures_util::pin_mut!(sink);
         let mut text = Vec::with_capacity(COPY_CHUNK + 4096);
         for row in rows {
-            bulk::line(&mut text, row.values.iter().map(pg_text));
+            bulk::line(&mut text, row.values.iter(), write_pg_text);
             if text.len() >= COPY_CHUNK {
                 sink.send(std::mem::take(&mut text).into()).await?;
             }
@@ -432,20 +450,8 @@ async fn copy_rows(
     }
     .await;
     match copied {
-        Ok(_) => {
-            savepoint
-                .commit()
-                .await
-                .map_err(db("releasing a savepoint"))?;
-            Ok(true)
-        }
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            savepoint
-                .rollback()
-                .await
-                .map_err(db("rolling back a savepoint"))?;
-            Ok(false)
-        }
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(Failed::Conflict(0)),
         Err(e) => Err(Failed::Db("copying", e)),
     }
 }
