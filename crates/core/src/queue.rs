@@ -61,19 +61,32 @@ impl<T> QueueSender<T> {
     /// Waits until the queue has room for `bytes` more (an item larger than the whole budget waits
     /// for an empty queue), then enqueues.
     pub async fn send(&self, item: T, bytes: usize) -> Result<(), QueueClosed<T>> {
+        use tokio::sync::{mpsc::error::TrySendError, TryAcquireError};
         let want = bytes.clamp(1, self.max_bytes) as u32;
-        let permit = match self.budget.clone().acquire_many_owned(want).await {
+        // Most sends find room: taken at once, without registering as a waiter.
+        let permit = match self.budget.clone().try_acquire_many_owned(want) {
             Ok(permit) => permit,
-            Err(_) => return Err(QueueClosed(item)),
+            Err(TryAcquireError::Closed) => return Err(QueueClosed(item)),
+            Err(TryAcquireError::NoPermits) => {
+                match self.budget.clone().acquire_many_owned(want).await {
+                    Ok(permit) => permit,
+                    Err(_) => return Err(QueueClosed(item)),
+                }
+            }
         };
         let queued = Queued {
             item,
             _budget: permit,
         };
-        self.tx
-            .send(queued)
-            .await
-            .map_err(|e| QueueClosed(e.0.item))
+        match self.tx.try_send(queued) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(queued)) => Err(QueueClosed(queued.item)),
+            Err(TrySendError::Full(queued)) => self
+                .tx
+                .send(queued)
+                .await
+                .map_err(|e| QueueClosed(e.0.item)),
+        }
     }
 
     /// Bytes currently held by queued (or in-process) items.
@@ -109,12 +122,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn queue(max_items: usize, max_bytes: usize) -> (QueueSender<u32>, QueueReceiver<u32>) {
+        bounded(QueueLimits {
+            max_items,
+            max_bytes,
+        })
+    }
+
     #[tokio::test]
     async fn sender_waits_for_bytes() {
-        let (tx, mut rx) = bounded::<u32>(QueueLimits {
-            max_items: 100,
-            max_bytes: 10,
-        });
+        let (tx, mut rx) = queue(100, 10);
         tx.send(1, 6).await.unwrap();
         let blocked = tokio::time::timeout(Duration::from_millis(50), tx.send(2, 6)).await;
         assert!(
@@ -131,10 +148,7 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_item_passes_alone() {
-        let (tx, mut rx) = bounded::<u32>(QueueLimits {
-            max_items: 100,
-            max_bytes: 10,
-        });
+        let (tx, mut rx) = queue(100, 10);
         tx.send(1, 1000).await.unwrap();
         assert_eq!(tx.bytes_in_use(), 10);
         assert_eq!(rx.recv().await.unwrap().item, 1);
@@ -143,13 +157,28 @@ mod tests {
 
     #[tokio::test]
     async fn sender_waits_for_count() {
-        let (tx, mut rx) = bounded::<u32>(QueueLimits {
-            max_items: 1,
-            max_bytes: 1000,
-        });
+        let (tx, mut rx) = queue(1, 1000);
         tx.send(1, 1).await.unwrap();
         let blocked = tokio::time::timeout(Duration::from_millis(50), tx.send(2, 1)).await;
         assert!(blocked.is_err(), "second item must wait for a free slot");
         assert_eq!(rx.recv().await.unwrap().item, 1);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_sender_goes_on_when_a_slot_frees() {
+        let (tx, mut rx) = queue(1, 1000);
+        tx.send(1, 1).await.unwrap();
+        let (sent, first) = tokio::join!(tx.send(2, 1), rx.recv());
+        sent.unwrap();
+        assert_eq!(first.unwrap().item, 1);
+        assert_eq!(rx.recv().await.unwrap().item, 2);
+    }
+
+    #[tokio::test]
+    async fn sending_to_a_closed_queue_hands_the_item_back() {
+        let (tx, rx) = queue(10, 1000);
+        drop(rx);
+        assert_eq!(tx.send(7, 1).await.unwrap_err().0, 7);
+        assert_eq!(tx.bytes_in_use(), 0, "the refused item holds no bytes");
     }
 }
