@@ -33,11 +33,10 @@ pub fn write_pg_text(v: &Value, out: &mut Vec<u8>) -> bool {
         other => {
             let start = out.len();
             other.write_json(out);
-            while out.len() > start && out.last() == Some(&b'"') {
+            if out.get(start) == Some(&b'"') {
                 out.pop();
+                out.remove(start);
             }
-            let quotes = out[start..].iter().take_while(|&&b| b == b'"').count();
-            out.drain(start..start + quotes);
         }
     }
     true
@@ -52,7 +51,8 @@ fn write_labels(labels: &[std::sync::Arc<str>], out: &mut Vec<u8>) {
     }
 }
 
-fn into_string(bytes: Vec<u8>) -> String {
+/// Bytes as text, any invalid UTF-8 replaced.
+pub(crate) fn into_string(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 

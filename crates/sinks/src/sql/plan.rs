@@ -158,8 +158,7 @@ pub struct Unkeyed {
 
 /// A row's identity: its key values, as text.
 pub fn identity(values: &[Value]) -> String {
-    let bytes = key_identity(values);
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    super::params::into_string(key_identity(values))
 }
 
 /// The key image of a row: the key columns taken from `row`.
@@ -211,11 +210,8 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
         let at = order_of(e);
         let own = identity(&e.key.values);
         let inserts = matches!(e.op, Op::Insert | Op::Read);
-        let mut set = |key: &Row, state: RowState| {
-            let id = match key.values == e.key.values {
-                true => own.clone(),
-                false => identity(&key.values),
-            };
+        // `id`: the identity of the row the state is for (the change's own, or an old key's).
+        let mut set = |id: String, state: RowState| {
             let upsert = matches!(state, RowState::Upsert(_));
             match rows.get(&id) {
                 Some(&i) => {
@@ -235,16 +231,17 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
         };
         match (e.op, &e.before, &e.after) {
             (Op::Delete, Some(_), _) | (Op::Delete, None, None) => {
-                set(&e.key, RowState::Delete(e.key.clone()))
+                set(own.clone(), RowState::Delete(e.key.clone()))
             }
             (_, before, Some(after)) => {
                 // A primary-key change: the old row goes away.
                 if let Some(old) = before.as_ref().and_then(|b| key_from(b, &e.key.columns)) {
-                    if identity(&old.values) != identity(&e.key.values) {
-                        set(&old, RowState::Delete(old.clone()));
+                    let old_id = identity(&old.values);
+                    if old_id != own {
+                        set(old_id, RowState::Delete(old));
                     }
                 }
-                set(&e.key, RowState::Upsert(after.clone()));
+                set(own.clone(), RowState::Upsert(after.clone()));
             }
             _ => {}
         }
