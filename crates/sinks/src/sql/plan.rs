@@ -29,7 +29,7 @@ pub struct TablePlan {
     pub at: Vec<SourceOrder>,
     /// For each row, the key identity that chooses its worker: its own, except for the delete of
     /// an old key by a primary-key change, which goes with the new key so both commit together.
-    pub route: Vec<String>,
+    pub route: Vec<Arc<str>>,
     /// For each row, whether the target most likely lacks it: its first change in the batch is an
     /// insert or a snapshot read, and it ends upserted. A target may write such rows with a plain
     /// bulk insert, provided it falls back to the upsert when one is there after all (a replay
@@ -179,7 +179,7 @@ fn key_from(row: &Row, key_columns: &Arc<[Arc<str>]>) -> Option<Row> {
 pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
     let mut tables: Vec<TablePlan> = Vec::new();
     // Per table: its plan's index, and each row identity's index in the plan.
-    type Seen = (usize, HashMap<String, usize>);
+    type Seen = (usize, HashMap<Arc<str>, usize>);
     let mut index: HashMap<(Arc<str>, Arc<str>), Seen> = HashMap::new();
     for e in batch {
         if !e.op.is_row_change() {
@@ -208,10 +208,11 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
             });
         let plan = &mut tables[*t];
         let at = order_of(e);
-        let own = identity(&e.key.values);
+        // Shared: the row map's key and the route hold it without copying the text.
+        let own: Arc<str> = identity(&e.key.values).into();
         let inserts = matches!(e.op, Op::Insert | Op::Read);
         // `id`: the identity of the row the state is for (the change's own, or an old key's).
-        let mut set = |id: String, state: RowState| {
+        let mut set = |id: Arc<str>, state: RowState| {
             let upsert = matches!(state, RowState::Upsert(_));
             match rows.get(&id) {
                 Some(&i) => {
@@ -236,7 +237,7 @@ pub fn plan(batch: &[Arc<ChangeEvent>]) -> Result<Vec<TablePlan>, Unkeyed> {
             (_, before, Some(after)) => {
                 // A primary-key change: the old row goes away.
                 if let Some(old) = before.as_ref().and_then(|b| key_from(b, &e.key.columns)) {
-                    let old_id = identity(&old.values);
+                    let old_id: Arc<str> = identity(&old.values).into();
                     if old_id != own {
                         set(old_id, RowState::Delete(old));
                     }
