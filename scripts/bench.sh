@@ -250,7 +250,6 @@ include = ["sinks.${kind}*"]
 start = "$start"
 [sinks.$kind]
 $sink_section
-batch_max_events = 5000
 TOML
   "$ROWBUS" run -c "$WORK/sinks-$kind.toml" 2>"$WORK/sinks-$kind.log" &
   echo $! >"$WORK/rowbus-$kind.pid"

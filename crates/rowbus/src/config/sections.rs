@@ -529,12 +529,15 @@ pub(super) struct FileSection {
 
 /// The most events handed to a sink at once, by type: a file syncs once per batch, so larger
 /// batches pay fewer fsyncs (10,000 measured 44% faster than 1,000 on a 1,000,000-row
-/// transaction, for 20 MB more at peak); a database applies a batch as one transaction per worker.
+/// transaction, for 20 MB more at peak); a database applies a batch as one transaction per worker,
+/// so larger batches pay fewer commits (10,000 about a fifth faster than 5,000 into PostgreSQL,
+/// a little into MariaDB, on 200,000-row transactions; a rejected row replays a larger batch
+/// event by event). A sink's queue holds 10,000 events by default, which bounds a batch too.
 fn default_batch(kind: &SinkKind) -> usize {
     match kind {
         SinkKind::File(_) => 10_000,
         SinkKind::Stdout => 1_000,
-        SinkKind::Sql(_) => 5_000,
+        SinkKind::Sql(_) => 10_000,
         SinkKind::Search(_) => 5_000,
         SinkKind::Kafka(_) => 10_000,
     }

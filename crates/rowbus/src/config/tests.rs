@@ -291,6 +291,7 @@ fn database_sinks_are_read_and_checked() {
         (sql.database.as_str(), sql.workers, sql.effectively_once),
         ("reporting", 2, true)
     );
+    assert_eq!(pg.batch_max_events, 10_000);
     assert_eq!(
         sql.target_of("shop", "orders"),
         ("copy_shop".to_string(), "orders".to_string())
