@@ -530,9 +530,9 @@ pub(super) struct FileSection {
 /// The most events handed to a sink at once, by type: a file syncs once per batch, so larger
 /// batches pay fewer fsyncs (10,000 measured 44% faster than 1,000 on a 1,000,000-row
 /// transaction, for 20 MB more at peak); a database applies a batch as one transaction per worker,
-/// so larger batches pay fewer commits (10,000 about a fifth faster than 5,000 into PostgreSQL,
-/// a little into MariaDB, on 200,000-row transactions; a rejected row replays a larger batch
-/// event by event). A sink's queue holds 10,000 events by default, which bounds a batch too.
+/// so larger batches pay fewer commits (hand-timed A/B in docs/performance-log.md, 2026-12-05),
+/// while a rejected row replays a larger batch event by event. A sink's queue holds 10,000
+/// events by default (`pipeline.queue_max_events`), which bounds a batch too.
 fn default_batch(kind: &SinkKind) -> usize {
     match kind {
         SinkKind::File(_) => 10_000,
