@@ -34,11 +34,11 @@ impl TableFilter {
     /// The helper tables of online schema change tools are selected only by an include pattern
     /// that names them without wildcards: their rows are copies, not changes.
     pub fn matches(&self, db: &str, table: &str) -> bool {
-        let name = format!("{db}.{table}");
+        let name = Name { db, table };
         let helper = is_schema_change_helper(table);
-        let picks = |p: &String| glob(p, &name) && (!helper || !p.contains(['*', '?']));
+        let picks = |p: &String| name.globbed_by(p) && (!helper || !p.contains(['*', '?']));
         let included = (self.include.is_empty() && !helper) || self.include.iter().any(picks);
-        included && !self.exclude.iter().any(|p| glob(p, &name))
+        included && !self.exclude.iter().any(|p| name.globbed_by(p))
     }
 }
 
@@ -64,16 +64,46 @@ pub fn validate(pattern: &str) -> Result<(), BadPattern> {
     }
 }
 
-/// Glob match with `*` and `?`, iterative with one backtrack point.
+/// A `db.table` name, matched without building the joined string: the router asks this once per
+/// change and sink.
+struct Name<'a> {
+    db: &'a str,
+    table: &'a str,
+}
+
+impl Name<'_> {
+    fn globbed_by(&self, pattern: &str) -> bool {
+        let ascii = pattern.is_ascii() && self.db.is_ascii() && self.table.is_ascii();
+        if !ascii {
+            return glob(pattern, &format!("{}.{}", self.db, self.table));
+        }
+        // ASCII: a byte is a character.
+        let (db, table) = (self.db.as_bytes(), self.table.as_bytes());
+        let at = |i: usize| match i.cmp(&db.len()) {
+            std::cmp::Ordering::Less => db[i],
+            std::cmp::Ordering::Equal => b'.',
+            std::cmp::Ordering::Greater => table[i - db.len() - 1],
+        };
+        glob_with(pattern.as_bytes(), db.len() + 1 + table.len(), at)
+    }
+}
+
+/// Glob match with `*` and `?` over characters.
 fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    glob_with(&p, t.len(), |i| t[i])
+}
+
+/// Glob match of `p` against the `len` symbols `t` gives, iterative with one backtrack point.
+fn glob_with<C: Copy + PartialEq + From<u8>>(p: &[C], len: usize, t: impl Fn(usize) -> C) -> bool {
+    let (any, one) = (C::from(b'*'), C::from(b'?'));
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+    while ti < len {
+        if pi < p.len() && (p[pi] == one || p[pi] == t(ti)) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == any {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -84,7 +114,7 @@ fn glob(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == any)
 }
 
 #[cfg(test)]
@@ -130,6 +160,24 @@ mod tests {
         assert!(!glob("a*b*c", "axxbyy"));
         assert!(glob("s?op.*", "shop.x"));
         assert!(!glob("shop.o", "shop.orders"));
+    }
+
+    #[test]
+    fn ascii_and_other_names_match_alike() {
+        let f = filter(&["s?op.*", "*.é?t"], &["shop.tmp*"]);
+        assert!(f.matches("shop", "orders"));
+        assert!(
+            f.matches("süop", "orders"),
+            "? is one character, not one byte"
+        );
+        assert!(!f.matches("shop", "tmp_1"));
+        assert!(f.matches("x", "éat"));
+        assert!(!f.matches("x", "eat"));
+        assert!(!f.matches("shoop", "orders"));
+        assert!(
+            filter(&["a.b*"], &[]).matches("a", "b.c"),
+            "a dot in a table name"
+        );
     }
 
     #[test]
