@@ -6,33 +6,39 @@
 //! still paused then ends without acknowledging what it holds, for the next start to deliver.
 
 use crate::pipeline::Stop;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
 #[derive(Debug)]
 pub struct Gate {
     paused: watch::Sender<bool>,
+    /// The same, for `is_paused`, which the router asks for every record: a load, not a lock.
+    is_paused: AtomicBool,
 }
 
 impl Default for Gate {
     fn default() -> Self {
         Gate {
             paused: watch::channel(false).0,
+            is_paused: AtomicBool::new(false),
         }
     }
 }
 
 impl Gate {
     pub fn pause(&self) {
+        self.is_paused.store(true, Ordering::SeqCst);
         self.paused.send_replace(true);
     }
 
     pub fn resume(&self) {
+        self.is_paused.store(false, Ordering::SeqCst);
         self.paused.send_replace(false);
     }
 
     pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
+        self.is_paused.load(Ordering::SeqCst)
     }
 
     /// Returns at once while open; otherwise when resumed, or when a stop is requested.

@@ -17,7 +17,7 @@ use crate::delivery::Delivery;
 use crate::event::{ChangeEvent, SourceRecord};
 use crate::metrics::{Metrics, SinkMetrics};
 use crate::position::Position;
-use crate::queue::{bounded, QueueLimits, QueueReceiver, QueueSender, Queued};
+use crate::queue::{bounded, release_all, QueueLimits, QueueReceiver, QueueSender, Queued};
 use crate::sink::{Sink, SinkError};
 use crate::table_filter::TableFilter;
 use crate::transform::{Output, Rejected, Targets, Transform};
@@ -360,7 +360,7 @@ async fn route(
                 _ = drain.wait() => return (count, Some(records)),
             }
         };
-        let Some(Queued { item, .. }) = next else {
+        let Some(Queued { item, bytes, .. }) = next else {
             return (count, None);
         };
         // Paused, the record taken waits here, and the reader behind the full queue; a drain
@@ -372,15 +372,18 @@ async fn route(
             }
         }
         count += 1;
-        if !wait_for_room(&tracker, &acked, max_in_flight, &stop).await {
-            return (count, None);
-        }
+        let room = (max_in_flight, &stop);
         in_transaction = matches!(item, SourceRecord::Change(_));
         let event = match item {
             SourceRecord::Boundary(position) => {
                 note_snapshot(&metrics, &position);
                 read_up_to(&metrics, &mut last_file, &position);
-                lock(&tracker).register(0, Some(position));
+                if register(&tracker, &acked, room, (0, Some(position)))
+                    .await
+                    .is_none()
+                {
+                    return (count, None);
+                }
                 if records.is_empty() {
                     // Caught up with the source: nothing read is waiting any more.
                     let read = metrics.last_read_ms.load(Relaxed);
@@ -394,12 +397,11 @@ async fn route(
         metrics.last_event_ms.store(event.source.ts_ms, Relaxed);
         metrics.last_read_ms.store(event.read_ts_ms, Relaxed);
         let transforming = (&mut transform, &mut outputs, &*metrics);
-        fan_out(&routes, event, transforming, &mut sends);
-        let seq = lock(&tracker).register(sends.len() as u32, None);
-        for (i, item) in sends.drain(..) {
-            let size = match &item {
-                Item::Event(e) | Item::Rejected(e, _) => e.approx_size(),
-            };
+        fan_out(&routes, (event, bytes), transforming, &mut sends);
+        let Some(seq) = register(&tracker, &acked, room, (sends.len() as u32, None)).await else {
+            return (count, None);
+        };
+        for (i, item, size) in sends.drain(..) {
             counts[i].queued.fetch_add(1, Relaxed);
             if routes[i].tx.send((seq, item), size).await.is_err() {
                 counts[i].queued.fetch_sub(1, Relaxed);
@@ -444,18 +446,19 @@ fn note_snapshot(metrics: &Metrics, position: &Position) {
     }
 }
 
-/// What one change becomes, and for which sinks (by route index): the transforms' outputs each to
-/// the sinks they target and accept; or, when the transforms fail, the change itself as rejected
-/// to every sink that takes its kind of change.
+/// What one change (of `bytes` as the source sent it) becomes, and for which sinks (by route
+/// index), with its size: the transforms' outputs each to the sinks they target and accept; or,
+/// when the transforms fail, the change itself as rejected to every sink that takes its kind of
+/// change.
 fn fan_out(
     routes: &[Route],
-    event: Arc<ChangeEvent>,
+    (event, bytes): (Arc<ChangeEvent>, usize),
     (transform, outputs, metrics): (&mut Option<Box<dyn Transform>>, &mut Vec<Output>, &Metrics),
-    sends: &mut Vec<(usize, Item)>,
+    sends: &mut Vec<(usize, Item, usize)>,
 ) {
     let Some(transform) = transform else {
         for i in accepting(routes, &event, &Targets::All) {
-            sends.push((i, Item::Event(event.clone())));
+            sends.push((i, Item::Event(event.clone()), bytes));
         }
         return;
     };
@@ -465,8 +468,9 @@ fn fan_out(
             let count = outputs.len() as u64;
             metrics.transform_outputs.fetch_add(count, Relaxed);
             for o in outputs.drain(..) {
+                let size = o.event.approx_size();
                 for i in accepting(routes, &o.event, &o.targets) {
-                    sends.push((i, Item::Event(o.event.clone())));
+                    sends.push((i, Item::Event(o.event.clone()), size));
                 }
             }
         }
@@ -477,7 +481,7 @@ fn fan_out(
             let error: Arc<str> = error.into();
             for (i, route) in routes.iter().enumerate() {
                 if route.takes_kind_of(&event) {
-                    sends.push((i, Item::Rejected(event.clone(), error.clone())));
+                    sends.push((i, Item::Rejected(event.clone(), error.clone()), bytes));
                 }
             }
         }
@@ -494,28 +498,36 @@ fn accepting<'a>(
     routes.iter().enumerate().filter(accepts).map(|(i, _)| i)
 }
 
-/// Waits while the ack tracker holds `max_in_flight` records, so that one stuck sink cannot make
-/// it grow without bound while the others go on. False when a stop ends the wait.
-async fn wait_for_room(
+/// Registers a record with the ack tracker once it holds fewer than `max_in_flight` records, so
+/// that one stuck sink cannot make it grow without bound while the others go on: the record's
+/// sequence number, or `None` when a stop ends the wait.
+async fn register(
     tracker: &Tracker,
     acked: &Notify,
-    max_in_flight: usize,
-    stop: &Stop,
-) -> bool {
-    // The common case, checked without registering for a notification.
-    if lock(tracker).in_flight() < max_in_flight {
-        return true;
+    (max_in_flight, stop): (usize, &Stop),
+    (deliveries, boundary): (u32, Option<Position>),
+) -> Option<Seq> {
+    // The common case: room, checked and taken under one lock, without registering for a
+    // notification.
+    {
+        let mut tracker = lock(tracker);
+        if tracker.in_flight() < max_in_flight {
+            return Some(tracker.register(deliveries, boundary));
+        }
     }
     loop {
         let notified = acked.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if lock(tracker).in_flight() < max_in_flight {
-            return true;
+        {
+            let mut tracker = lock(tracker);
+            if tracker.in_flight() < max_in_flight {
+                return Some(tracker.register(deliveries, boundary));
+            }
         }
         tokio::select! {
             _ = notified => {}
-            _ = stop.wait() => return false,
+            _ = stop.wait() => return None,
         }
     }
 }
@@ -622,7 +634,7 @@ async fn sink_worker(
         }
         counts.holding_since_ms.store(0, Relaxed);
         acked.notify_waiters();
-        queued.clear();
+        release_all(&mut queued);
     };
     // What the worker held or left in its queue is no longer waiting for it.
     counts.holding_since_ms.store(0, Relaxed);

@@ -1,6 +1,10 @@
 //! Queues bounded by count and by bytes (DESIGN.md invariant 4). A sender waits while either bound
 //! is reached, so a slow consumer slows the producer instead of growing memory. The byte budget is
-//! held by each queued item and given back when the consumer drops it, that is after processing.
+//! held by each queued item and given back after processing: when the consumer drops what it took
+//! with `recv_many` (`release_all` gives a batch back at once), or, for `recv`, when it asks for
+//! the next item after those taken from the channel in the same go. `recv` takes up to 256 items
+//! from the channel at once, freeing their slots, so a queue holds at most that many more than
+//! its count.
 
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -16,7 +20,28 @@ pub struct QueueLimits {
 #[derive(Debug)]
 pub struct Queued<T> {
     pub item: T,
-    _budget: OwnedSemaphorePermit,
+    /// The size it was sent with.
+    pub bytes: usize,
+    /// `None` once `recv` holds the bytes for the consumer.
+    budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Drops processed items, giving their bytes back to the queue at once (one wake of a waiting
+/// sender rather than one per item).
+pub fn release_all<T>(items: &mut Vec<Queued<T>>) {
+    let mut merged: Option<OwnedSemaphorePermit> = None;
+    for queued in items.iter_mut() {
+        merge(&mut merged, queued.budget.take());
+    }
+    items.clear();
+}
+
+fn merge(into: &mut Option<OwnedSemaphorePermit>, permit: Option<OwnedSemaphorePermit>) {
+    match (into.as_mut(), permit) {
+        (Some(held), Some(permit)) => held.merge(permit),
+        (None, permit) => *into = permit,
+        (_, None) => {}
+    }
 }
 
 pub struct QueueSender<T> {
@@ -37,7 +62,16 @@ impl<T> Clone for QueueSender<T> {
 
 pub struct QueueReceiver<T> {
     rx: mpsc::Receiver<Queued<T>>,
+    /// Items taken from `rx` in one go, last first, not handed out yet: one wake of the channel
+    /// and one release of its slots serve many `recv`s. `is_empty` counts them.
+    taken: Vec<Queued<T>>,
+    /// The bytes of the items `recv` handed out since it last took from `rx`: given back at
+    /// once when it takes again, that is once the consumer has processed them all.
+    handed_out: Option<OwnedSemaphorePermit>,
 }
+
+/// How many items one `recv` takes from the channel at most.
+const TAKE: usize = 256;
 
 /// The receiving side is gone; the item is handed back.
 #[derive(Debug)]
@@ -53,7 +87,11 @@ pub fn bounded<T>(limits: QueueLimits) -> (QueueSender<T>, QueueReceiver<T>) {
             budget,
             max_bytes,
         },
-        QueueReceiver { rx },
+        QueueReceiver {
+            rx,
+            taken: Vec::new(),
+            handed_out: None,
+        },
     )
 }
 
@@ -76,7 +114,8 @@ impl<T> QueueSender<T> {
         };
         let queued = Queued {
             item,
-            _budget: permit,
+            bytes,
+            budget: Some(permit),
         };
         match self.tx.try_send(queued) {
             Ok(()) => Ok(()),
@@ -98,22 +137,42 @@ impl<T> QueueSender<T> {
 impl<T> QueueReceiver<T> {
     /// Whether nothing waits in the queue now.
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.taken.is_empty() && self.rx.is_empty()
     }
 
+    /// The next item. Its bytes count against the queue until the consumer asks for more
+    /// after the last item taken with it.
     pub async fn recv(&mut self) -> Option<Queued<T>> {
-        self.rx.recv().await
+        if self.taken.is_empty() {
+            self.handed_out = None;
+            self.rx.recv_many(&mut self.taken, TAKE).await;
+            self.taken.reverse();
+        }
+        let mut queued = self.taken.pop()?;
+        merge(&mut self.handed_out, queued.budget.take());
+        Some(queued)
     }
 
     /// The next item if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> Option<Queued<T>> {
-        self.rx.try_recv().ok()
+        self.taken.pop().or_else(|| self.rx.try_recv().ok())
     }
 
     /// Waits for at least one item, then takes up to `limit` that are ready. Returns 0 when the
     /// queue is closed and empty.
     pub async fn recv_many(&mut self, into: &mut Vec<Queued<T>>, limit: usize) -> usize {
-        self.rx.recv_many(into, limit).await
+        self.handed_out = None;
+        if self.taken.is_empty() {
+            return self.rx.recv_many(into, limit).await;
+        }
+        let before = into.len();
+        while into.len() - before < limit {
+            match self.try_recv() {
+                Some(queued) => into.push(queued),
+                None => break,
+            }
+        }
+        into.len() - before
     }
 }
 
@@ -142,8 +201,38 @@ mod tests {
         let first = rx.recv().await.unwrap();
         assert_eq!(first.item, 1);
         drop(first);
-        tx.send(3, 6).await.unwrap();
+        assert_eq!(
+            tx.bytes_in_use(),
+            6,
+            "held until the consumer asks for more"
+        );
+        let (sent, third) = tokio::join!(tx.send(3, 6), rx.recv());
+        sent.unwrap();
+        assert_eq!(third.unwrap().item, 3);
+    }
+
+    #[tokio::test]
+    async fn items_taken_in_one_go_give_their_bytes_back_together() {
+        let (tx, mut rx) = queue(100, 10);
+        for i in 0..3 {
+            tx.send(i, 2).await.unwrap();
+        }
+        assert_eq!(rx.recv().await.unwrap().item, 0);
+        assert_eq!(tx.bytes_in_use(), 6, "the other two are still queued");
+        assert_eq!(rx.recv().await.unwrap().item, 1);
+        assert_eq!(rx.recv().await.unwrap().item, 2);
+        assert_eq!(tx.bytes_in_use(), 6, "processed, not yet given back");
+        tx.send(3, 2).await.unwrap();
         assert_eq!(rx.recv().await.unwrap().item, 3);
+        assert_eq!(tx.bytes_in_use(), 2, "the first three given back at once");
+        let mut held = Vec::new();
+        tx.send(4, 2).await.unwrap();
+        tx.send(5, 2).await.unwrap();
+        assert_eq!(rx.recv_many(&mut held, 10).await, 2);
+        assert_eq!(tx.bytes_in_use(), 4, "the item before them was given back");
+        release_all(&mut held);
+        assert_eq!(tx.bytes_in_use(), 0);
+        assert!(held.is_empty());
     }
 
     #[tokio::test]
@@ -152,7 +241,14 @@ mod tests {
         tx.send(1, 1000).await.unwrap();
         assert_eq!(tx.bytes_in_use(), 10);
         assert_eq!(rx.recv().await.unwrap().item, 1);
-        assert_eq!(tx.bytes_in_use(), 0);
+        let (sent, second) = tokio::join!(tx.send(2, 1000), rx.recv());
+        sent.unwrap();
+        assert_eq!(
+            second.unwrap().item,
+            2,
+            "the second waited for the first to be processed"
+        );
+        assert_eq!(tx.bytes_in_use(), 10);
     }
 
     #[tokio::test]
