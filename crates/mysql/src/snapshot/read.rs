@@ -280,29 +280,32 @@ impl TablePlan {
             .iter()
             .map(|&i| matches!(convs[i], Conv::Bytes { .. }))
             .collect();
+        let convert = |values: Vec<Sql>| Row {
+            columns: self.columns.clone(),
+            values: values
+                .into_iter()
+                .zip(&convs)
+                .map(|(v, c)| c.value(v))
+                .collect(),
+        };
         let mut rows = Vec::new();
-        let mut last_key = None;
+        // Each row is converted once the next arrives: the last one gives the key to go on from.
+        let mut last = None;
         result
             .for_each(|row| {
-                let values = row.unwrap();
-                last_key = Some(
-                    self.key
-                        .iter()
-                        .zip(&binary)
-                        .map(|(&i, &b)| key_part(&values[i], b))
-                        .collect(),
-                );
-                rows.push(Row {
-                    columns: self.columns.clone(),
-                    values: values
-                        .into_iter()
-                        .zip(&convs)
-                        .map(|(v, c)| c.value(v))
-                        .collect(),
-                });
+                if let Some(previous) = last.replace(row.unwrap()) {
+                    rows.push(convert(previous));
+                }
             })
             .await?;
-        Ok((rows, last_key.filter(|k: &Vec<KeyPart>| !k.is_empty())))
+        let last_key = last.map(|values: Vec<Sql>| {
+            let key: Vec<KeyPart> = (self.key.iter().zip(&binary))
+                .map(|(&i, &b)| key_part(&values[i], b))
+                .collect();
+            rows.push(convert(values));
+            key
+        });
+        Ok((rows, last_key.filter(|k| !k.is_empty())))
     }
 }
 
