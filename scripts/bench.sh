@@ -63,6 +63,10 @@ stats() { python3 -c 'import sys,statistics as s; v=[float(x) for x in sys.stdin
 now() { date +%s.%N; }
 # percent FILE_A FILE_B: the median of the numbers in FILE_A as a percentage of FILE_B's.
 percent() { python3 -c 'import sys,statistics as s; m=lambda f: s.median(float(x) for x in open(f).read().split()); print(f"{100*m(sys.argv[1])/m(sys.argv[2]):.0f}%")' "$1" "$2"; }
+# verdict VALUE MIN: "met" when VALUE >= MIN, else "not met".
+verdict() { python3 -c 'import sys; print("met" if float(sys.argv[1]) >= float(sys.argv[2]) else "not met")' "$1" "$2"; }
+# median FILE: the median of the numbers in FILE.
+median() { python3 -c 'import sys,statistics as s; print(s.median(float(x) for x in open(sys.argv[1]).read().split()))' "$1"; }
 
 # wait_for_lines FILE N: waits until FILE holds N lines; prints when it last grew. Polls the size,
 # which is cheap, and counts lines only once the size holds still.
@@ -181,6 +185,9 @@ TOML
     echo "| peak RSS of rowbus (VmHWM) over $RUNS inserts and deletes of $MEMORY_ROWS rows | $mb MB |"
     echo "| rows/s from the DELETE's commit to the last line written (fsync per batch), median (min–max) of $RUNS | $(stats <"$WORK/mem.rates") |"
     echo "| for comparison: rows/s of the DELETE itself on the server | $(stats <"$WORK/mem.server") |"
+    echo
+    echo "Targets: peak RSS at most 150 MB: $(verdict 150 "$mb"); file sink at least 500,000 rows/s"
+    echo "(median): $(verdict "$(median "$WORK/mem.rates")" 500000)."
     echo
   } >>"$RESULTS"
 }
@@ -481,8 +488,13 @@ TOML
     echo "| rowbus \`snapshot = \"initial\"\` to the file sink, process start to the last line written | $(stats <"$WORK/snap.rates") |"
     echo "| peer: \`mariadb-dump --single-transaction --quick\` of the same table to a file | $(stats <"$WORK/dump.rates") |"
     echo
+    local ratio; ratio=$(percent "$WORK/snap.rates" "$WORK/dump.rates")
+    echo "Target \"at least as fast as mariadb-dump\" (medians): $(verdict "${ratio%\%}" 100), $ratio."
+    echo
     echo "rowbus reads 10,000-row chunks by primary key, merges them with the (idle) stream, and writes"
-    echo "native JSON lines with an fsync per batch; mariadb-dump writes multi-row INSERT statements."
+    echo "native JSON lines with an fsync per batch, $(($(stat -c %s "$WORK/snap.jsonl") / SNAPSHOT_ROWS)) bytes per row (each line carries the row's"
+    echo "key, source block and timestamps); mariadb-dump writes multi-row INSERT statements,"
+    echo "$(($(stat -c %s "$WORK/dump.sql") / SNAPSHOT_ROWS)) bytes per row, without an fsync."
     echo
   } >>"$RESULTS"
 }
