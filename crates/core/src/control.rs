@@ -28,13 +28,20 @@ impl Default for Gate {
 
 impl Gate {
     pub fn pause(&self) {
-        self.is_paused.store(true, Ordering::SeqCst);
-        self.paused.send_replace(true);
+        self.set(true);
     }
 
     pub fn resume(&self) {
-        self.is_paused.store(false, Ordering::SeqCst);
-        self.paused.send_replace(false);
+        self.set(false);
+    }
+
+    /// Both the flag and the channel, under the channel's lock: two callers at once cannot leave
+    /// them disagreeing.
+    fn set(&self, paused: bool) {
+        self.paused.send_modify(|value| {
+            *value = paused;
+            self.is_paused.store(paused, Ordering::SeqCst);
+        });
     }
 
     pub fn is_paused(&self) -> bool {
@@ -91,5 +98,52 @@ impl Controls {
         let gates = kept.iter().map(|(_, g)| g.clone()).collect();
         *sinks = kept;
         gates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_and_resumes_at_once_leave_the_flag_and_the_channel_agreeing() {
+        let gate = Arc::new(Gate::default());
+        for _ in 0..200 {
+            let threads: Vec<_> = [true, false]
+                .into_iter()
+                .map(|pause| {
+                    let gate = gate.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..50 {
+                            if pause {
+                                gate.pause()
+                            } else {
+                                gate.resume()
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert_eq!(gate.is_paused(), *gate.paused.borrow());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_paused_gate_opens_on_resume() {
+        let gate = Arc::new(Gate::default());
+        gate.pause();
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.wait_open(&Stop::default()).await }
+        });
+        gate.resume();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("opened")
+            .unwrap();
+        assert!(!gate.is_paused());
     }
 }

@@ -594,8 +594,7 @@ async fn sink_worker(
         // Paused, the batch taken waits here, counted as still queued; stopping while paused,
         // it is left unacknowledged (the sink may be down: that is why it was paused), for the
         // next start to deliver.
-        watch.gate.wait_open(&stop).await;
-        if watch.gate.is_paused() {
+        if !pass_gate(&watch.gate, &stop).await {
             tracing::warn!(sink = %spec.name, events = queued.len(), "stopping while paused: the sink's pending changes are left for the next start");
             break Ok(());
         }
@@ -641,6 +640,20 @@ async fn sink_worker(
     counts.queued.store(0, Relaxed);
     outcome?;
     finish(spec, &watch.drain, &stop).await
+}
+
+/// Waits while the sink is paused: true once open, false when stopping while paused (a pause
+/// that comes again just after a resume is waited out too).
+async fn pass_gate(gate: &Gate, stop: &Stop) -> bool {
+    loop {
+        gate.wait_open(stop).await;
+        if !gate.is_paused() {
+            return true;
+        }
+        if stop.is_triggered() {
+            return false;
+        }
+    }
 }
 
 /// How often a worker holding part of a transaction looks for its end, and how long it waits

@@ -16,7 +16,8 @@ pub struct QueueLimits {
     pub max_bytes: usize,
 }
 
-/// An item taken from a queue; its bytes count against the queue until it is dropped.
+/// An item taken from a queue; its bytes count against the queue until it is dropped (taken by
+/// `recv_many`) or until the next `recv` after its group (taken by `recv`).
 #[derive(Debug)]
 pub struct Queued<T> {
     pub item: T,
