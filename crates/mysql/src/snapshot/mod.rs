@@ -4,7 +4,8 @@
 //! The `Snapshotter` runs inside the source loop. At a transaction boundary it reads the next chunk
 //! of the table in progress (`read`, keyset pagination by the primary key), holds it until the
 //! stream reaches the chunk's high watermark while dropping the keys the stream changes meanwhile
-//! (`chunk`), then emits the rest followed by a boundary that carries the new progress. The progress
+//! (`chunk`), then emits the rest followed by a boundary that carries the new progress; a chunk
+//! that goes out at once has the next one read ahead while it is sent on. The progress
 //! rides in every boundary's `Position`, so the checkpoint saves it: a restart resumes at the last
 //! delivered chunk. Tables requested while running (`rowbus snapshot`) arrive as files in the
 //! request directory.
@@ -43,7 +44,9 @@ pub struct Snapshotter {
     progress: Option<SnapshotProgress>,
     /// `progress` as the boundaries carry it.
     shared: Option<Arc<SnapshotProgress>>,
-    plan: Option<TablePlan>,
+    plan: Option<Arc<TablePlan>>,
+    /// The next chunk, read on the snapshot's connection while the one before goes out.
+    ahead: Option<ReadAhead>,
     reporter: Option<Reporter>,
     pending: Option<Chunk>,
     conn: Option<Conn>,
@@ -119,6 +122,7 @@ impl Snapshotter {
     pub fn begin_session(&mut self) {
         self.pending = None;
         self.plan = None;
+        self.ahead = None;
         self.conn = None;
         self.wait_for = None;
         self.recent.clear();
@@ -223,6 +227,7 @@ impl Snapshotter {
                 tracing::info!(table = %plan.table, why, "the table changed since the stream's position; reading it again when the stream reaches the change");
                 self.changed_in_a_row += 1;
                 self.plan = None;
+                self.ahead = None;
                 self.wait_for = Some(high);
                 Ok(())
             }
@@ -251,6 +256,7 @@ impl Snapshotter {
                 self.recent.forget_before(&chunk.low);
                 if chunk.is_due(&stream_at) {
                     self.emit(chunk, decoder.last_boundary(), out);
+                    self.read_ahead(config, decoder);
                 } else {
                     self.pending = Some(chunk);
                 }
@@ -290,19 +296,54 @@ impl Snapshotter {
                 plan.estimated_rows,
                 table.rows,
             ));
-            self.plan = Some(plan);
+            self.plan = Some(Arc::new(plan));
             self.reindex_begin_due = true;
             self.recent.clear();
             self.tracked_since = Some(At::from(decoder.last_boundary()));
         }
         self.wait_for = None;
-        let stream_at = At::from(decoder.last_boundary());
+        if let Some(ahead) = self.ahead.take() {
+            if let Some((conn, outcome)) = ahead.result_for(&table).await {
+                self.conn = Some(conn);
+                return outcome.map(Some);
+            }
+        }
         let limit = config.snapshot_chunk_rows;
+        let low = self.low_watermark(decoder);
         let conn = open(&mut self.conn, config).await?;
         let plan = self.plan.as_ref().expect("planned above");
-        // Without an exact snapshot position the low watermark is where `recent` starts.
-        let low = self.tracked_since.clone().unwrap_or(stream_at);
         plan.read(conn, config, &table, limit, &low).await.map(Some)
+    }
+
+    /// Without an exact snapshot position the low watermark is where `recent` starts.
+    fn low_watermark(&self, decoder: &Decoder) -> At {
+        let stream_at = At::from(decoder.last_boundary());
+        self.tracked_since.clone().unwrap_or(stream_at)
+    }
+
+    /// Starts reading the chunk after the one just emitted, on the snapshot's connection, so that
+    /// the server and the row conversion work while the source sends that one on. The read is
+    /// the one `try_read` would make next at this stream position (the stream does not move
+    /// before the next chunk is asked for, unless the emitted one could not go out at once: then
+    /// the usual watermark check keeps or drops it).
+    fn read_ahead(&mut self, config: &MysqlSourceConfig, decoder: &Decoder) {
+        let (Some(plan), Some(conn)) = (self.plan.clone(), self.conn.take()) else {
+            return;
+        };
+        let Some(table) = self.progress.as_ref().and_then(|p| p.tables.first()) else {
+            self.conn = Some(conn);
+            return;
+        };
+        let (table, config) = (table.clone(), config.clone());
+        let low = self.low_watermark(decoder);
+        let progress = table.clone();
+        let task = tokio::spawn(async move {
+            let mut conn = conn;
+            let limit = config.snapshot_chunk_rows;
+            let outcome = plan.read(&mut conn, &config, &table, limit, &low).await;
+            (conn, outcome)
+        });
+        self.ahead = Some(ReadAhead { progress, task });
     }
 
     /// Passes the decoder's records through: the pending chunk notes the changes, boundaries carry
@@ -323,6 +364,7 @@ impl Snapshotter {
                     // A DDL or TRUNCATE of the table being read: what was read before it is void.
                     self.pending = None;
                     self.plan = None;
+                    self.ahead = None;
                     self.recent.clear();
                     self.tracked_since = None;
                 }
@@ -451,8 +493,35 @@ impl Snapshotter {
             }
         }
         self.plan = None;
+        self.ahead = None;
         self.recent.clear();
         self.share();
+    }
+}
+
+/// A chunk being read ahead, for the table's progress it was started at.
+struct ReadAhead {
+    progress: TableProgress,
+    task: tokio::task::JoinHandle<(Conn, Result<Outcome, SourceError>)>,
+}
+
+impl ReadAhead {
+    /// Its connection and outcome, if it read the chunk `table` asks for next.
+    async fn result_for(
+        mut self,
+        table: &TableProgress,
+    ) -> Option<(Conn, Result<Outcome, SourceError>)> {
+        if self.progress != *table {
+            return None;
+        }
+        (&mut self.task).await.ok()
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        // A read no longer wanted ends with its connection.
+        self.task.abort();
     }
 }
 
