@@ -61,12 +61,12 @@ RESULTS="$WORK/results.md"
 # median/min/max of the numbers on stdin, as "median (min–max)".
 stats() { python3 -c 'import sys,statistics as s; v=[float(x) for x in sys.stdin.read().split()]; print(f"{s.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f})")'; }
 now() { date +%s.%N; }
-# percent FILE_A FILE_B: the median of the numbers in FILE_A as a percentage of FILE_B's.
-percent() { python3 -c 'import sys,statistics as s; m=lambda f: s.median(float(x) for x in open(f).read().split()); print(f"{100*m(sys.argv[1])/m(sys.argv[2]):.0f}%")' "$1" "$2"; }
-# verdict VALUE MIN: "met" when VALUE >= MIN, else "not met".
-verdict() { python3 -c 'import sys; print("met" if float(sys.argv[1]) >= float(sys.argv[2]) else "not met")' "$1" "$2"; }
 # median FILE: the median of the numbers in FILE.
 median() { python3 -c 'import sys,statistics as s; print(s.median(float(x) for x in open(sys.argv[1]).read().split()))' "$1"; }
+# percent FILE_A FILE_B: the median of the numbers in FILE_A as a percentage of FILE_B's.
+percent() { python3 -c 'import sys; print(f"{100*float(sys.argv[1])/float(sys.argv[2]):.0f}%")' "$(median "$1")" "$(median "$2")"; }
+# verdict VALUE MIN: "met" when VALUE >= MIN, else "not met".
+verdict() { python3 -c 'import sys; print("met" if float(sys.argv[1]) >= float(sys.argv[2]) else "not met")' "$1" "$2"; }
 
 # wait_for_lines FILE N: waits until FILE holds N lines; prints when it last grew. Polls the size,
 # which is cheap, and counts lines only once the size holds still.

@@ -507,23 +507,22 @@ async fn register(
     (max_in_flight, stop): (usize, &Stop),
     (deliveries, boundary): (u32, Option<Position>),
 ) -> Option<Seq> {
-    // The common case: room, checked and taken under one lock, without registering for a
-    // notification.
-    {
+    let mut boundary = boundary;
+    // Room checked and taken under one lock.
+    let mut try_register = || {
         let mut tracker = lock(tracker);
-        if tracker.in_flight() < max_in_flight {
-            return Some(tracker.register(deliveries, boundary));
-        }
+        (tracker.in_flight() < max_in_flight).then(|| tracker.register(deliveries, boundary.take()))
+    };
+    // The common case, without registering for a notification.
+    if let Some(seq) = try_register() {
+        return Some(seq);
     }
     loop {
         let notified = acked.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        {
-            let mut tracker = lock(tracker);
-            if tracker.in_flight() < max_in_flight {
-                return Some(tracker.register(deliveries, boundary));
-            }
+        if let Some(seq) = try_register() {
+            return Some(seq);
         }
         tokio::select! {
             _ = notified => {}
