@@ -161,10 +161,8 @@ impl Conv {
                     .map(Arc::from)
                     .collect(),
             ),
-            (Conv::Decimal, Sql::Bytes(b)) => {
-                Value::Decimal(String::from_utf8_lossy(&b).as_ref().into())
-            }
-            (_, Sql::Bytes(b)) => Value::Text(String::from_utf8_lossy(&b).as_ref().into()),
+            (Conv::Decimal, Sql::Bytes(b)) => Value::Decimal(text(b).into()),
+            (_, Sql::Bytes(b)) => Value::Text(text(b).into()),
             (_, Sql::Int(v)) => Value::Int(v),
             (_, Sql::UInt(v)) => Value::UInt(v),
             (_, Sql::Float(f)) => Value::Double(f as f64),
@@ -172,6 +170,13 @@ impl Conv {
             (_, other) => Value::Text(other.as_sql(true).as_str().into()),
         }
     }
+}
+
+/// A text column's bytes as a string, keeping their buffer: the connection is utf8mb4, so they are
+/// valid UTF-8 (anything else is converted lossily).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A key column's value as it is saved in the snapshot progress.
@@ -242,6 +247,24 @@ mod tests {
         assert_eq!(
             key_part(&Sql::Date(2024, 1, 2, 3, 4, 5, 6), false),
             KeyPart::Text("2024-01-02 03:04:05.000006".into())
+        );
+    }
+
+    #[test]
+    fn text_keeps_long_and_short_strings_and_replaces_invalid_bytes() {
+        let long = "x".repeat(40);
+        assert_eq!(
+            Conv::Text.value(Sql::Bytes(long.clone().into_bytes())),
+            Value::from(long.as_str())
+        );
+        assert_eq!(Conv::Text.value(Sql::Bytes(b"ab".to_vec())), Value::from("ab"));
+        assert_eq!(
+            Conv::Text.value(Sql::Bytes(vec![b'a', 0xff])),
+            Value::from("a\u{fffd}")
+        );
+        assert_eq!(
+            Conv::Decimal.value(Sql::Bytes(b"-1.50".to_vec())),
+            Value::Decimal("-1.50".into())
         );
     }
 
