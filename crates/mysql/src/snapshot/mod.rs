@@ -5,13 +5,15 @@
 //! of the table in progress (`read`, keyset pagination by the primary key), holds it until the
 //! stream reaches the chunk's high watermark while dropping the keys the stream changes meanwhile
 //! (`chunk`), then emits the rest followed by a boundary that carries the new progress; a chunk
-//! that goes out at once has the next one read ahead while it is sent on. The progress
-//! rides in every boundary's `Position`, so the checkpoint saves it: a restart resumes at the last
-//! delivered chunk. Tables requested while running (`rowbus snapshot`) arrive as files in the
+//! that goes out at once has the next one read ahead while it is sent on, and the one after that
+//! too when the table is read in key ranges (`ranges`) on a server with exact positions. The
+//! progress rides in every boundary's `Position`, so the checkpoint saves it: a restart resumes at
+//! the last delivered chunk. Tables requested while running (`rowbus snapshot`) arrive as files in the
 //! request directory.
 
 pub mod chunk;
 pub mod progress;
+pub mod ranges;
 pub mod read;
 pub mod values;
 
@@ -25,11 +27,13 @@ use chunk::{Changes, Chunk};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use progress::Reporter;
+use ranges::Ranges;
 use read::{Outcome, TablePlan};
 use rowbus_core::event::{now_ms, ChangeEvent, Op, Row, SourceEvent, SourceInfo, SourceRecord};
-use rowbus_core::snapshot::{SnapshotProgress, TableProgress};
+use rowbus_core::snapshot::{KeyPart, SnapshotProgress, TableProgress};
 use rowbus_core::table_filter::TableFilter;
 use rowbus_core::Position;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,11 +49,19 @@ pub struct Snapshotter {
     /// `progress` as the boundaries carry it.
     shared: Option<Arc<SnapshotProgress>>,
     plan: Option<Arc<TablePlan>>,
-    /// The next chunk, read on the snapshot's connection while the one before goes out.
-    ahead: Option<ReadAhead>,
+    /// The next chunks, in key order, read while the one before goes out: one, or two at once
+    /// on two connections when the table is read in `ranges` and the server gives exact
+    /// positions.
+    ahead: VecDeque<ReadAhead>,
+    /// How the table in progress is cut into ranges (a key of one integer column).
+    ranges: Option<Ranges>,
+    /// Whether the last read had the server's exact position.
+    exact: bool,
     reporter: Option<Reporter>,
     pending: Option<Chunk>,
     conn: Option<Conn>,
+    /// A second connection, for the second of two reads at once.
+    spare: Option<Conn>,
     /// After the table's columns differed from the history: read again once the stream is here.
     wait_for: Option<At>,
     requests_polled: Option<Instant>,
@@ -112,6 +124,9 @@ impl Snapshotter {
             .is_some_and(SnapshotProgress::is_done)
         {
             self.progress = None;
+            // Idle until the next request, which opens them again.
+            self.conn = None;
+            self.spare = None;
             tracing::info!("snapshot done");
         }
         self.shared = self.progress.clone().map(Arc::new);
@@ -122,8 +137,9 @@ impl Snapshotter {
     pub fn begin_session(&mut self) {
         self.pending = None;
         self.plan = None;
-        self.ahead = None;
+        self.ahead.clear();
         self.conn = None;
+        self.spare = None;
         self.wait_for = None;
         self.recent.clear();
         self.tracked_since = None;
@@ -205,6 +221,8 @@ impl Snapshotter {
         let outcome = self.try_read(config, decoder).await;
         if outcome.is_err() {
             self.conn = None;
+            self.spare = None;
+            self.ahead.clear();
         }
         let Some(outcome) = outcome? else {
             return Ok(());
@@ -227,7 +245,7 @@ impl Snapshotter {
                 tracing::info!(table = %plan.table, why, "the table changed since the stream's position; reading it again when the stream reaches the change");
                 self.changed_in_a_row += 1;
                 self.plan = None;
-                self.ahead = None;
+                self.ahead.clear();
                 self.wait_for = Some(high);
                 Ok(())
             }
@@ -245,6 +263,8 @@ impl Snapshotter {
             }
             Outcome::Read(read) => {
                 self.changed_in_a_row = 0;
+                self.learn(plan.clone(), &read);
+                let plan = self.plan.as_ref().expect("planned by try_read");
                 let chunk = Chunk::new(
                     plan.key.clone(),
                     read.rows,
@@ -253,7 +273,6 @@ impl Snapshotter {
                     read.last_key,
                     read.end_of_table,
                 );
-                self.recent.forget_before(&chunk.low);
                 if chunk.is_due(&stream_at) {
                     self.emit(chunk, decoder.last_boundary(), out);
                     self.read_ahead(config, decoder);
@@ -296,23 +315,67 @@ impl Snapshotter {
                 plan.estimated_rows,
                 table.rows,
             ));
+            self.ranges = plan
+                .max_key
+                .map(|max| Ranges::new(max, config.snapshot_chunk_rows));
+            self.exact = false;
             self.plan = Some(Arc::new(plan));
             self.reindex_begin_due = true;
             self.recent.clear();
             self.tracked_since = Some(At::from(decoder.last_boundary()));
         }
         self.wait_for = None;
-        if let Some(ahead) = self.ahead.take() {
-            if let Some((conn, outcome)) = ahead.result_for(&table).await {
-                self.conn = Some(conn);
-                return outcome.map(Some);
+        if let Some(ahead) = self.ahead.pop_front() {
+            match ahead.result_for(&table).await {
+                Some((conn, outcome)) => {
+                    self.keep(conn);
+                    return outcome.map(Some);
+                }
+                // Read for another point of the table: so were the ones after it.
+                None => self.ahead.clear(),
             }
         }
         let limit = config.snapshot_chunk_rows;
         let low = self.low_watermark(decoder);
+        let upto = self.range_end(&table);
         let conn = open(&mut self.conn, config).await?;
         let plan = self.plan.as_ref().expect("planned above");
-        plan.read(conn, config, &table, limit, &low).await.map(Some)
+        plan.read(conn, config, &table, upto.as_ref(), limit, &low)
+            .await
+            .map(Some)
+    }
+
+    /// A connection back from a read ahead.
+    fn keep(&mut self, conn: Conn) {
+        match self.conn {
+            None => self.conn = Some(conn),
+            Some(_) => self.spare = Some(conn),
+        }
+    }
+
+    /// Where the read of the chunk after `table.after` ends, when the table is read in ranges.
+    fn range_end(&self, table: &TableProgress) -> Option<KeyPart> {
+        self.ranges.as_ref()?.end_after(table.after.as_deref())
+    }
+
+    /// What a read teaches about the table: its key density, and whether the server gives
+    /// exact positions.
+    fn learn(&mut self, plan: Arc<TablePlan>, read: &read::Read) {
+        self.exact = read.exact;
+        let (Some(ranges), Some(table)) = (
+            &mut self.ranges,
+            self.progress.as_ref().and_then(|p| p.tables.first()),
+        ) else {
+            return;
+        };
+        let first = read.rows.first().zip(plan.key.first());
+        let first = first.and_then(|(row, &k)| ranges::int_value(&row.values[k]));
+        ranges.observe(
+            table.after.as_deref(),
+            first,
+            read.last_key.as_deref(),
+            read.rows.len(),
+        );
     }
 
     /// Without an exact snapshot position the low watermark is where `recent` starts.
@@ -321,29 +384,59 @@ impl Snapshotter {
         self.tracked_since.clone().unwrap_or(stream_at)
     }
 
-    /// Starts reading the chunk after the one just emitted, on the snapshot's connection, so that
-    /// the server and the row conversion work while the source sends that one on. The read is
-    /// the one `try_read` would make next at this stream position (the stream does not move
-    /// before the next chunk is asked for, unless the emitted one could not go out at once: then
-    /// the usual watermark check keeps or drops it).
+    /// Starts reading the chunks after the one just emitted, so that the server and the row
+    /// conversion work while the source sends that one on: the next one on the snapshot's
+    /// connection, and, for a table read in ranges on a server with exact positions, the one
+    /// after it on a second connection. A read is the one `try_read` would make at its point of
+    /// the table; one whose point the table is not at when it is wanted is dropped, and a read
+    /// that saw the server before `tracked_since` is made again (`read_next`).
     fn read_ahead(&mut self, config: &MysqlSourceConfig, decoder: &Decoder) {
-        let (Some(plan), Some(conn)) = (self.plan.clone(), self.conn.take()) else {
+        let Some(plan) = self.plan.clone() else {
             return;
         };
-        let Some(table) = self.progress.as_ref().and_then(|p| p.tables.first()) else {
-            self.conn = Some(conn);
-            return;
+        let depth = if self.exact && self.ranges.is_some() {
+            2
+        } else {
+            1
         };
-        let (table, config) = (table.clone(), config.clone());
         let low = self.low_watermark(decoder);
-        let progress = table.clone();
-        let task = tokio::spawn(async move {
-            let mut conn = conn;
-            let limit = config.snapshot_chunk_rows;
-            let outcome = plan.read(&mut conn, &config, &table, limit, &low).await;
-            (conn, outcome)
-        });
-        self.ahead = Some(ReadAhead { progress, task });
+        // An exact read sees the server at or after the stream's position now.
+        let launched_at = match self.exact {
+            true => At::from(decoder.last_boundary()),
+            false => low.clone(),
+        };
+        while self.ahead.len() < depth {
+            let Some(table) = self.next_to_read_ahead() else {
+                return;
+            };
+            let upto = self.range_end(&table);
+            let conn = self.conn.take().or_else(|| self.spare.take());
+            let read = ChunkRead {
+                plan: plan.clone(),
+                config: config.clone(),
+                table: table.clone(),
+                upto: upto.clone(),
+                low: low.clone(),
+            };
+            self.ahead.push_back(ReadAhead {
+                progress: table,
+                upto,
+                launched_at: launched_at.clone(),
+                task: tokio::spawn(read.run(conn)),
+            });
+        }
+    }
+
+    /// Where the next read ahead starts: after the emitted chunk, or after the range of the last
+    /// read ahead (`None` if that one is open-ended).
+    fn next_to_read_ahead(&self) -> Option<TableProgress> {
+        match self.ahead.back() {
+            None => self.progress.as_ref()?.tables.first().cloned(),
+            Some(last) => Some(TableProgress {
+                after: Some(vec![last.upto.clone()?]),
+                ..last.progress.clone()
+            }),
+        }
     }
 
     /// Passes the decoder's records through: the pending chunk notes the changes, boundaries carry
@@ -364,7 +457,7 @@ impl Snapshotter {
                     // A DDL or TRUNCATE of the table being read: what was read before it is void.
                     self.pending = None;
                     self.plan = None;
-                    self.ahead = None;
+                    self.ahead.clear();
                     self.recent.clear();
                     self.tracked_since = None;
                 }
@@ -403,11 +496,16 @@ impl Snapshotter {
             return;
         };
         let (last_key, end_of_table) = (chunk.last_key.clone(), chunk.end_of_table);
-        // `recent` holds every change since its last pruning at or before this point.
-        if self.tracked_since.is_some() {
-            self.tracked_since = Some(At::from(position));
-        }
         let rows = chunk.into_rows(&self.recent);
+        // From here `recent` needs only what the reads still to come may have missed: the changes
+        // since this point, or since the earliest read ahead was started.
+        if self.tracked_since.is_some() {
+            let here = At::from(position);
+            let earliest = self.ahead.iter().map(|a| &a.launched_at).min();
+            let since = earliest.filter(|at| **at < here).cloned().unwrap_or(here);
+            self.recent.forget_before(&since);
+            self.tracked_since = Some(since);
+        }
         let now = now_ms();
         let source = Arc::new(SourceEvent {
             name: self.name.clone(),
@@ -493,16 +591,48 @@ impl Snapshotter {
             }
         }
         self.plan = None;
-        self.ahead = None;
+        self.ahead.clear();
         self.recent.clear();
         self.share();
     }
 }
 
-/// A chunk being read ahead, for the table's progress it was started at.
+/// One chunk's read, as a task of its own.
+struct ChunkRead {
+    plan: Arc<TablePlan>,
+    config: MysqlSourceConfig,
+    table: TableProgress,
+    upto: Option<KeyPart>,
+    low: At,
+}
+
+impl ChunkRead {
+    /// Reads on `conn`, or on a new connection; gives the connection back.
+    async fn run(self, conn: Option<Conn>) -> (Option<Conn>, Result<Outcome, SourceError>) {
+        let mut slot = conn;
+        let outcome = match open(&mut slot, &self.config).await {
+            Ok(conn) => {
+                let limit = self.config.snapshot_chunk_rows;
+                let upto = self.upto.as_ref();
+                (self.plan)
+                    .read(conn, &self.config, &self.table, upto, limit, &self.low)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        (slot, outcome)
+    }
+}
+
+/// A chunk being read ahead, for the point of the table it starts at.
 struct ReadAhead {
+    /// The table's progress it reads after (its `rows` aside).
     progress: TableProgress,
-    task: tokio::task::JoinHandle<(Conn, Result<Outcome, SourceError>)>,
+    /// The key its range ends at, when read in ranges.
+    upto: Option<KeyPart>,
+    /// A position at or before the one the read sees the server at.
+    launched_at: At,
+    task: tokio::task::JoinHandle<(Option<Conn>, Result<Outcome, SourceError>)>,
 }
 
 impl ReadAhead {
@@ -511,10 +641,17 @@ impl ReadAhead {
         mut self,
         table: &TableProgress,
     ) -> Option<(Conn, Result<Outcome, SourceError>)> {
-        if self.progress != *table {
+        let same_point = TableProgress {
+            rows: table.rows,
+            ..self.progress.clone()
+        } == *table;
+        if !same_point {
             return None;
         }
-        (&mut self.task).await.ok()
+        match (&mut self.task).await.ok()? {
+            (Some(conn), outcome) => Some((conn, outcome)),
+            (None, _) => None,
+        }
     }
 }
 

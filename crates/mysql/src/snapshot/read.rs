@@ -35,6 +35,8 @@ pub struct TablePlan {
     pub primary_key_names: Arc<[Arc<str>]>,
     /// information_schema's estimate, for the progress report.
     pub estimated_rows: u64,
+    /// The largest key when planned, for a key of one integer column (read in ranges).
+    pub max_key: Option<i128>,
 }
 
 /// A chunk as read, before it meets the stream.
@@ -45,6 +47,8 @@ pub struct Read {
     pub end_of_table: bool,
     pub low: At,
     pub high: At,
+    /// Whether `low` and `high` are the server's exact position of the read.
+    pub exact: bool,
 }
 
 /// What came of a read.
@@ -70,6 +74,16 @@ const TABLE_CHANGED: [u16; 3] = [1054, 1146, 1412];
 /// Key types whose SQL order is not the order of the values rowbus keeps (ENUM sorts by index,
 /// BIT and FLOAT do not round-trip as text): such keys are not used for paging.
 const UNPAGEABLE: [&str; 6] = ["enum", "set", "bit", "float", "double", "real"];
+
+/// Key types read in ranges of values (`ranges`).
+const INTEGER: [&str; 6] = [
+    "tinyint",
+    "smallint",
+    "mediumint",
+    "int",
+    "integer",
+    "bigint",
+];
 
 fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -119,6 +133,12 @@ impl TablePlan {
             .iter()
             .any(|&i| UNPAGEABLE.contains(&types[i].base.as_str()));
         let key = if unpageable { Vec::new() } else { key };
+        let max_key = match key[..] {
+            [k] if INTEGER.contains(&types[k].base.as_str()) => {
+                largest_key(conn, config, db, table, &columns[k]).await?
+            }
+            _ => None,
+        };
         let estimate: Vec<Option<u64>> = conn
             .exec(
                 "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
@@ -136,6 +156,7 @@ impl TablePlan {
             key,
             primary_key,
             estimated_rows: estimate.into_iter().next().flatten().unwrap_or(0),
+            max_key,
         })
     }
 
@@ -144,10 +165,12 @@ impl TablePlan {
         *event.table == *self.table && *event.db == *self.db
     }
 
-    /// The `SELECT` of the chunk after `after` (the first chunk when `None`), and its parameters.
+    /// The `SELECT` of the chunk after `after` (the first chunk when `None`), up to the key `upto`
+    /// when given (a key of one column), and its parameters.
     pub fn select(
         &self,
         after: Option<&[KeyPart]>,
+        upto: Option<&KeyPart>,
         condition: Option<&str>,
         limit: usize,
     ) -> (String, Vec<Sql>) {
@@ -178,6 +201,10 @@ impl TablePlan {
             }
             filters.push(format!("({})", alternatives.join(" OR ")));
         }
+        if let (Some(upto), [k]) = (upto, &self.key[..]) {
+            filters.push(format!("{} <= ?", quote(&self.columns[*k])));
+            params.push(key_param(upto));
+        }
         if let Some(condition) = condition {
             // On its own line: a trailing `-- comment` must not swallow the rest.
             filters.push(format!("({condition}\n)"));
@@ -201,13 +228,15 @@ impl TablePlan {
         }
     }
 
-    /// Reads the chunk after `progress.after`. `low`: the low watermark where the server has no
-    /// exact snapshot position (changes the stream delivered since are known).
+    /// Reads the chunk after `progress.after`, up to the key `upto` when given: a chunk that
+    /// stops short of `limit` rows then covers the range to `upto`. `low`: the low watermark where
+    /// the server has no exact snapshot position (changes the stream delivered since are known).
     pub async fn read(
         &self,
         conn: &mut Conn,
         config: &MysqlSourceConfig,
         progress: &TableProgress,
+        upto: Option<&KeyPart>,
         limit: usize,
         low: &At,
     ) -> Result<Outcome, SourceError> {
@@ -221,6 +250,7 @@ impl TablePlan {
         let exact = snapshot_position(conn, config).await?;
         let (sql, params) = self.select(
             progress.after.as_deref(),
+            upto,
             progress.condition.as_deref(),
             limit,
         );
@@ -251,11 +281,17 @@ impl TablePlan {
             }
             Err(e) => return Err(failed(config, doing())(e)),
         };
-        let end_of_table = self.key.is_empty() || rows.len() < limit;
+        let short = rows.len() < limit;
+        let (last_key, end_of_table) = match upto {
+            Some(upto) if short => (Some(vec![upto.clone()]), false),
+            Some(_) => (last_key, false),
+            None => (last_key, self.key.is_empty() || short),
+        };
         Ok(Outcome::Read(Read {
             rows,
             last_key,
             end_of_table,
+            exact: exact.is_some(),
             low: exact.unwrap_or_else(|| low.clone()),
             high,
         }))
@@ -346,6 +382,27 @@ async fn unique_not_null_key(
         .unwrap_or_default())
 }
 
+/// The largest value of the integer key column `column`, if the table has rows.
+async fn largest_key(
+    conn: &mut Conn,
+    config: &MysqlSourceConfig,
+    db: &str,
+    table: &str,
+    column: &str,
+) -> Result<Option<i128>, SourceError> {
+    let sql = format!(
+        "SELECT CAST(MAX({}) AS CHAR) FROM {}.{}",
+        quote(column),
+        quote(db),
+        quote(table)
+    );
+    let max: Option<Option<String>> = conn.query_first(sql).await.map_err(failed(
+        config,
+        format!("reading the largest key of {db}.{table}"),
+    ))?;
+    Ok(max.flatten().and_then(|m| m.parse().ok()))
+}
+
 /// MariaDB's exact binlog position of the open consistent snapshot; `None` elsewhere.
 async fn snapshot_position(
     conn: &mut Conn,
@@ -397,13 +454,14 @@ mod tests {
             key_names: Vec::new(),
             key,
             estimated_rows: 0,
+            max_key: None,
         }
     }
 
     #[test]
     fn the_first_chunk_has_no_key_condition() {
         let p = plan(vec![0], &["int", "text", "text"]);
-        let (sql, params) = p.select(None, None, 100);
+        let (sql, params) = p.select(None, None, None, 100);
         assert_eq!(
             sql,
             "SELECT `a`, `b`, `c` FROM `shop`.`t` ORDER BY `a` LIMIT 100"
@@ -415,7 +473,7 @@ mod tests {
     fn later_chunks_page_by_the_whole_key() {
         let p = plan(vec![0, 1], &["decimal(10,2)", "varchar(10)", "text"]);
         let after = [KeyPart::Text("1.50".into()), KeyPart::Text("x".into())];
-        let (sql, params) = p.select(Some(&after), Some("c <> 'z'"), 10);
+        let (sql, params) = p.select(Some(&after), None, Some("c <> 'z'"), 10);
         assert_eq!(
             sql,
             "SELECT `a`, `b`, `c` FROM `shop`.`t` WHERE ((`a` > CAST(? AS DECIMAL(65,30))) OR \
@@ -428,8 +486,24 @@ mod tests {
     fn a_table_without_key_is_read_whole() {
         let p = plan(vec![], &["int", "text", "text"]);
         assert_eq!(
-            p.select(None, None, 100).0,
+            p.select(None, None, None, 100).0,
             "SELECT `a`, `b`, `c` FROM `shop`.`t`"
         );
+    }
+
+    #[test]
+    fn a_range_ends_at_its_upper_key() {
+        let p = plan(vec![0], &["bigint", "text", "text"]);
+        let (sql, params) = p.select(
+            Some(&[KeyPart::Int(100)]),
+            Some(&KeyPart::Int(180)),
+            None,
+            10,
+        );
+        assert_eq!(
+            sql,
+            "SELECT `a`, `b`, `c` FROM `shop`.`t` WHERE ((`a` > ?)) AND `a` <= ? ORDER BY `a` LIMIT 10"
+        );
+        assert_eq!(params, vec![Sql::Int(100), Sql::Int(180)]);
     }
 }

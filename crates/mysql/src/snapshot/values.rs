@@ -175,8 +175,7 @@ impl Conv {
 /// A text column's bytes as a string, keeping their buffer: the connection is utf8mb4, so they are
 /// valid UTF-8 (anything else is converted lossily).
 fn text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A key column's value as it is saved in the snapshot progress.
@@ -257,7 +256,10 @@ mod tests {
             Conv::Text.value(Sql::Bytes(long.clone().into_bytes())),
             Value::from(long.as_str())
         );
-        assert_eq!(Conv::Text.value(Sql::Bytes(b"ab".to_vec())), Value::from("ab"));
+        assert_eq!(
+            Conv::Text.value(Sql::Bytes(b"ab".to_vec())),
+            Value::from("ab")
+        );
         assert_eq!(
             Conv::Text.value(Sql::Bytes(vec![b'a', 0xff])),
             Value::from("a\u{fffd}")

@@ -1,9 +1,11 @@
 //! Snapshots against a real MariaDB: a 200,000-row table snapshotted while random inserts, updates
 //! and deletes go on, with rowbus killed mid-snapshot and restarted (it resumes after the last
-//! delivered chunk, and the target still ends equal to the source); snapshot values equal to the
+//! delivered chunk, and the target still ends equal to the source); chunks read ahead two at once
+//! while sparse updates go on, the target again equal to the source; snapshot values equal to the
 //! binlog's for every column type; `rowbus snapshot` on a running pipeline, with `--where`, a
-//! table paged by a unique key and a table without key; and a purged checkpoint, refused by
-//! default and answered with a snapshot by `on_purged = "snapshot"`.
+//! table paged by a unique key and a table without key; an integer key read in ranges across a
+//! gap; and a purged checkpoint, refused by default and answered with a snapshot by
+//! `on_purged = "snapshot"`.
 
 use crate::support::*;
 use crate::type_matrix::{GEOMETRY_FIRST, INSERTS, TABLE};
@@ -41,6 +43,69 @@ fn apply(events: &[Value]) -> BTreeMap<(String, i64), Value> {
         }
     }
     model
+}
+
+/// The events applied in order give `db.big` as the server has it now, row for row.
+async fn assert_target_equals_source(conn: &mut mysql_async::Conn, db: &str, events: &[Value]) {
+    let model = apply(events);
+    let rows: Vec<(i64, i64, String, String)> = conn
+        .query(format!(
+            "SELECT id, n, s, CAST(d AS CHAR) FROM `{db}`.big ORDER BY id"
+        ))
+        .await
+        .unwrap();
+    let expected: BTreeMap<(String, i64), Value> = rows
+        .into_iter()
+        .map(|(id, n, s, d)| {
+            (
+                ("big".to_string(), id),
+                json!({"id": id, "n": n, "s": s, "d": d}),
+            )
+        })
+        .collect();
+    assert_eq!(model.len(), expected.len(), "row count of the target");
+    for (key, row) in &expected {
+        assert_eq!(model.get(key), Some(row), "row {key:?}");
+    }
+}
+
+/// Creates `db.big` with `rows` rows.
+async fn create_big(conn: &mut mysql_async::Conn, db: &str, rows: u64) {
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.big (id INT PRIMARY KEY, n BIGINT NOT NULL, s VARCHAR(40) NOT NULL, \
+         d DECIMAL(12,3) NOT NULL); \
+         INSERT INTO `{db}`.big SELECT seq, seq * 7, CONCAT('row ', seq), seq / 8 FROM `{db}`.seq_1_to_{rows}"
+    ))
+    .await
+    .unwrap();
+}
+
+/// A fresh database holding `big` with `rows` rows, a connection to it, and the config of a
+/// snapshot of it in chunks of `chunk_rows` rows.
+async fn big_snapshot(
+    server: &MariaDb,
+    name: &str,
+    rows: u64,
+    chunk_rows: usize,
+) -> (String, mysql_async::Conn, TestDir, std::path::PathBuf) {
+    let db = server.fresh_database(name).await;
+    let mut conn = server.conn().await;
+    create_big(&mut conn, &db, rows).await;
+    let dir = TestDir::new(name);
+    let extra = format!("snapshot = \"initial\"\nsnapshot_chunk_rows = {chunk_rows}");
+    let config = config_from_now(server, &dir, &db, &extra).await;
+    (db, conn, dir, config)
+}
+
+/// Waits until rowbus has delivered the whole binlog, then stops it.
+async fn deliver_everything_and_stop(server: &MariaDb, dir: &TestDir, rowbus: Rowbus) {
+    let end = at(&binlog_end(server).await);
+    tokio::task::block_in_place(|| {
+        rowbus.wait_until("rowbus to deliver everything", || {
+            saved(dir).filter(|(p, _)| *p >= end).map(|_| ())
+        });
+        rowbus.stop_cleanly();
+    });
 }
 
 /// Random single-row changes in small transactions until `stop` is set.
@@ -89,23 +154,7 @@ fn at(text: &str) -> (u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_under_writes_resumes_after_a_kill_and_ends_equal() {
     let server = MariaDb::shared();
-    let db = server.fresh_database("snapbig").await;
-    let mut conn = server.conn().await;
-    conn.query_drop(format!(
-        "CREATE TABLE `{db}`.big (id INT PRIMARY KEY, n BIGINT NOT NULL, s VARCHAR(40) NOT NULL, \
-         d DECIMAL(12,3) NOT NULL); \
-         INSERT INTO `{db}`.big SELECT seq, seq * 7, CONCAT('row ', seq), seq / 8 FROM `{db}`.seq_1_to_{ROWS}"
-    ))
-    .await
-    .unwrap();
-    let dir = TestDir::new("snapshot-big");
-    let config = config_from_now(
-        server,
-        &dir,
-        &db,
-        "snapshot = \"initial\"\nsnapshot_chunk_rows = 2000",
-    )
-    .await;
+    let (db, mut conn, dir, config) = big_snapshot(server, "snapbig", ROWS, 2000).await;
     let stop = Arc::new(AtomicBool::new(false));
     let seed = Rng::seed_from_env("ROWBUS_SNAPSHOT_SEED");
     eprintln!("snapshot workload seed {seed}");
@@ -137,13 +186,7 @@ async fn snapshot_under_writes_resumes_after_a_kill_and_ends_equal() {
     });
     stop.store(true, Ordering::SeqCst);
     let transactions = writer.await.unwrap();
-    let end = at(&binlog_end(server).await);
-    tokio::task::block_in_place(|| {
-        rowbus.wait_until("rowbus to deliver everything", || {
-            saved(&dir).filter(|(p, _)| *p >= end).map(|_| ())
-        })
-    });
-    rowbus.stop_cleanly();
+    deliver_everything_and_stop(server, &dir, rowbus).await;
 
     let events = read_events(&out);
     let reads: Vec<&Value> = events.iter().filter(|e| e["op"] == "r").collect();
@@ -164,26 +207,47 @@ async fn snapshot_under_writes_resumes_after_a_kill_and_ends_equal() {
         "the workload ran {transactions} transactions"
     );
 
-    let model = apply(&events);
-    let rows: Vec<(i64, i64, String, String)> = conn
-        .query(format!(
-            "SELECT id, n, s, CAST(d AS CHAR) FROM `{db}`.big ORDER BY id"
+    assert_target_equals_source(&mut conn, &db, &events).await;
+}
+
+/// Updates of a few random rows a millisecond apart, until `stop` is set: sparse enough that
+/// chunks often go out at once and the next two are read ahead while the updates go on.
+async fn paced_updates(server: &MariaDb, db: String, rows: u64, seed: u64, stop: Arc<AtomicBool>) {
+    let mut conn = server.conn().await;
+    let mut rng = Rng::new(seed);
+    while !stop.load(Ordering::SeqCst) {
+        let ids: Vec<String> = (0..5).map(|_| (1 + rng.below(rows)).to_string()).collect();
+        conn.query_drop(format!(
+            "UPDATE `{db}`.big SET n = n + 1, s = CONCAT('upd ', id) WHERE id IN ({})",
+            ids.join(", ")
         ))
         .await
         .unwrap();
-    let expected: BTreeMap<(String, i64), Value> = rows
-        .into_iter()
-        .map(|(id, n, s, d)| {
-            (
-                ("big".to_string(), id),
-                json!({"id": id, "n": n, "s": s, "d": d}),
-            )
-        })
-        .collect();
-    assert_eq!(model.len(), expected.len(), "row count of the target");
-    for (key, row) in &expected {
-        assert_eq!(model.get(key), Some(row), "row {key:?}");
+        // Pacing the load, not waiting for anything.
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_read_ahead_two_at_once_under_sparse_updates_end_equal() {
+    const ROWS: u64 = 30_000;
+    let server = MariaDb::shared();
+    let (db, mut conn, dir, config) = big_snapshot(server, "snapahead", ROWS, 200).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let seed = Rng::seed_from_env("ROWBUS_SNAPSHOT_SEED");
+    eprintln!("paced updates seed {seed}");
+    let writer = tokio::spawn(paced_updates(server, db.clone(), ROWS, seed, stop.clone()));
+    let rowbus = Rowbus::start(&config);
+    tokio::task::block_in_place(|| {
+        rowbus.wait_until("the snapshot to finish", || {
+            saved(&dir).filter(|(_, s)| s.is_null()).map(|_| ())
+        })
+    });
+    stop.store(true, Ordering::SeqCst);
+    writer.await.unwrap();
+    deliver_everything_and_stop(server, &dir, rowbus).await;
+    let events = read_events(&dir.path("out.jsonl"));
+    assert_target_equals_source(&mut conn, &db, &events).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,6 +287,62 @@ async fn snapshot_values_equal_the_binlogs_for_every_type() {
             assert_eq!(&read[column], value, "column {column} of {key:?}");
         }
     }
+}
+
+/// The sizes of the snapshot's chunks, in order: a chunk's rows number their `source.row` from 0.
+fn chunk_sizes(reads: &[Value]) -> Vec<usize> {
+    let mut sizes: Vec<usize> = Vec::new();
+    for event in reads {
+        match (event["source"]["row"].as_u64(), sizes.last_mut()) {
+            (Some(0), _) | (_, None) => sizes.push(1),
+            (_, Some(last)) => *last += 1,
+        }
+    }
+    sizes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integer_key_is_read_in_ranges_across_gaps_each_row_once_in_order() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("snapranges").await;
+    let mut conn = server.conn().await;
+    // 3,000 dense keys, a gap of about 97,000, then 1,000 dense keys again.
+    conn.query_drop(format!(
+        "USE `{db}`; CREATE TABLE t (id BIGINT UNSIGNED PRIMARY KEY, v INT); \
+         INSERT INTO t SELECT seq, seq FROM seq_1_to_3000; \
+         INSERT INTO t SELECT seq, seq FROM seq_100001_to_101000"
+    ))
+    .await
+    .unwrap();
+    let dir = TestDir::new("snapshot-ranges");
+    let config = config_from_now(
+        server,
+        &dir,
+        &db,
+        "snapshot = \"initial\"\nsnapshot_chunk_rows = 500",
+    )
+    .await;
+    let rowbus = Rowbus::start(&config);
+    tokio::task::block_in_place(|| {
+        wait_for_events(&dir.path("out.jsonl"), 4_000);
+        rowbus.wait_until("the snapshot to finish", || {
+            saved(&dir).filter(|(_, s)| s.is_null()).map(|_| ())
+        });
+        rowbus.stop_cleanly();
+    });
+    let events = read_events(&dir.path("out.jsonl"));
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e["after"]["id"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (1..=3_000).chain(100_001..=101_000).collect();
+    assert_eq!(ids, expected);
+    // The first chunk shows the density; the ranges after it aim at four fifths of the limit.
+    assert_eq!(
+        chunk_sizes(&events)[..7],
+        [500, 400, 400, 400, 400, 400, 400]
+    );
+    assert!(chunk_sizes(&events).iter().all(|&n| n <= 500));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
