@@ -61,6 +61,8 @@ RESULTS="$WORK/results.md"
 # median/min/max of the numbers on stdin, as "median (min–max)".
 stats() { python3 -c 'import sys,statistics as s; v=[float(x) for x in sys.stdin.read().split()]; print(f"{s.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f})")'; }
 now() { date +%s.%N; }
+# cpu_seconds PID: the user and system CPU seconds process PID has used so far.
+cpu_seconds() { awk -v tick="$(getconf CLK_TCK)" '{print ($14 + $15) / tick}' "/proc/$1/stat"; }
 # median FILE: the median of the numbers in FILE.
 median() { python3 -c 'import sys,statistics as s; print(s.median(float(x) for x in open(sys.argv[1]).read().split()))' "$1"; }
 # percent FILE_A FILE_B: the median of the numbers in FILE_A as a percentage of FILE_B's.
@@ -453,6 +455,8 @@ bench_snapshot() {
       '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, seq / 7, REPEAT('x', 40),
       '2024-01-01' + INTERVAL (seq % 1000) DAY FROM snap.seq_1_to_$SNAPSHOT_ROWS"
   : >"$WORK/snap.rates"; : >"$WORK/dump.rates"
+  : >"$WORK/snap.cpu"; : >"$WORK/snap.server-cpu"; : >"$WORK/dump.cpu"; : >"$WORK/dump.server-cpu"
+  local server_pid; server_pid=$(cat "$WORK/mariadb/server.pid")
   for r in $(seq 1 "$RUNS"); do
     rm -rf "$WORK/snap-data" "$WORK/snap.jsonl"
     cat >"$WORK/snap.toml" <<TOML
@@ -468,16 +472,21 @@ type = "file"
 path = "$WORK/snap.jsonl"
 TOML
     : >"$WORK/snap.jsonl"
-    local t0 t1 pid
-    t0=$(now)
+    local t0 t1 pid s0
+    s0=$(cpu_seconds "$server_pid"); t0=$(now)
     "$ROWBUS" run -c "$WORK/snap.toml" 2>"$WORK/snap.log" &
     pid=$!; echo "$pid" >"$WORK/rowbus-snap.pid"
     t1=$(wait_for_lines "$WORK/snap.jsonl" "$SNAPSHOT_ROWS")
+    cpu_seconds "$pid" >>"$WORK/snap.cpu"
+    python3 -c "print($(cpu_seconds "$server_pid") - $s0)" >>"$WORK/snap.server-cpu"
     kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/rowbus-snap.pid"
     python3 -c "print($SNAPSHOT_ROWS/($t1-$t0))" >>"$WORK/snap.rates"
-    t0=$(now)
-    mariadb-dump --no-defaults -h127.0.0.1 -P"$PORT" -uroot --single-transaction --quick snap t >"$WORK/dump.sql"
+    s0=$(cpu_seconds "$server_pid"); t0=$(now)
+    local TIMEFORMAT='%U %S'
+    { time mariadb-dump --no-defaults -h127.0.0.1 -P"$PORT" -uroot --single-transaction --quick snap t >"$WORK/dump.sql"; } 2>"$WORK/dump.time"
     t1=$(now)
+    python3 -c "print($(cpu_seconds "$server_pid") - $s0)" >>"$WORK/dump.server-cpu"
+    awk '{print $1 + $2}' "$WORK/dump.time" >>"$WORK/dump.cpu"
     python3 -c "print($SNAPSHOT_ROWS/($t1-$t0))" >>"$WORK/dump.rates"
   done
   {
@@ -491,7 +500,11 @@ TOML
     local ratio; ratio=$(percent "$WORK/snap.rates" "$WORK/dump.rates")
     echo "Target \"at least as fast as mariadb-dump\" (medians): $(verdict "${ratio%\%}" 100), $ratio."
     echo
-    echo "rowbus reads 10,000-row chunks by primary key, merges them with the (idle) stream, and writes"
+    echo "CPU seconds of a run (medians): rowbus $(printf %.2f "$(median "$WORK/snap.cpu")") and MariaDB $(printf %.2f "$(median "$WORK/snap.server-cpu")") while it ran;"
+    echo "mariadb-dump $(printf %.2f "$(median "$WORK/dump.cpu")") and MariaDB $(printf %.2f "$(median "$WORK/dump.server-cpu")") while it ran. Both share the machine's $(nproc) cores."
+    echo
+    echo "rowbus reads the table by primary key in chunks of at most 10,000 rows (key ranges aiming at"
+    echo "8,000, two read at once), merges them with the (idle) stream, and writes"
     echo "native JSON lines with an fsync per batch, $(($(stat -c %s "$WORK/snap.jsonl") / SNAPSHOT_ROWS)) bytes per row (each line carries the row's"
     echo "key, source block and timestamps); mariadb-dump writes multi-row INSERT statements,"
     echo "$(($(stat -c %s "$WORK/dump.sql") / SNAPSHOT_ROWS)) bytes per row, without an fsync."
