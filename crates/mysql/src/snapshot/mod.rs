@@ -55,8 +55,8 @@ pub struct Snapshotter {
     ahead: VecDeque<ReadAhead>,
     /// How the table in progress is cut into ranges (a key of one integer column).
     ranges: Option<Ranges>,
-    /// Whether the last read had the server's exact position.
-    exact: bool,
+    /// Whether the server gives reads their exact position (as the last read showed).
+    exact_positions: bool,
     reporter: Option<Reporter>,
     pending: Option<Chunk>,
     conn: Option<Conn>,
@@ -263,7 +263,9 @@ impl Snapshotter {
             }
             Outcome::Read(read) => {
                 self.changed_in_a_row = 0;
-                self.learn(plan.clone(), &read);
+                let first = read.rows.first().zip(plan.key.first());
+                let first = first.and_then(|(row, &k)| ranges::int_value(&row.values[k]));
+                self.learn(&read, first);
                 let plan = self.plan.as_ref().expect("planned by try_read");
                 let chunk = Chunk::new(
                     plan.key.clone(),
@@ -318,31 +320,46 @@ impl Snapshotter {
             self.ranges = plan
                 .max_key
                 .map(|max| Ranges::new(max, config.snapshot_chunk_rows));
-            self.exact = false;
+            self.exact_positions = false;
             self.plan = Some(Arc::new(plan));
             self.reindex_begin_due = true;
             self.recent.clear();
             self.tracked_since = Some(At::from(decoder.last_boundary()));
         }
         self.wait_for = None;
-        if let Some(ahead) = self.ahead.pop_front() {
-            match ahead.result_for(&table).await {
-                Some((conn, outcome)) => {
-                    self.keep(conn);
-                    return outcome.map(Some);
-                }
-                // Read for another point of the table: so were the ones after it.
-                None => self.ahead.clear(),
-            }
+        if let Some(outcome) = self.take_read_ahead(&table).await {
+            return outcome.map(Some);
         }
         let limit = config.snapshot_chunk_rows;
         let low = self.low_watermark(decoder);
         let upto = self.range_end(&table);
+        if self.conn.is_none() {
+            self.conn = self.spare.take();
+        }
         let conn = open(&mut self.conn, config).await?;
         let plan = self.plan.as_ref().expect("planned above");
         plan.read(conn, config, &table, upto.as_ref(), limit, &low)
             .await
             .map(Some)
+    }
+
+    /// The outcome of the read ahead for `table`'s next chunk, if there is one; the reads queued
+    /// after one that read another point of the table, or failed, go with it.
+    async fn take_read_ahead(
+        &mut self,
+        table: &TableProgress,
+    ) -> Option<Result<Outcome, SourceError>> {
+        let ahead = self.ahead.pop_front()?;
+        match ahead.result_for(table).await {
+            Some((conn, outcome)) => {
+                self.keep(conn);
+                Some(outcome)
+            }
+            None => {
+                self.ahead.clear();
+                None
+            }
+        }
     }
 
     /// A connection back from a read ahead.
@@ -353,23 +370,29 @@ impl Snapshotter {
         }
     }
 
-    /// Where the read of the chunk after `table.after` ends, when the table is read in ranges.
+    /// Where the read of the chunk after `table.after` ends, when the table is read in ranges
+    /// (only where reads have exact positions: elsewhere each read waits for the stream, and
+    /// smaller chunks would only mean more waits).
     fn range_end(&self, table: &TableProgress) -> Option<KeyPart> {
-        self.ranges.as_ref()?.end_after(table.after.as_deref())
+        let ranges = self.ranges.as_ref().filter(|_| self.exact_positions)?;
+        ranges.end_after(table.after.as_deref())
     }
 
-    /// What a read teaches about the table: its key density, and whether the server gives
-    /// exact positions.
-    fn learn(&mut self, plan: Arc<TablePlan>, read: &read::Read) {
-        self.exact = read.exact;
+    /// What a read teaches about the table: its key density (`first`: its first row's key, for
+    /// an integer key), and whether the server gives exact positions.
+    fn learn(&mut self, read: &read::Read, first: Option<i128>) {
+        if read.exact && !self.exact_positions && self.ranges.is_some() {
+            if let Some(plan) = &self.plan {
+                tracing::info!(table = %format_args!("{}.{}", plan.db, plan.table), "reading in key ranges, two chunks at once");
+            }
+        }
+        self.exact_positions = read.exact;
         let (Some(ranges), Some(table)) = (
             &mut self.ranges,
             self.progress.as_ref().and_then(|p| p.tables.first()),
         ) else {
             return;
         };
-        let first = read.rows.first().zip(plan.key.first());
-        let first = first.and_then(|(row, &k)| ranges::int_value(&row.values[k]));
         ranges.observe(
             table.after.as_deref(),
             first,
@@ -394,14 +417,25 @@ impl Snapshotter {
         let Some(plan) = self.plan.clone() else {
             return;
         };
-        let depth = if self.exact && self.ranges.is_some() {
+        let depth = if self.exact_positions && self.ranges.is_some() {
             2
         } else {
             1
         };
+        // A range that reached the row limit ended short of where the next read starts.
+        let current = self.progress.as_ref().and_then(|p| p.tables.first());
+        if self
+            .ahead
+            .front()
+            .zip(current)
+            .is_some_and(|(a, t)| !a.starts_at(t))
+        {
+            self.ahead.clear();
+        }
         let low = self.low_watermark(decoder);
-        // An exact read sees the server at or after the stream's position now.
-        let launched_at = match self.exact {
+        // An exact read sees the server at the stream's position now, or rarely just before it
+        // (engine commits trail the binlog): such a read is made again (`read_next`).
+        let launched_at = match self.exact_positions {
             true => At::from(decoder.last_boundary()),
             false => low.clone(),
         };
@@ -419,7 +453,7 @@ impl Snapshotter {
                 low: low.clone(),
             };
             self.ahead.push_back(ReadAhead {
-                progress: table,
+                start: table,
                 upto,
                 launched_at: launched_at.clone(),
                 task: tokio::spawn(read.run(conn)),
@@ -434,7 +468,7 @@ impl Snapshotter {
             None => self.progress.as_ref()?.tables.first().cloned(),
             Some(last) => Some(TableProgress {
                 after: Some(vec![last.upto.clone()?]),
-                ..last.progress.clone()
+                ..last.start.clone()
             }),
         }
     }
@@ -627,7 +661,7 @@ impl ChunkRead {
 /// A chunk being read ahead, for the point of the table it starts at.
 struct ReadAhead {
     /// The table's progress it reads after (its `rows` aside).
-    progress: TableProgress,
+    start: TableProgress,
     /// The key its range ends at, when read in ranges.
     upto: Option<KeyPart>,
     /// A position at or before the one the read sees the server at.
@@ -636,21 +670,33 @@ struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Its connection and outcome, if it read the chunk `table` asks for next.
+    /// Whether it reads the chunk after the point `table` stands at.
+    fn starts_at(&self, table: &TableProgress) -> bool {
+        TableProgress {
+            rows: table.rows,
+            ..self.start.clone()
+        } == *table
+    }
+
+    /// Its connection and outcome, if it read the chunk `table` asks for next and could run.
     async fn result_for(
         mut self,
         table: &TableProgress,
     ) -> Option<(Conn, Result<Outcome, SourceError>)> {
-        let same_point = TableProgress {
-            rows: table.rows,
-            ..self.progress.clone()
-        } == *table;
-        if !same_point {
+        if !self.starts_at(table) {
             return None;
         }
-        match (&mut self.task).await.ok()? {
-            (Some(conn), outcome) => Some((conn, outcome)),
-            (None, _) => None,
+        match (&mut self.task).await {
+            Ok((Some(conn), outcome)) => Some((conn, outcome)),
+            Ok((None, outcome)) => {
+                let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+                tracing::warn!(%error, "a snapshot read ahead could not connect; reading again");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a snapshot read ahead ended; reading again");
+                None
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! column is read in ranges `(after, after + step]` whose ends are known before their rows are, so
 //! the range after the one being read can be read at the same time on a second connection. The
 //! step follows the key density seen so far and aims at four fifths of a chunk's row limit: a
-//! range that reaches the limit ends at its last row, and the read queued after it is dropped.
+//! range that reaches the limit ends at its last row, and the reads queued after it are dropped.
 //! Past the largest key the table had when planned, chunks are read open-ended, as other tables'.
 
 use rowbus_core::snapshot::KeyPart;
@@ -39,10 +39,10 @@ impl Ranges {
             return None;
         }
         let end = (start + step).min(self.max);
-        Some(match after {
-            KeyPart::UInt(_) => KeyPart::UInt(end as u64),
-            _ => KeyPart::Int(end as i64),
-        })
+        match after {
+            KeyPart::UInt(_) => u64::try_from(end).ok().map(KeyPart::UInt),
+            _ => i64::try_from(end).ok().map(KeyPart::Int),
+        }
     }
 
     /// Learns the density from a chunk of `rows` rows that covered the keys after `after` (the

@@ -76,7 +76,7 @@ const TABLE_CHANGED: [u16; 3] = [1054, 1146, 1412];
 const UNPAGEABLE: [&str; 6] = ["enum", "set", "bit", "float", "double", "real"];
 
 /// Key types read in ranges of values (`ranges`).
-const INTEGER: [&str; 6] = [
+const RANGE_KEY_TYPES: [&str; 6] = [
     "tinyint",
     "smallint",
     "mediumint",
@@ -134,7 +134,7 @@ impl TablePlan {
             .any(|&i| UNPAGEABLE.contains(&types[i].base.as_str()));
         let key = if unpageable { Vec::new() } else { key };
         let max_key = match key[..] {
-            [k] if INTEGER.contains(&types[k].base.as_str()) => {
+            [k] if RANGE_KEY_TYPES.contains(&types[k].base.as_str()) => {
                 largest_key(conn, config, db, table, &columns[k]).await?
             }
             _ => None,
@@ -282,11 +282,7 @@ impl TablePlan {
             Err(e) => return Err(failed(config, doing())(e)),
         };
         let short = rows.len() < limit;
-        let (last_key, end_of_table) = match upto {
-            Some(upto) if short => (Some(vec![upto.clone()]), false),
-            Some(_) => (last_key, false),
-            None => (last_key, self.key.is_empty() || short),
-        };
+        let (last_key, end_of_table) = chunk_end(upto, short, last_key, self.key.is_empty());
         Ok(Outcome::Read(Read {
             rows,
             last_key,
@@ -342,6 +338,23 @@ impl TablePlan {
             key
         });
         Ok((rows, last_key.filter(|k| !k.is_empty())))
+    }
+}
+
+/// Where a chunk leaves the table: the key the next chunk starts after, and whether the table
+/// is done. A range that came back `short` of the row limit covered everything up to `upto`; one
+/// that reached the limit ends at its last row; an open-ended read that came back short (or a
+/// table without a key, read in one pass) reached the end of the table.
+fn chunk_end(
+    upto: Option<&KeyPart>,
+    short: bool,
+    last_row_key: Option<Vec<KeyPart>>,
+    keyless: bool,
+) -> (Option<Vec<KeyPart>>, bool) {
+    match upto {
+        Some(upto) if short => (Some(vec![upto.clone()]), false),
+        Some(_) => (last_row_key, false),
+        None => (last_row_key, keyless || short),
     }
 }
 
@@ -505,5 +518,28 @@ mod tests {
             "SELECT `a`, `b`, `c` FROM `shop`.`t` WHERE ((`a` > ?)) AND `a` <= ? ORDER BY `a` LIMIT 10"
         );
         assert_eq!(params, vec![Sql::Int(100), Sql::Int(180)]);
+    }
+
+    #[test]
+    fn a_chunk_ends_at_its_range_its_last_row_or_the_table() {
+        let last = || Some(vec![KeyPart::Int(150)]);
+        let upto = KeyPart::Int(180);
+        // A range short of the limit covered it all; one at the limit ends at its last row.
+        assert_eq!(
+            chunk_end(Some(&upto), true, last(), false),
+            (Some(vec![upto.clone()]), false)
+        );
+        assert_eq!(
+            chunk_end(Some(&upto), true, None, false),
+            (Some(vec![upto.clone()]), false)
+        );
+        assert_eq!(
+            chunk_end(Some(&upto), false, last(), false),
+            (last(), false)
+        );
+        // Open-ended: short means the end of the table.
+        assert_eq!(chunk_end(None, true, last(), false), (last(), true));
+        assert_eq!(chunk_end(None, false, last(), false), (last(), false));
+        assert_eq!(chunk_end(None, false, None, true), (None, true));
     }
 }

@@ -328,6 +328,9 @@ async fn an_integer_key_is_read_in_ranges_across_gaps_each_row_once_in_order() {
         rowbus.wait_until("the snapshot to finish", || {
             saved(&dir).filter(|(_, s)| s.is_null()).map(|_| ())
         });
+        assert!(rowbus
+            .log()
+            .contains("reading in key ranges, two chunks at once"));
         rowbus.stop_cleanly();
     });
     let events = read_events(&dir.path("out.jsonl"));
