@@ -213,6 +213,9 @@ pub async fn run_until_drained(
     stop: Stop,
     drain: Stop,
 ) -> (Result<PipelineReport, PipelineError>, Option<Drained>) {
+    // Without a saved checkpoint, the first boundary is saved before anything is routed: a
+    // restart then resumes there and misses nothing delivered in between.
+    let save_first = start.is_none().then(|| (config.clone(), store.clone()));
     let tracker: Tracker = Arc::new(Mutex::new(AckTracker::new(start)));
     let acked = Arc::new(Notify::new());
     let mut tasks: JoinSet<Result<Option<SinkSpec>, PipelineError>> = JoinSet::new();
@@ -260,6 +263,7 @@ pub async fn run_until_drained(
         acked.clone(),
         config.max_in_flight(),
         (stop.clone(), drain.clone()),
+        save_first,
     ));
     let flusher_done = Arc::new(Notify::new());
     let flusher = tokio::spawn(flush_periodically(
@@ -337,6 +341,7 @@ async fn route(
     acked: Arc<Notify>,
     max_in_flight: usize,
     (stop, drain): (Stop, Stop),
+    mut save_first: Option<(PipelineConfig, Arc<CheckpointStore>)>,
 ) -> (u64, Option<QueueReceiver<SourceRecord>>) {
     let Fanout {
         mut transform,
@@ -383,6 +388,13 @@ async fn route(
                     .is_none()
                 {
                     return (count, None);
+                }
+                if let Some((config, store)) = save_first.take() {
+                    if let Err(e) = save_now(&config, &store, &tracker).await {
+                        tracing::error!(error = %e, "cannot save the first checkpoint; stopping");
+                        stop.trigger();
+                        return (count, None);
+                    }
                 }
                 if records.is_empty() {
                     // Caught up with the source: nothing read is waiting any more.

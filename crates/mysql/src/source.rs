@@ -106,6 +106,18 @@ pub async fn run_source(
                     let tables = included_tables(decoder.history().schema(), &config.tables);
                     snapshot.request(tables.into_iter().map(|t| TableProgress::new(t, None)));
                 }
+                if checkpoint.is_none() {
+                    // The start, with the snapshot to make, goes first: the pipeline saves it
+                    // before anything is delivered, so a restart resumes here.
+                    let mut first = vec![SourceRecord::Boundary(decoder.last_boundary().clone())];
+                    snapshot.process(&mut first);
+                    for record in first {
+                        let size = record.approx_size();
+                        if out.send(record, size).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
                 decoder
             }
         };

@@ -4,8 +4,8 @@
 //! while sparse updates go on, the target again equal to the source; snapshot values equal to the
 //! binlog's for every column type; `rowbus snapshot` on a running pipeline, with `--where`, a
 //! table paged by a unique key and a table without key; an integer key read in ranges across a
-//! gap; and a purged checkpoint, refused by default and answered with a snapshot by
-//! `on_purged = "snapshot"`.
+//! gap; a first run killed before any periodic checkpoint, resumed where it started; and a purged
+//! checkpoint, refused by default and answered with a snapshot by `on_purged = "snapshot"`.
 
 use crate::support::*;
 use crate::type_matrix::{GEOMETRY_FIRST, INSERTS, TABLE};
@@ -248,6 +248,55 @@ async fn chunks_read_ahead_two_at_once_under_sparse_updates_end_equal() {
     deliver_everything_and_stop(server, &dir, rowbus).await;
     let events = read_events(&dir.path("out.jsonl"));
     assert_target_equals_source(&mut conn, &db, &events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_run_killed_before_any_periodic_checkpoint_resumes_where_it_started() {
+    let server = MariaDb::shared();
+    let db = server.fresh_database("snapfirst").await;
+    let mut conn = server.conn().await;
+    conn.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT)"))
+        .await
+        .unwrap();
+    let dir = TestDir::new("snapshot-first");
+    let config = config_from_now(server, &dir, &db, "snapshot = \"initial\"").await;
+    // No periodic checkpoint during the test.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"200ms\"", "\"1h\"")).unwrap();
+    let out = dir.path("out.jsonl");
+
+    let rowbus = Rowbus::start(&config);
+    rowbus.wait_started();
+    conn.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 1)"))
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| wait_for_events(&out, 1));
+    // Where it started is saved before the first event went out.
+    let (started_at, _) = saved(&dir).expect("the first checkpoint");
+    rowbus.kill();
+
+    // Changes while it is down: the restart must deliver the delete, which its snapshot cannot.
+    conn.query_drop(format!(
+        "DELETE FROM `{db}`.t WHERE id = 1; INSERT INTO `{db}`.t VALUES (2, 2)"
+    ))
+    .await
+    .unwrap();
+    let rowbus = Rowbus::start(&config);
+    tokio::task::block_in_place(|| {
+        rowbus.wait_until("the delete of row 1", || {
+            read_events(&out)
+                .iter()
+                .any(|e| e["op"] == "d")
+                .then_some(())
+        });
+        rowbus.stop_cleanly();
+    });
+    let events = read_events(&out);
+    let model = apply(&events);
+    let ids: Vec<i64> = model.keys().map(|(_, id)| *id).collect();
+    assert_eq!(ids, vec![2], "{events:?}");
+    let (stopped_at, _) = saved(&dir).unwrap();
+    assert!(stopped_at > started_at);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
