@@ -125,8 +125,7 @@ impl Snapshotter {
         {
             self.progress = None;
             // Idle until the next request, which opens them again.
-            self.conn = None;
-            self.spare = None;
+            self.close_connections();
             tracing::info!("snapshot done");
         }
         self.shared = self.progress.clone().map(Arc::new);
@@ -135,14 +134,29 @@ impl Snapshotter {
     /// A new binlog session (a reconnect, maybe to another server): what was read against the
     /// previous one is read again; the saved progress stays.
     pub fn begin_session(&mut self) {
+        self.void_reads();
+        self.close_connections();
+        self.wait_for = None;
+    }
+
+    /// What was read of the table in progress, and is being read, no longer counts: it is
+    /// planned and read again.
+    fn void_reads(&mut self) {
         self.pending = None;
         self.plan = None;
         self.ahead.clear();
-        self.conn = None;
-        self.spare = None;
-        self.wait_for = None;
         self.recent.clear();
         self.tracked_since = None;
+    }
+
+    fn close_connections(&mut self) {
+        self.conn = None;
+        self.spare = None;
+    }
+
+    /// An open connection no read holds, if there is one.
+    fn idle_connection(&mut self) -> Option<Conn> {
+        self.conn.take().or_else(|| self.spare.take())
     }
 
     fn current_condition(&self) -> Option<&str> {
@@ -220,8 +234,7 @@ impl Snapshotter {
     ) -> Result<(), SourceError> {
         let outcome = self.try_read(config, decoder).await;
         if outcome.is_err() {
-            self.conn = None;
-            self.spare = None;
+            self.close_connections();
             self.ahead.clear();
         }
         let Some(outcome) = outcome? else {
@@ -330,17 +343,18 @@ impl Snapshotter {
         if let Some(outcome) = self.take_read_ahead(&table).await {
             return outcome.map(Some);
         }
-        let limit = config.snapshot_chunk_rows;
-        let low = self.low_watermark(decoder);
-        let upto = self.range_end(&table);
-        if self.conn.is_none() {
-            self.conn = self.spare.take();
+        let read = ChunkRead {
+            plan: self.plan.clone().expect("planned above"),
+            config: config.clone(),
+            upto: self.range_end(&table),
+            table,
+            low: self.low_watermark(decoder),
+        };
+        let (conn, outcome) = read.run(self.idle_connection()).await;
+        if let Some(conn) = conn {
+            self.keep(conn);
         }
-        let conn = open(&mut self.conn, config).await?;
-        let plan = self.plan.as_ref().expect("planned above");
-        plan.read(conn, config, &table, upto.as_ref(), limit, &low)
-            .await
-            .map(Some)
+        outcome.map(Some)
     }
 
     /// The outcome of the read ahead for `table`'s next chunk, if there is one; the reads queued
@@ -374,8 +388,12 @@ impl Snapshotter {
     /// (only where reads have exact positions: elsewhere each read waits for the stream, and
     /// smaller chunks would only mean more waits).
     fn range_end(&self, table: &TableProgress) -> Option<KeyPart> {
-        let ranges = self.ranges.as_ref().filter(|_| self.exact_positions)?;
-        ranges.end_after(table.after.as_deref())
+        self.ranged()?.end_after(table.after.as_deref())
+    }
+
+    /// The table's ranges, where they are used: on a server whose reads have exact positions.
+    fn ranged(&self) -> Option<&Ranges> {
+        self.ranges.as_ref().filter(|_| self.exact_positions)
     }
 
     /// What a read teaches about the table: its key density (`first`: its first row's key, for
@@ -417,11 +435,7 @@ impl Snapshotter {
         let Some(plan) = self.plan.clone() else {
             return;
         };
-        let depth = if self.exact_positions && self.ranges.is_some() {
-            2
-        } else {
-            1
-        };
+        let depth = if self.ranged().is_some() { 2 } else { 1 };
         // A range that reached the row limit ended short of where the next read starts.
         let current = self.progress.as_ref().and_then(|p| p.tables.first());
         if self
@@ -444,7 +458,7 @@ impl Snapshotter {
                 return;
             };
             let upto = self.range_end(&table);
-            let conn = self.conn.take().or_else(|| self.spare.take());
+            let conn = self.idle_connection();
             let read = ChunkRead {
                 plan: plan.clone(),
                 config: config.clone(),
@@ -489,11 +503,7 @@ impl Snapshotter {
                         && self.plan.as_ref().is_some_and(|p| p.is_table_of(event)) =>
                 {
                     // A DDL or TRUNCATE of the table being read: what was read before it is void.
-                    self.pending = None;
-                    self.plan = None;
-                    self.ahead.clear();
-                    self.recent.clear();
-                    self.tracked_since = None;
+                    self.void_reads();
                 }
                 SourceRecord::Change(event) => {
                     if let Some(plan) = &self.plan {
