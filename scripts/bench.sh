@@ -40,51 +40,9 @@ if [ "$QUICK" = 1 ]; then DECODE_ROWS=50000; MEMORY_ROWS=100000; SINK_ROWS=50000
 
 prepare_release
 
-WORK=$(mktemp -d /tmp/rowbus-bench.XXXXXX)
-cleanup() {
-  local pidfile
-  for pidfile in "$WORK"/rowbus*.pid; do
-    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
-  done
-  [ -f "$WORK/mariadb/server.pid" ] && kill "$(cat "$WORK/mariadb/server.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-PORT=$(free_port)
-log "starting a throwaway MariaDB on 127.0.0.1:$PORT"
-start_mariadb "$WORK/mariadb" "$PORT"
-SQL=(mariadb --no-defaults -h127.0.0.1 -P"$PORT" -uroot)
+bench_server rowbus-bench
 RESULTS="$WORK/results.md"
 : >"$RESULTS"
-
-# median/min/max of the numbers on stdin, as "median (min–max)".
-stats() { python3 -c 'import sys,statistics as s; v=[float(x) for x in sys.stdin.read().split()]; print(f"{s.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f})")'; }
-now() { date +%s.%N; }
-# cpu_seconds PID: the user and system CPU seconds process PID has used so far.
-cpu_seconds() { awk -v tick="$(getconf CLK_TCK)" '{print ($14 + $15) / tick}' "/proc/$1/stat"; }
-# median FILE: the median of the numbers in FILE.
-median() { python3 -c 'import sys,statistics as s; print(s.median(float(x) for x in open(sys.argv[1]).read().split()))' "$1"; }
-# percent FILE_A FILE_B: the median of the numbers in FILE_A as a percentage of FILE_B's.
-percent() { python3 -c 'import sys; print(f"{100*float(sys.argv[1])/float(sys.argv[2]):.0f}%")' "$(median "$1")" "$(median "$2")"; }
-# verdict VALUE MIN: "met" when VALUE >= MIN, else "not met".
-verdict() { python3 -c 'import sys; print("met" if float(sys.argv[1]) >= float(sys.argv[2]) else "not met")' "$1" "$2"; }
-
-# wait_for_lines FILE N: waits until FILE holds N lines; prints when it last grew. Polls the size,
-# which is cheap, and counts lines only once the size holds still.
-wait_for_lines() {
-  local file=$1 want=$2 size=-1 grew_at
-  grew_at=$(now)
-  while true; do
-    local current; current=$(stat -c %s "$file" 2>/dev/null || echo 0)
-    if [ "$current" != "$size" ]; then
-      size=$current; grew_at=$(now)
-    elif [ "$(wc -l <"$file")" -ge "$want" ]; then
-      echo "$grew_at"; return
-    fi
-    sleep 0.02
-  done
-}
 
 # The decode workload's Python peer: mysql-replication in a virtualenv (kept between runs).
 PEER_VENV="${ROWBUS_BENCH_VENV:-$HOME/.cache/rowbus/bench-venv}"
@@ -449,11 +407,7 @@ TOML
 
 bench_snapshot() {
   log "snapshot: $RUNS runs of a $SNAPSHOT_ROWS-row table, rowbus to the file sink vs mariadb-dump"
-  "${SQL[@]}" -e "CREATE DATABASE snap; CREATE TABLE snap.t (id BIGINT PRIMARY KEY, a INT,
-      b VARCHAR(32), c DECIMAL(10,2), d DATETIME(3), e DOUBLE, f VARCHAR(64), g DATE);
-    INSERT INTO snap.t SELECT seq, seq % 100000, CONCAT('name-', seq), (seq % 100000) / 100,
-      '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, seq / 7, REPEAT('x', 40),
-      '2024-01-01' + INTERVAL (seq % 1000) DAY FROM snap.seq_1_to_$SNAPSHOT_ROWS"
+  create_snapshot_table "$SNAPSHOT_ROWS" "${SQL[@]}"
   : >"$WORK/snap.rates"; : >"$WORK/dump.rates"
   : >"$WORK/snap.cpu"; : >"$WORK/snap.server-cpu"; : >"$WORK/dump.cpu"; : >"$WORK/dump.server-cpu"
   local server_pid; server_pid=$(cat "$WORK/mariadb/server.pid")

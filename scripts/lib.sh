@@ -132,3 +132,64 @@ ensure_tansu() {
   TANSU_BIN="$bin"
   export TANSU_BIN
 }
+
+# Measuring helpers of scripts/bench.sh and scripts/ab.sh.
+# stats [DECIMALS]: median/min/max of the numbers on stdin, as "median (min–max)".
+stats() { python3 -c 'import sys,statistics as s; d=int(sys.argv[1]); v=[float(x) for x in sys.stdin.read().split()]; print(f"{s.median(v):,.{d}f} ({min(v):,.{d}f}–{max(v):,.{d}f})")' "${1:-0}"; }
+now() { date +%s.%N; }
+# cpu_seconds PID: the user and system CPU seconds process PID has used so far.
+cpu_seconds() { awk -v tick="$(getconf CLK_TCK)" '{print ($14 + $15) / tick}' "/proc/$1/stat"; }
+# median FILE: the median of the numbers in FILE.
+median() { python3 -c 'import sys,statistics as s; print(s.median(float(x) for x in open(sys.argv[1]).read().split()))' "$1"; }
+# percent FILE_A FILE_B: the median of the numbers in FILE_A as a percentage of FILE_B's.
+percent() { python3 -c 'import sys; print(f"{100*float(sys.argv[1])/float(sys.argv[2]):.0f}%")' "$(median "$1")" "$(median "$2")"; }
+# verdict VALUE MIN: "met" when VALUE >= MIN, else "not met".
+verdict() { python3 -c 'import sys; print("met" if float(sys.argv[1]) >= float(sys.argv[2]) else "not met")' "$1" "$2"; }
+
+# wait_for_lines FILE N: waits until FILE holds N lines; prints when it last grew. Polls the size,
+# which is cheap, and counts lines only once the size holds still.
+wait_for_lines() {
+  local file=$1 want=$2 size=-1 grew_at
+  grew_at=$(now)
+  while true; do
+    local current; current=$(stat -c %s "$file" 2>/dev/null || echo 0)
+    if [ "$current" != "$size" ]; then
+      size=$current; grew_at=$(now)
+    elif [ "$(wc -l <"$file")" -ge "$want" ]; then
+      echo "$grew_at"; return
+    fi
+    sleep 0.02
+  done
+}
+
+# create_snapshot_table ROWS CLIENT...: the snapshot workload's table snap.t, ROWS rows of 8 typed
+# columns, made through CLIENT (a mariadb command line).
+create_snapshot_table() {
+  local rows=$1; shift
+  "$@" -e "CREATE DATABASE snap; CREATE TABLE snap.t (id BIGINT PRIMARY KEY, a INT,
+      b VARCHAR(32), c DECIMAL(10,2), d DATETIME(3), e DOUBLE, f VARCHAR(64), g DATE);
+    INSERT INTO snap.t SELECT seq, seq % 100000, CONCAT('name-', seq), (seq % 100000) / 100,
+      '2024-01-31 12:00:00.123' + INTERVAL seq SECOND, seq / 7, REPEAT('x', 40),
+      '2024-01-01' + INTERVAL (seq % 1000) DAY FROM snap.seq_1_to_$rows"
+}
+
+# bench_server NAME: a work directory /tmp/NAME.XXXXXX and a throwaway MariaDB in it, both removed
+# at exit with the rowbus processes whose pids are in the directory's rowbus*.pid files; sets WORK,
+# PORT and SQL (the client command line).
+bench_server() {
+  WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+  trap bench_cleanup EXIT INT TERM
+  PORT=$(free_port)
+  log "starting a throwaway MariaDB on 127.0.0.1:$PORT"
+  start_mariadb "$WORK/mariadb" "$PORT"
+  SQL=(mariadb --no-defaults -h127.0.0.1 -P"$PORT" -uroot)
+}
+
+bench_cleanup() {
+  local pidfile
+  for pidfile in "$WORK"/rowbus*.pid "$WORK/mariadb/server.pid"; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
