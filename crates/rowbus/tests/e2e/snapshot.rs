@@ -143,6 +143,13 @@ fn saved(dir: &TestDir) -> Option<((u64, u64), Value)> {
     Some(((file, p["pos"].as_u64()?), p["snapshot"].clone()))
 }
 
+/// Waits until the saved checkpoint says the snapshot is done.
+fn wait_for_snapshot_done(rowbus: &Rowbus, dir: &TestDir) {
+    rowbus.wait_until("the snapshot to finish", || {
+        saved(dir).filter(|(_, s)| s.is_null()).map(|_| ())
+    });
+}
+
 fn at(text: &str) -> (u64, u64) {
     let (file, pos) = text.rsplit_once(':').unwrap();
     (
@@ -179,11 +186,7 @@ async fn snapshot_under_writes_resumes_after_a_kill_and_ends_equal() {
     );
 
     let rowbus = Rowbus::start(&config);
-    tokio::task::block_in_place(|| {
-        rowbus.wait_until("the snapshot to finish", || {
-            saved(&dir).filter(|(_, s)| s.is_null()).map(|_| ())
-        })
-    });
+    tokio::task::block_in_place(|| wait_for_snapshot_done(&rowbus, &dir));
     stop.store(true, Ordering::SeqCst);
     let transactions = writer.await.unwrap();
     deliver_everything_and_stop(server, &dir, rowbus).await;
@@ -238,11 +241,7 @@ async fn chunks_read_ahead_two_at_once_under_sparse_updates_end_equal() {
     eprintln!("paced updates seed {seed}");
     let writer = tokio::spawn(paced_updates(server, db.clone(), ROWS, seed, stop.clone()));
     let rowbus = Rowbus::start(&config);
-    tokio::task::block_in_place(|| {
-        rowbus.wait_until("the snapshot to finish", || {
-            saved(&dir).filter(|(_, s)| s.is_null()).map(|_| ())
-        })
-    });
+    tokio::task::block_in_place(|| wait_for_snapshot_done(&rowbus, &dir));
     stop.store(true, Ordering::SeqCst);
     writer.await.unwrap();
     deliver_everything_and_stop(server, &dir, rowbus).await;
@@ -374,9 +373,7 @@ async fn an_integer_key_is_read_in_ranges_across_gaps_each_row_once_in_order() {
     let rowbus = Rowbus::start(&config);
     tokio::task::block_in_place(|| {
         wait_for_events(&dir.path("out.jsonl"), 4_000);
-        rowbus.wait_until("the snapshot to finish", || {
-            saved(&dir).filter(|(_, s)| s.is_null()).map(|_| ())
-        });
+        wait_for_snapshot_done(&rowbus, &dir);
         assert!(rowbus
             .log()
             .contains("reading in key ranges, two chunks at once"));
