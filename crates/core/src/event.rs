@@ -1,6 +1,7 @@
 //! The change event model: one `ChangeEvent` per row change, with the row images as ordered
 //! column/value pairs in DESIGN.md's native JSON encoding, and where it came from (`SourceInfo`).
-//! Also `SourceRecord`, what a source hands to the pipeline: changes and transaction boundaries.
+//! Also `SourceRecord`, what a source hands to the pipeline: changes (one by one or in runs) and
+//! transaction boundaries.
 
 use crate::position::Position;
 use crate::value::Value;
@@ -275,6 +276,9 @@ impl ChangeEvent {
 pub enum SourceRecord {
     /// A row change inside a transaction.
     Change(Arc<ChangeEvent>),
+    /// Consecutive row changes of one rows event or snapshot chunk (one table, one op), in order:
+    /// queued, registered and acknowledged as one record (see `runs`).
+    Run(Arc<[Arc<ChangeEvent>]>),
     /// A transaction boundary or an idle heartbeat: everything before it is complete, and a reader
     /// restarted at `Position` neither misses nor repeats anything.
     Boundary(Position),
@@ -284,6 +288,7 @@ impl SourceRecord {
     pub fn approx_size(&self) -> usize {
         match self {
             SourceRecord::Change(event) => event.approx_size(),
+            SourceRecord::Run(events) => events.iter().map(|e| e.approx_size()).sum(),
             SourceRecord::Boundary(_) => 64,
         }
     }

@@ -1,6 +1,6 @@
 //! rowbus-core: the pieces every source and sink shares and that touch no network: the change event
 //! model, binlog positions, byte-bounded queues, the ack tracker (the one place that decides the
-//! checkpoint), the checkpoint store, table filters, the sink contract, the transform seam and the pipeline runtime
+//! checkpoint), the checkpoint store, table filters, the sink contract, runs of changes carried as one record, the transform seam and the pipeline runtime
 //! that wires a source to its sinks.
 
 pub mod ack;
@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod position;
 pub mod queue;
+pub mod runs;
 pub mod secret;
 pub mod sink;
 pub mod snapshot;

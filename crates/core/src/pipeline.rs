@@ -17,7 +17,9 @@ use crate::delivery::Delivery;
 use crate::event::{ChangeEvent, SourceRecord};
 use crate::metrics::{Metrics, SinkMetrics};
 use crate::position::Position;
-use crate::queue::{bounded, release_all, QueueLimits, QueueReceiver, QueueSender, Queued};
+use crate::queue::{
+    bounded, release_all, Counted, QueueLimits, QueueReceiver, QueueSender, Queued,
+};
 use crate::sink::{Sink, SinkError};
 use crate::table_filter::TableFilter;
 use crate::transform::{Output, Rejected, Targets, Transform};
@@ -164,8 +166,27 @@ type SinkItem = (Seq, Item);
 #[derive(Clone)]
 enum Item {
     Event(Arc<ChangeEvent>),
+    /// A source's run of changes, untransformed: one item, acknowledged once.
+    Run(Arc<[Arc<ChangeEvent>]>),
     /// The pipeline's transforms failed on this event (as it came from the source).
     Rejected(Arc<ChangeEvent>, Arc<str>),
+}
+
+/// A run counts its changes against the sink's queue's bound.
+impl Counted for SinkItem {
+    fn count(&self) -> usize {
+        self.1.events().len()
+    }
+}
+
+impl Item {
+    /// The changes the item carries, in order.
+    fn events(&self) -> &[Arc<ChangeEvent>] {
+        match self {
+            Item::Event(e) | Item::Rejected(e, _) => std::slice::from_ref(e),
+            Item::Run(events) => events,
+        }
+    }
 }
 
 /// Runs until the source closes `records` (or a failure stops it), then saves the final checkpoint.
@@ -255,6 +276,8 @@ pub async fn run_until_drained(
         counts,
         controls: config.controls.clone(),
         routes,
+        outputs: Vec::new(),
+        sends: Vec::new(),
     };
     let router = tokio::spawn(route(
         parts.records,
@@ -330,29 +353,86 @@ struct Fanout {
     counts: Vec<Arc<SinkMetrics>>,
     controls: Arc<Controls>,
     routes: Vec<Route>,
+    /// Reused for each change: the transforms' outputs, and what goes to which route.
+    outputs: Vec<Output>,
+    sends: Vec<(usize, Item, usize)>,
 }
 
-/// Routes until the source closes its queue (the count of records), or until a drain is
+/// The ack tracker the router registers each record with, and what bounds it: the most records
+/// in flight, and the stop that ends a wait for room.
+type Registry<'a> = (&'a Tracker, &'a Notify, (usize, &'a Stop));
+
+impl Fanout {
+    /// Routes one change, of `bytes` as the source sent it: false once the pipeline is ending.
+    async fn change(&mut self, event: Arc<ChangeEvent>, bytes: usize, at: Registry<'_>) -> bool {
+        self.note_read(&event, 1);
+        let transforming = (&mut self.transform, &mut self.outputs, &*self.metrics);
+        fan_out(&self.routes, (event, bytes), transforming, &mut self.sends);
+        self.dispatch(at).await
+    }
+
+    /// Routes a run as one record to each sink that accepts it; through the transforms, which
+    /// act on each change, it goes change by change.
+    async fn run(&mut self, run: Arc<[Arc<ChangeEvent>]>, bytes: usize, at: Registry<'_>) -> bool {
+        if self.transform.is_some() {
+            for event in run.iter() {
+                if !self.change(event.clone(), event.approx_size(), at).await {
+                    return false;
+                }
+            }
+            return true;
+        }
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            return true;
+        };
+        self.note_read(last, run.len());
+        // One source event, table and op: the routes that accept one change accept them all.
+        for i in accepting(&self.routes, first, &Targets::All) {
+            self.sends.push((i, Item::Run(run.clone()), bytes));
+        }
+        self.dispatch(at).await
+    }
+
+    /// Counts `count` changes read, up to `last`.
+    fn note_read(&self, last: &ChangeEvent, count: usize) {
+        let metrics = &self.metrics;
+        metrics.events_read.fetch_add(count as u64, Relaxed);
+        metrics.last_event_ms.store(last.source.ts_ms, Relaxed);
+        metrics.last_read_ms.store(last.read_ts_ms, Relaxed);
+    }
+
+    /// Registers the record `sends` came from with the ack tracker, then sends them: false once
+    /// the pipeline is ending.
+    async fn dispatch(&mut self, (tracker, acked, room): Registry<'_>) -> bool {
+        let deliveries = self.sends.len() as u32;
+        let Some(seq) = register(tracker, acked, room, (deliveries, None)).await else {
+            return false;
+        };
+        for (i, item, size) in self.sends.drain(..) {
+            let events = item.events().len() as i64;
+            self.counts[i].queued.fetch_add(events, Relaxed);
+            if self.routes[i].tx.send((seq, item), size).await.is_err() {
+                self.counts[i].queued.fetch_sub(events, Relaxed);
+                return false; // the sink stopped; the pipeline is ending
+            }
+        }
+        true
+    }
+}
+
+/// Routes until the source closes its queue (the count of boundaries and changes), or until a drain is
 /// requested between two transactions (the count, and the queue, for the next configuration).
 async fn route(
     mut records: QueueReceiver<SourceRecord>,
-    fanout: Fanout,
+    mut fanout: Fanout,
     tracker: Tracker,
     acked: Arc<Notify>,
     max_in_flight: usize,
     (stop, drain): (Stop, Stop),
     mut save_first: Option<(PipelineConfig, Arc<CheckpointStore>)>,
 ) -> (u64, Option<QueueReceiver<SourceRecord>>) {
-    let Fanout {
-        mut transform,
-        metrics,
-        counts,
-        controls,
-        routes,
-    } = fanout;
+    let (metrics, controls) = (fanout.metrics.clone(), fanout.controls.clone());
     let mut count = 0;
-    let mut outputs = Vec::new();
-    let mut sends = Vec::with_capacity(routes.len());
     let mut in_transaction = false;
     // Bytes are counted from the last boundary of the previous generation on.
     let mut last_file = Some(lock_file(&metrics)).filter(|f| !f.is_empty());
@@ -376,13 +456,13 @@ async fn route(
                 _ = drain.wait() => {}
             }
         }
-        count += 1;
         let room = (max_in_flight, &stop);
-        in_transaction = matches!(item, SourceRecord::Change(_));
-        let event = match item {
+        in_transaction = !matches!(item, SourceRecord::Boundary(_));
+        let sent = match item {
             SourceRecord::Boundary(position) => {
                 note_snapshot(&metrics, &position);
                 read_up_to(&metrics, &mut last_file, &position);
+                count += 1;
                 if register(&tracker, &acked, room, (0, Some(position)))
                     .await
                     .is_none()
@@ -403,22 +483,17 @@ async fn route(
                 }
                 continue;
             }
-            SourceRecord::Change(event) => event,
-        };
-        metrics.events_read.fetch_add(1, Relaxed);
-        metrics.last_event_ms.store(event.source.ts_ms, Relaxed);
-        metrics.last_read_ms.store(event.read_ts_ms, Relaxed);
-        let transforming = (&mut transform, &mut outputs, &*metrics);
-        fan_out(&routes, (event, bytes), transforming, &mut sends);
-        let Some(seq) = register(&tracker, &acked, room, (sends.len() as u32, None)).await else {
-            return (count, None);
-        };
-        for (i, item, size) in sends.drain(..) {
-            counts[i].queued.fetch_add(1, Relaxed);
-            if routes[i].tx.send((seq, item), size).await.is_err() {
-                counts[i].queued.fetch_sub(1, Relaxed);
-                return (count, None); // the sink stopped; the pipeline is ending
+            SourceRecord::Change(event) => {
+                count += 1;
+                fanout.change(event, bytes, (&tracker, &acked, room)).await
             }
+            SourceRecord::Run(run) => {
+                count += run.len() as u64;
+                fanout.run(run, bytes, (&tracker, &acked, room)).await
+            }
+        };
+        if !sent {
+            return (count, None);
         }
     }
 }
@@ -591,14 +666,15 @@ async fn sink_worker(
         } else if rx.recv_many(&mut queued, spec.batch_max_events).await == 0 {
             break Ok(());
         }
+        let held = (&mut queued, &mut carry);
         if spec.whole_transactions {
-            let held = (&mut queued, &mut carry);
             complete_transactions(&mut rx, held, &tracker, &spec.name).await;
+        } else {
+            keep_events(held, spec.batch_max_events);
         }
-        let oldest = queued.iter().map(|q| {
-            let (Item::Event(e) | Item::Rejected(e, _)) = &q.item.1;
-            e.read_ts_ms
-        });
+        let events = event_count(&queued);
+        let firsts = queued.iter().filter_map(|q| q.item.1.events().first());
+        let oldest = firsts.map(|e| e.read_ts_ms);
         counts
             .holding_since_ms
             .store(oldest.min().unwrap_or(0).max(1), Relaxed);
@@ -606,14 +682,14 @@ async fn sink_worker(
         // it is left unacknowledged (the sink may be down: that is why it was paused), for the
         // next start to deliver.
         if !pass_gate(&watch.gate, &stop).await {
-            tracing::warn!(sink = %spec.name, events = queued.len(), "stopping while paused: the sink's pending changes are left for the next start");
+            tracing::warn!(sink = %spec.name, events, "stopping while paused: the sink's pending changes are left for the next start");
             break Ok(());
         }
-        counts.queued.fetch_sub(queued.len() as i64, Relaxed);
+        counts.queued.fetch_sub(events as i64, Relaxed);
         let items = queued.iter().map(|q| &q.item.1);
         let delivered = deliver_items(&mut spec, items, &mut batch, &stop).await;
         counts.batches.fetch_add(1, Relaxed);
-        counts.batch_sizes.observe(queued.len() as u64);
+        counts.batch_sizes.observe(events as u64);
         counts
             .failure_log_records
             .store(spec.delivery.log_len() as u64, Relaxed);
@@ -629,10 +705,9 @@ async fn sink_worker(
         if let Err(e) = delivered {
             break Err(e);
         }
-        counts.delivered.fetch_add(queued.len() as u64, Relaxed);
+        counts.delivered.fetch_add(events as u64, Relaxed);
         let now = crate::event::now_ms();
-        for q in &queued {
-            let (Item::Event(e) | Item::Rejected(e, _)) = &q.item.1;
+        for e in queued.iter().flat_map(|q| q.item.1.events()) {
             counts.latency.observe(now.saturating_sub(e.read_ts_ms));
         }
         let acked_all = {
@@ -703,7 +778,7 @@ async fn complete_transactions(
             Err(_) => {
                 stalled += TRANSACTION_POLL;
                 if stalled >= TRANSACTION_STALL {
-                    tracing::warn!(%sink, events = queued.len(), "a transaction larger than the sink's queue: delivering it in parts");
+                    tracing::warn!(%sink, events = event_count(queued), "a transaction larger than the sink's queue: delivering it in parts");
                     return;
                 }
             }
@@ -711,8 +786,31 @@ async fn complete_transactions(
     }
 }
 
-/// Delivers what the router sent, through the sink's own transforms; a change a transform
-/// failed on goes to the failure log in its place, after what came before it.
+/// The changes the items carry.
+fn event_count(queued: &[Queued<SinkItem>]) -> usize {
+    queued.iter().map(|q| q.item.1.events().len()).sum()
+}
+
+/// Keeps the items taken up to the one that brings them to `max_events` changes, and carries the
+/// rest to the next batch (runs carry many changes per item).
+fn keep_events(
+    (queued, carry): (&mut Vec<Queued<SinkItem>>, &mut Vec<Queued<SinkItem>>),
+    max_events: usize,
+) {
+    let mut events = 0;
+    let full = queued.iter().position(|q| {
+        events += q.item.1.events().len();
+        events >= max_events
+    });
+    if let Some(last) = full.filter(|&last| last + 1 < queued.len()) {
+        let rest = queued.split_off(last + 1);
+        carry.splice(0..0, rest);
+    }
+}
+
+/// Delivers what the router sent, through the sink's own transforms, to the sink in parts of at
+/// most `batch_max_events` (unless it takes whole transactions); a change a transform failed on
+/// goes to the failure log in its place, after what came before it.
 async fn deliver_items(
     spec: &mut SinkSpec,
     items: impl Iterator<Item = &Item>,
@@ -720,28 +818,48 @@ async fn deliver_items(
     stop: &Stop,
 ) -> Result<(), PipelineError> {
     let mut outputs = Vec::new();
+    let part = match spec.whole_transactions {
+        true => usize::MAX,
+        false => spec.batch_max_events.max(1),
+    };
     for item in items {
-        let (event, error, stage) = match (item, spec.transform.as_deref_mut()) {
-            (Item::Event(e), None) => {
-                batch.push(e.clone());
-                continue;
+        if let Item::Rejected(e, error) = item {
+            deliver_then_reject(spec, batch, (e.clone(), error, "pipeline"), stop).await?;
+            continue;
+        }
+        for e in item.events() {
+            match spec.transform.as_deref_mut() {
+                None => batch.push(e.clone()),
+                Some(transform) => match transform.apply(e.clone(), &mut outputs) {
+                    Ok(()) => batch.extend(outputs.drain(..).map(|o| o.event)),
+                    Err(Rejected { event, error }) => {
+                        let rejected = (event, &*error, "sink");
+                        deliver_then_reject(spec, batch, rejected, stop).await?;
+                    }
+                },
             }
-            (Item::Event(e), Some(transform)) => match transform.apply(e.clone(), &mut outputs) {
-                Ok(()) => {
-                    batch.extend(outputs.drain(..).map(|o| o.event));
-                    continue;
-                }
-                Err(Rejected { event, error }) => (event, Arc::from(error), "sink"),
-            },
-            (Item::Rejected(e, error), _) => (e.clone(), error.clone(), "pipeline"),
-        };
-        spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
-        batch.clear();
-        let rejected = [(event, error.to_string())];
-        spec.delivery.reject(&rejected, stage)?;
+            if batch.len() >= part {
+                spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
+                batch.clear();
+            }
+        }
     }
     spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
     batch.clear();
+    Ok(())
+}
+
+/// Delivers the batch so far, then logs a change that failed at `stage` as rejected.
+async fn deliver_then_reject(
+    spec: &mut SinkSpec,
+    batch: &mut Vec<Arc<ChangeEvent>>,
+    (event, error, stage): (Arc<ChangeEvent>, &str, &str),
+    stop: &Stop,
+) -> Result<(), PipelineError> {
+    spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
+    batch.clear();
+    let rejected = [(event, error.to_string())];
+    spec.delivery.reject(&rejected, stage)?;
     Ok(())
 }
 
@@ -806,590 +924,4 @@ pub fn source_queue(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::delivery::DeliveryPolicy;
-    use crate::event::{Op, Row, SourceEvent, SourceInfo};
-    use crate::failure::FailureLog;
-    use crate::sink::BoxFuture;
-
-    /// An in-memory sink that records what it was given; optionally fails permanently.
-    struct Recorder {
-        seen: Arc<Mutex<Vec<String>>>,
-        fail: bool,
-    }
-
-    /// A sink whose writes never finish.
-    struct Stuck;
-
-    impl Sink for Stuck {
-        fn write<'a>(
-            &'a mut self,
-            _: &'a [Arc<ChangeEvent>],
-        ) -> BoxFuture<'a, Result<(), SinkError>> {
-            Box::pin(std::future::pending())
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stuck_sink_bounds_what_the_tracker_holds() {
-        let (store, dir) = temp_store("stuck");
-        let (fast, seen) = spec("fast", &["db.x"], false);
-        let stuck = SinkSpec {
-            whole_transactions: false,
-            name: "stuck".into(),
-            sink: Box::new(Stuck),
-            tables: TableFilter::new(&["db.y".to_string()], &[]).unwrap(),
-            batch_max_events: 2,
-            schema_changes: false,
-            delivery: delivery("stuck", DeliveryPolicy::default()),
-            transform: None,
-        };
-        let (tx, rx) = source_queue(QueueLimits {
-            max_items: 10,
-            max_bytes: 1 << 20,
-        });
-        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = sent.clone();
-        tokio::spawn(async move {
-            let mut records = vec![change("y")];
-            records.extend((0..10_000).map(|_| change("x")));
-            for r in records {
-                let size = r.approx_size();
-                if tx.send(r, size).await.is_err() {
-                    return;
-                }
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
-        let stop = Stop::default();
-        let pipeline = tokio::spawn(run(
-            config(),
-            rx,
-            None,
-            vec![fast, stuck],
-            store,
-            None,
-            stop.clone(),
-        ));
-        // Virtual time: this sleep ends only once every task is blocked.
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        let max = config().max_in_flight();
-        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
-        assert!(
-            sent < max + 100,
-            "the reader is held back: {sent} sent, bound {max}"
-        );
-        assert!(
-            seen.lock().unwrap().len() >= max - 10,
-            "the other sink went on until the bound"
-        );
-        pipeline.abort();
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    impl Sink for Recorder {
-        fn write<'a>(
-            &'a mut self,
-            batch: &'a [Arc<ChangeEvent>],
-        ) -> BoxFuture<'a, Result<(), SinkError>> {
-            Box::pin(async move {
-                if self.fail {
-                    return Err(SinkError::permanent("rejected"));
-                }
-                let mut seen = self.seen.lock().unwrap();
-                seen.extend(batch.iter().map(|e| e.qualified_table()));
-                Ok(())
-            })
-        }
-    }
-
-    fn change(table: &str) -> SourceRecord {
-        SourceRecord::Change(Arc::new(ChangeEvent {
-            partition_key: None,
-            origin: None,
-            op: Op::Insert,
-            db: "db".into(),
-            table: table.into(),
-            key: Row::default(),
-            before: None,
-            after: Some(Row::default()),
-            source: SourceInfo {
-                event: Arc::new(SourceEvent {
-                    name: "s".into(),
-                    server_id: 1,
-                    file: "b.1".into(),
-                    pos: 4,
-                    gtid: None,
-                    txn: "t".into(),
-                    ts_ms: 0,
-                    snapshot: false,
-                    sinks: None,
-                }),
-                row: 0,
-            },
-            read_ts_ms: 0,
-            ddl: None,
-        }))
-    }
-
-    fn spec(name: &str, tables: &[&str], fail: bool) -> (SinkSpec, Arc<Mutex<Vec<String>>>) {
-        spec_with(name, tables, fail, DeliveryPolicy::default())
-    }
-
-    fn delivery(name: &str, policy: DeliveryPolicy) -> Delivery {
-        let path = std::env::temp_dir().join(format!(
-            "rowbus-pipeline-failures-{name}-{}-{:?}.log",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        let log = FailureLog::open(&path).unwrap();
-        // The open log keeps working; the test leaves no file behind.
-        std::fs::remove_file(&path).unwrap();
-        Delivery::new(name, policy, log)
-    }
-
-    fn spec_with(
-        name: &str,
-        tables: &[&str],
-        fail: bool,
-        policy: DeliveryPolicy,
-    ) -> (SinkSpec, Arc<Mutex<Vec<String>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let include: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
-        let spec = SinkSpec {
-            whole_transactions: false,
-            name: name.into(),
-            sink: Box::new(Recorder {
-                seen: seen.clone(),
-                fail,
-            }),
-            tables: TableFilter::new(&include, &[]).unwrap(),
-            batch_max_events: 2,
-            schema_changes: false,
-            delivery: delivery(name, policy),
-            transform: None,
-        };
-        (spec, seen)
-    }
-
-    fn temp_store(name: &str) -> (Arc<CheckpointStore>, std::path::PathBuf) {
-        let dir =
-            std::env::temp_dir().join(format!("rowbus-pipeline-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        (Arc::new(CheckpointStore::open(&dir).unwrap()), dir)
-    }
-
-    fn config() -> PipelineConfig {
-        let sinks: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        PipelineConfig {
-            source: "s".into(),
-            metrics: Arc::new(Metrics::new("s", &sinks)),
-            controls: Arc::new(Controls::new(&sinks)),
-            queue: QueueLimits {
-                max_items: 4,
-                max_bytes: 1 << 20,
-            },
-            checkpoint_interval: Duration::from_millis(10),
-        }
-    }
-
-    async fn feed(records: Vec<SourceRecord>) -> QueueReceiver<SourceRecord> {
-        let (tx, rx) = source_queue(QueueLimits {
-            max_items: 100,
-            max_bytes: 1 << 20,
-        });
-        tokio::spawn(async move {
-            for r in records {
-                let size = r.approx_size();
-                tx.send(r, size).await.unwrap();
-            }
-        });
-        rx
-    }
-
-    #[tokio::test]
-    async fn a_drain_ends_at_the_next_boundary_and_hands_back_the_queue_and_the_sinks() {
-        let (store, dir) = temp_store("drain");
-        let (a, seen) = spec("a", &[], false);
-        let (tx, rx) = source_queue(QueueLimits {
-            max_items: 100,
-            max_bytes: 1 << 20,
-        });
-        async fn put(tx: &QueueSender<SourceRecord>, record: SourceRecord) {
-            let size = record.approx_size();
-            assert!(tx.send(record, size).await.is_ok());
-        }
-        put(&tx, change("x")).await;
-        put(&tx, SourceRecord::Boundary(Position::new("b.1", 100))).await;
-        put(&tx, change("y")).await;
-        let (stop, drain) = (Stop::default(), Stop::default());
-        let parts = Parts {
-            records: rx,
-            transform: None,
-            sinks: vec![a],
-        };
-        let generation = tokio::spawn(run_until_drained(
-            config(),
-            parts,
-            store.clone(),
-            None,
-            stop,
-            drain.clone(),
-        ));
-        // In the middle of the second transaction, the drain waits for its end.
-        for _ in 0..10_000 {
-            if seen.lock().unwrap().len() == 2 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(*seen.lock().unwrap(), ["db.x", "db.y"]);
-        drain.trigger();
-        put(&tx, SourceRecord::Boundary(Position::new("b.1", 200))).await;
-        put(&tx, change("z")).await;
-        let (report, drained) = generation.await.unwrap();
-        let report = report.unwrap();
-        assert_eq!(report.checkpoint, Some(Position::new("b.1", 200)));
-        assert_eq!(report.records, 4);
-        let drained = drained.expect("drained, not stopped");
-        assert_eq!(drained.sinks.len(), 1);
-        assert_eq!(*seen.lock().unwrap(), ["db.x", "db.y"]);
-        // The next generation goes on from the record after the boundary, with the same sink.
-        drop(tx);
-        let report = run(
-            config(),
-            drained.records,
-            None,
-            drained.sinks,
-            store.clone(),
-            report.checkpoint,
-            Stop::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(report.records, 1);
-        assert_eq!(*seen.lock().unwrap(), ["db.x", "db.y", "db.z"]);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// A sink that records the size of each batch it is handed.
-    struct Batches(Arc<Mutex<Vec<usize>>>);
-
-    impl Sink for Batches {
-        fn write<'a>(
-            &'a mut self,
-            batch: &'a [Arc<ChangeEvent>],
-        ) -> BoxFuture<'a, Result<(), SinkError>> {
-            self.0.lock().unwrap().push(batch.len());
-            Box::pin(async { Ok(()) })
-        }
-    }
-
-    #[tokio::test]
-    async fn whole_transaction_batches_end_where_transactions_end() {
-        let (store, dir) = temp_store("whole");
-        let sizes = Arc::new(Mutex::new(Vec::new()));
-        let spec = SinkSpec {
-            whole_transactions: true,
-            name: "a".into(),
-            sink: Box::new(Batches(sizes.clone())),
-            tables: TableFilter::new(&[], &[]).unwrap(),
-            batch_max_events: 2,
-            schema_changes: false,
-            delivery: delivery("whole", DeliveryPolicy::default()),
-            transform: None,
-        };
-        let boundary = |pos| SourceRecord::Boundary(Position::new("b.1", pos));
-        let mut records = Vec::new();
-        for (n, pos) in [(3, 100), (3, 200), (1, 300)] {
-            records.extend((0..n).map(|_| change("x")));
-            records.push(boundary(pos));
-        }
-        let rx = feed(records).await;
-        let report = run(config(), rx, None, vec![spec], store, None, Stop::default())
-            .await
-            .unwrap();
-        assert_eq!(report.checkpoint, Some(Position::new("b.1", 300)));
-        let sizes = sizes.lock().unwrap().clone();
-        let ends: Vec<usize> = sizes
-            .iter()
-            .scan(0, |sum, n| {
-                *sum += n;
-                Some(*sum)
-            })
-            .collect();
-        assert_eq!(ends.last(), Some(&7), "{sizes:?}");
-        assert!(ends.iter().all(|e| [3, 6, 7].contains(e)), "{sizes:?}");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn routes_by_table_and_checkpoints_after_every_sink() {
-        let (store, dir) = temp_store("fanout");
-        let (a, seen_a) = spec("a", &["db.x"], false);
-        let (b, seen_b) = spec("b", &[], false);
-        // The first boundary carries a snapshot in progress; the last, none: it is done.
-        let mut snapshotting = Position::new("b.1", 100);
-        let mut progress = crate::snapshot::SnapshotProgress::default();
-        let mut table = crate::snapshot::TableProgress::new("db.big", None);
-        table.rows = 20_000;
-        progress.request(table);
-        snapshotting.snapshot = Some(Arc::new(progress));
-        let records = vec![
-            change("x"),
-            change("y"),
-            SourceRecord::Boundary(snapshotting),
-            change("x"),
-        ];
-        let rx = feed(records).await;
-        let config = config();
-        let watched = config.metrics.clone();
-        let metrics = config.metrics.clone();
-        let report = run(
-            config,
-            rx,
-            None,
-            vec![a, b],
-            store.clone(),
-            None,
-            Stop::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(*seen_a.lock().unwrap(), vec!["db.x", "db.x"]);
-        assert_eq!(*seen_b.lock().unwrap(), vec!["db.x", "db.y", "db.x"]);
-        let status = serde_json::to_value(watched.status(crate::event::now_ms())).unwrap();
-        assert_eq!(
-            status["snapshot"],
-            serde_json::json!([{"table": "db.big", "rows": 20000}])
-        );
-        note_snapshot(&watched, &Position::new("b.1", 200));
-        assert!(watched.status(0).snapshot.is_none());
-        assert_eq!(
-            report.checkpoint.map(|p| p.to_string()),
-            Some("b.1:100".to_string())
-        );
-        let status = serde_json::to_value(metrics.status(crate::event::now_ms())).unwrap();
-        assert_eq!(status["events_read"], 3);
-        assert_eq!(status["checkpoint"], "b.1:100");
-        let delivered: Vec<(&str, u64, i64)> = status["sinks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let name = s["name"].as_str().unwrap();
-                (
-                    name,
-                    s["delivered"].as_u64().unwrap(),
-                    s["queued"].as_i64().unwrap(),
-                )
-            })
-            .collect();
-        // The status lists the sinks running (`c` was only counted before the pipeline ran).
-        assert_eq!(delivered, [("a", 2, 0), ("b", 3, 0)]);
-        let text = metrics.prometheus(crate::event::now_ms());
-        assert!(
-            text.contains("rowbus_sink_events_delivered_total{source=\"s\",sink=\"b\"} 3\n"),
-            "{text}"
-        );
-        for line in [
-            "rowbus_sink_latency_seconds_bucket{source=\"s\",sink=\"b\",le=\"+Inf\"} 3\n",
-            "rowbus_sink_latency_seconds_count{source=\"s\",sink=\"b\"} 3\n",
-        ] {
-            assert!(text.contains(line), "{line} in {text}");
-        }
-        // Saved with the snapshot's progress.
-        let saved = store.load("s").unwrap().unwrap().position;
-        assert_eq!(
-            (saved.to_string(), saved.snapshot.is_some()),
-            ("b.1:100".into(), true)
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// Drops table `drop`, fails on `bad`, sends a second `x` to sink 1 only.
-    struct Shaper;
-
-    impl Transform for Shaper {
-        fn apply(&mut self, e: Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), Rejected> {
-            match &*e.table {
-                "drop" => return Ok(()),
-                "bad" => {
-                    return Err(Rejected {
-                        event: e,
-                        error: "bad refused".into(),
-                    })
-                }
-                _ => {}
-            }
-            out.push(Output {
-                event: e.clone(),
-                targets: Targets::All,
-            });
-            if &*e.table == "x" {
-                out.push(Output {
-                    event: e.clone(),
-                    targets: Targets::Only(vec![1].into()),
-                });
-            }
-            Ok(())
-        }
-    }
-
-    /// A sink's transform: fails on one table.
-    struct FailOn(&'static str);
-
-    impl Transform for FailOn {
-        fn apply(&mut self, e: Arc<ChangeEvent>, out: &mut Vec<Output>) -> Result<(), Rejected> {
-            if &*e.table == self.0 {
-                return Err(Rejected {
-                    error: format!("{} refused", self.0),
-                    event: e,
-                });
-            }
-            out.push(Output {
-                event: e.clone(),
-                targets: Targets::All,
-            });
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn transforms_route_copy_drop_and_send_their_failures_to_the_log() {
-        let (store, dir) = temp_store("transforms");
-        let log_path = |name: &str| dir.join(format!("{name}.failures"));
-        let mut specs = Vec::new();
-        let mut seen = Vec::new();
-        // b does not take db.bad by name, yet logs its rejection: a failed chain gave no name.
-        for (name, fail_on, tables) in [("a", "-", &[][..]), ("b", "y", &["db.x", "db.y"][..])] {
-            let (mut spec, recorded) = spec(name, tables, false);
-            spec.delivery = Delivery::new(
-                name,
-                DeliveryPolicy::default(),
-                FailureLog::open(&log_path(name)).unwrap(),
-            );
-            spec.transform = Some(Box::new(FailOn(fail_on)));
-            specs.push(spec);
-            seen.push(recorded);
-        }
-        let records = vec![
-            change("x"),
-            change("drop"),
-            change("bad"),
-            change("y"),
-            SourceRecord::Boundary(Position::new("b.1", 100)),
-        ];
-        let rx = feed(records).await;
-        let pipeline_transform: Box<dyn Transform> = Box::new(Shaper);
-        let report = run(
-            config(),
-            rx,
-            Some(pipeline_transform),
-            specs,
-            store,
-            None,
-            Stop::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(report.checkpoint, Some(Position::new("b.1", 100)));
-        assert_eq!(*seen[0].lock().unwrap(), vec!["db.x", "db.y"]);
-        assert_eq!(*seen[1].lock().unwrap(), vec!["db.x", "db.x"]);
-        let logged = |name: &str| -> Vec<(String, String, String)> {
-            let (records, _) = crate::failure::log::read(&log_path(name)).unwrap();
-            records
-                .into_iter()
-                .map(|r| (r.table, r.untransformed, r.error))
-                .collect()
-        };
-        let entry = |t: &str, stage: &str, error: &str| (t.into(), stage.into(), error.into());
-        assert_eq!(
-            logged("a"),
-            [entry("db.bad", "pipeline", "transform: bad refused")]
-        );
-        assert_eq!(
-            logged("b"),
-            [
-                entry("db.bad", "pipeline", "transform: bad refused"),
-                entry("db.y", "sink", "transform: y refused"),
-            ]
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_rejected_event_goes_to_the_failure_log_and_the_stream_goes_on() {
-        let (store, dir) = temp_store("rejected");
-        let (good, seen) = spec("good", &[], false);
-        let (bad, _) = spec("bad", &["db.y"], true);
-        let records = vec![
-            change("x"),
-            SourceRecord::Boundary(Position::new("b.1", 100)),
-            change("y"),
-            SourceRecord::Boundary(Position::new("b.1", 200)),
-        ];
-        let rx = feed(records).await;
-        let report = run(
-            config(),
-            rx,
-            None,
-            vec![good, bad],
-            store.clone(),
-            None,
-            Stop::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(*seen.lock().unwrap(), vec!["db.x", "db.y"]);
-        assert_eq!(report.checkpoint, Some(Position::new("b.1", 200)));
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn too_many_failures_stop_the_pipeline_without_advancing_past_them() {
-        let (store, dir) = temp_store("guard");
-        let (good, _) = spec("good", &[], false);
-        // Both rows are tried (the rows have no key: parked behind the first otherwise).
-        let policy = DeliveryPolicy {
-            max_failures: 1,
-            on_failure: crate::delivery::OnFailure::SkipEvent,
-            ..DeliveryPolicy::default()
-        };
-        let (bad, _) = spec_with("guarded", &["db.y"], true, policy);
-        let records = vec![
-            change("x"),
-            SourceRecord::Boundary(Position::new("b.1", 100)),
-            change("y"),
-            change("y"),
-            SourceRecord::Boundary(Position::new("b.1", 200)),
-        ];
-        let rx = feed(records).await;
-        let stop = Stop::default();
-        let err = run(
-            config(),
-            rx,
-            None,
-            vec![good, bad],
-            store.clone(),
-            None,
-            stop.clone(),
-        )
-        .await
-        .unwrap_err();
-        assert!(
-            err.to_string().starts_with(
-                "sink `guarded`: 2 events failed within 60s, more than max_failures allows"
-            ) && err.to_string().ends_with("(last error: rejected)"),
-            "{err}"
-        );
-        assert!(stop.is_triggered(), "the source is told to stop");
-        assert_eq!(
-            store.load("s").unwrap().unwrap().position,
-            Position::new("b.1", 100)
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-}
+mod tests;

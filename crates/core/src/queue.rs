@@ -1,10 +1,9 @@
-//! Queues bounded by count and by bytes (DESIGN.md invariant 4). A sender waits while either bound
-//! is reached, so a slow consumer slows the producer instead of growing memory. The byte budget is
-//! held by each queued item and given back after processing: when the consumer drops what it took
-//! with `recv_many` (`release_all` gives a batch back at once), or, for `recv`, when it asks for
-//! the next item after those taken from the channel in the same go. `recv` takes up to 256 items
-//! from the channel at once, freeing their slots, so a queue holds at most that many more than
-//! its count.
+//! Queues bounded by count of events and by bytes (DESIGN.md invariant 4). A sender waits while
+//! either bound is reached, so a slow consumer slows the producer instead of growing memory. An
+//! item counts for the events it carries (`Counted`: a run of changes counts each). Both budgets
+//! are held by each queued item and given back after processing: when the consumer drops what it
+//! took with `recv_many` (`release_all` gives a batch back at once), or, for `recv`, when it asks
+//! for the next item after those taken from the channel in the same go.
 
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -12,8 +11,17 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 /// Limits of one queue.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueLimits {
+    /// The most events queued (an item carrying several counts each).
     pub max_items: usize,
     pub max_bytes: usize,
+}
+
+/// How many events an item counts for against its queue's count bound: one, unless it carries
+/// several (a run of changes).
+pub trait Counted {
+    fn count(&self) -> usize {
+        1
+    }
 }
 
 /// An item taken from a queue; its bytes count against the queue until it is dropped (taken by
@@ -23,24 +31,34 @@ pub struct Queued<T> {
     pub item: T,
     /// The size it was sent with.
     pub bytes: usize,
-    /// `None` once `recv` holds the bytes for the consumer.
-    budget: Option<OwnedSemaphorePermit>,
+    /// `None` once `recv` holds the budget for the consumer.
+    budget: Option<Held>,
+}
+
+/// What an item holds of its queue's bounds until it is processed: its bytes and its count.
+#[derive(Debug)]
+struct Held {
+    bytes: OwnedSemaphorePermit,
+    count: OwnedSemaphorePermit,
 }
 
 /// Drops processed items, giving their bytes back to the queue at once (one wake of a waiting
 /// sender rather than one per item).
 pub fn release_all<T>(items: &mut Vec<Queued<T>>) {
-    let mut merged: Option<OwnedSemaphorePermit> = None;
+    let mut merged: Option<Held> = None;
     for queued in items.iter_mut() {
         merge(&mut merged, queued.budget.take());
     }
     items.clear();
 }
 
-fn merge(into: &mut Option<OwnedSemaphorePermit>, permit: Option<OwnedSemaphorePermit>) {
-    match (into.as_mut(), permit) {
-        (Some(held), Some(permit)) => held.merge(permit),
-        (None, permit) => *into = permit,
+fn merge(into: &mut Option<Held>, held: Option<Held>) {
+    match (into.as_mut(), held) {
+        (Some(into), Some(held)) => {
+            into.bytes.merge(held.bytes);
+            into.count.merge(held.count);
+        }
+        (None, held) => *into = held,
         (_, None) => {}
     }
 }
@@ -49,6 +67,9 @@ pub struct QueueSender<T> {
     tx: mpsc::Sender<Queued<T>>,
     budget: Arc<Semaphore>,
     max_bytes: usize,
+    /// The count bound, in events.
+    slots: Arc<Semaphore>,
+    max_items: usize,
 }
 
 impl<T> Clone for QueueSender<T> {
@@ -57,6 +78,8 @@ impl<T> Clone for QueueSender<T> {
             tx: self.tx.clone(),
             budget: self.budget.clone(),
             max_bytes: self.max_bytes,
+            slots: self.slots.clone(),
+            max_items: self.max_items,
         }
     }
 }
@@ -68,7 +91,7 @@ pub struct QueueReceiver<T> {
     taken: Vec<Queued<T>>,
     /// The bytes of the items `recv` handed out since it last took from `rx`: given back at
     /// once when it takes again, that is once the consumer has processed them all.
-    handed_out: Option<OwnedSemaphorePermit>,
+    handed_out: Option<Held>,
 }
 
 /// How many items one `recv` takes from the channel at most.
@@ -80,13 +103,15 @@ pub struct QueueClosed<T>(pub T);
 
 pub fn bounded<T>(limits: QueueLimits) -> (QueueSender<T>, QueueReceiver<T>) {
     let max_bytes = limits.max_bytes.clamp(1, Semaphore::MAX_PERMITS);
-    let (tx, rx) = mpsc::channel(limits.max_items.max(1));
-    let budget = Arc::new(Semaphore::new(max_bytes));
+    let max_items = limits.max_items.clamp(1, Semaphore::MAX_PERMITS);
+    let (tx, rx) = mpsc::channel(max_items);
     (
         QueueSender {
             tx,
-            budget,
+            budget: Arc::new(Semaphore::new(max_bytes)),
             max_bytes,
+            slots: Arc::new(Semaphore::new(max_items)),
+            max_items,
         },
         QueueReceiver {
             rx,
@@ -96,27 +121,26 @@ pub fn bounded<T>(limits: QueueLimits) -> (QueueSender<T>, QueueReceiver<T>) {
     )
 }
 
-impl<T> QueueSender<T> {
-    /// Waits until the queue has room for `bytes` more (an item larger than the whole budget waits
-    /// for an empty queue), then enqueues.
+impl<T: Counted> QueueSender<T> {
+    /// Waits until the queue has room for the item's events and `bytes` more (an item larger than
+    /// a whole budget waits for an empty queue), then enqueues.
     pub async fn send(&self, item: T, bytes: usize) -> Result<(), QueueClosed<T>> {
-        use tokio::sync::{mpsc::error::TrySendError, TryAcquireError};
-        let want = bytes.clamp(1, self.max_bytes) as u32;
-        // Most sends find room: taken at once, without registering as a waiter.
-        let permit = match self.budget.clone().try_acquire_many_owned(want) {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return Err(QueueClosed(item)),
-            Err(TryAcquireError::NoPermits) => {
-                match self.budget.clone().acquire_many_owned(want).await {
-                    Ok(permit) => permit,
-                    Err(_) => return Err(QueueClosed(item)),
-                }
-            }
+        use tokio::sync::mpsc::error::TrySendError;
+        let count = item.count().clamp(1, self.max_items) as u32;
+        let Some(count) = take(&self.slots, count).await else {
+            return Err(QueueClosed(item));
+        };
+        let Some(bytes_held) = take(&self.budget, bytes.clamp(1, self.max_bytes) as u32).await
+        else {
+            return Err(QueueClosed(item));
         };
         let queued = Queued {
             item,
             bytes,
-            budget: Some(permit),
+            budget: Some(Held {
+                bytes: bytes_held,
+                count,
+            }),
         };
         match self.tx.try_send(queued) {
             Ok(()) => Ok(()),
@@ -132,6 +156,17 @@ impl<T> QueueSender<T> {
     /// Bytes currently held by queued (or in-process) items.
     pub fn bytes_in_use(&self) -> usize {
         self.max_bytes - self.budget.available_permits()
+    }
+}
+
+/// `n` permits of `semaphore`, waiting for them if need be; `None` once it is closed. Most sends
+/// find room: taken at once, without registering as a waiter.
+async fn take(semaphore: &Arc<Semaphore>, n: u32) -> Option<OwnedSemaphorePermit> {
+    use tokio::sync::TryAcquireError;
+    match semaphore.clone().try_acquire_many_owned(n) {
+        Ok(permit) => Some(permit),
+        Err(TryAcquireError::Closed) => None,
+        Err(TryAcquireError::NoPermits) => semaphore.clone().acquire_many_owned(n).await.ok(),
     }
 }
 
@@ -181,6 +216,8 @@ impl<T> QueueReceiver<T> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    impl Counted for u32 {}
 
     fn queue(max_items: usize, max_bytes: usize) -> (QueueSender<u32>, QueueReceiver<u32>) {
         bounded(QueueLimits {
@@ -265,10 +302,42 @@ mod tests {
     async fn a_waiting_sender_goes_on_when_a_slot_frees() {
         let (tx, mut rx) = queue(1, 1000);
         tx.send(1, 1).await.unwrap();
-        let (sent, first) = tokio::join!(tx.send(2, 1), rx.recv());
+        // The slot frees once the consumer has processed the first: when it asks for more.
+        let both = async { (rx.recv().await.unwrap().item, rx.recv().await.unwrap().item) };
+        let (sent, both) = tokio::join!(tx.send(2, 1), both);
         sent.unwrap();
-        assert_eq!(first.unwrap().item, 1);
-        assert_eq!(rx.recv().await.unwrap().item, 2);
+        assert_eq!(both, (1, 2));
+    }
+
+    /// An item carrying `.0` events.
+    struct Carrying(usize);
+
+    impl Counted for Carrying {
+        fn count(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn an_item_counts_for_the_events_it_carries() {
+        let (tx, mut rx) = bounded::<Carrying>(QueueLimits {
+            max_items: 10,
+            max_bytes: 1000,
+        });
+        assert!(tx.send(Carrying(6), 1).await.is_ok());
+        let blocked = tokio::time::timeout(Duration::from_millis(50), tx.send(Carrying(5), 1));
+        assert!(
+            blocked.await.is_err(),
+            "6 + 5 events exceed the bound of 10"
+        );
+        assert!(tx.send(Carrying(4), 1).await.is_ok(), "6 + 4 fit");
+        let mut taken = Vec::new();
+        assert_eq!(rx.recv_many(&mut taken, 10).await, 2);
+        // One item carrying more than the whole bound passes alone.
+        let (sent, _) = tokio::join!(tx.send(Carrying(50), 1), async { release_all(&mut taken) });
+        assert!(sent.is_ok());
+        let held = rx.recv_many(&mut taken, 10).await;
+        assert_eq!((held, taken[0].item.0), (1, 50));
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use rowbus_core::backoff::Backoff;
 use rowbus_core::event::SourceRecord;
 use rowbus_core::pipeline::Stop;
 use rowbus_core::queue::QueueSender;
+use rowbus_core::runs::gather_runs;
 use rowbus_core::snapshot::TableProgress;
 use rowbus_core::Position;
 use std::str::FromStr;
@@ -111,11 +112,8 @@ pub async fn run_source(
                     // before anything is delivered, so a restart resumes here.
                     let mut first = vec![SourceRecord::Boundary(decoder.last_boundary().clone())];
                     snapshot.process(&mut first);
-                    for record in first {
-                        let size = record.approx_size();
-                        if out.send(record, size).await.is_err() {
-                            return Ok(());
-                        }
+                    if !send_on(&out, &mut first).await {
+                        return Ok(());
                     }
                 }
                 decoder
@@ -503,14 +501,20 @@ impl Pump<'_> {
 
     /// Sends the records on; false when the pipeline is gone.
     async fn send(&mut self, records: &mut Vec<SourceRecord>) -> bool {
-        for record in records.drain(..) {
-            let size = record.approx_size();
-            if self.out.send(record, size).await.is_err() {
-                return false;
-            }
-        }
-        true
+        send_on(self.out, records).await
     }
+}
+
+/// Sends the records on, the changes of each rows event or snapshot chunk gathered into runs;
+/// false when the pipeline is gone.
+async fn send_on(out: &QueueSender<SourceRecord>, records: &mut Vec<SourceRecord>) -> bool {
+    for record in gather_runs(records.drain(..)) {
+        let size = record.approx_size();
+        if out.send(record, size).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// The error for a position the server no longer has, naming the file and the oldest one.

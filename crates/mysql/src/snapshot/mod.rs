@@ -511,6 +511,16 @@ impl Snapshotter {
                             .note(event, &plan.db, &plan.table, &plan.key_names);
                     }
                 }
+                // Runs are gathered as records are sent on, after this; should one come, its
+                // changes are noted all the same.
+                SourceRecord::Run(events) => {
+                    if let Some(plan) = &self.plan {
+                        for event in events.iter() {
+                            self.recent
+                                .note(event, &plan.db, &plan.table, &plan.key_names);
+                        }
+                    }
+                }
                 SourceRecord::Boundary(position) => {
                     position.snapshot = self.shared.clone();
                     let due = self
