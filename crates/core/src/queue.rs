@@ -1,9 +1,10 @@
 //! Queues bounded by count of events and by bytes (DESIGN.md invariant 4). A sender waits while
 //! either bound is reached, so a slow consumer slows the producer instead of growing memory. An
-//! item counts for the events it carries (`Counted`: a run of changes counts each). Both budgets
-//! are held by each queued item and given back after processing: when the consumer drops what it
-//! took with `recv_many` (`release_all` gives a batch back at once), or, for `recv`, when it asks
-//! for the next item after those taken from the channel in the same go.
+//! item counts for the events it carries (`Counted`: a run of changes counts each) until the
+//! consumer takes it. Its bytes count until it is processed: when the consumer drops what it took
+//! with `recv_many` (`release_all` gives a batch back at once), or, for `recv`, when it asks for
+//! the next item after those taken from the channel in the same go. `recv` takes up to 256 items
+//! at once, so a queue holds at most that many more than its count.
 
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -31,34 +32,34 @@ pub struct Queued<T> {
     pub item: T,
     /// The size it was sent with.
     pub bytes: usize,
-    /// `None` once `recv` holds the budget for the consumer.
-    budget: Option<Held>,
+    /// The bytes; `None` once `recv` holds them for the consumer.
+    budget: Option<OwnedSemaphorePermit>,
+    /// The count; `None` once taken from the channel.
+    slots: Option<OwnedSemaphorePermit>,
 }
 
-/// What an item holds of its queue's bounds until it is processed: its bytes and its count.
-#[derive(Debug)]
-struct Held {
-    bytes: OwnedSemaphorePermit,
-    count: OwnedSemaphorePermit,
+/// Gives the count of items just taken from the channel back at once.
+fn free_slots<T>(taken: &mut [Queued<T>]) {
+    let mut merged = None;
+    for queued in taken {
+        merge(&mut merged, queued.slots.take());
+    }
 }
 
 /// Drops processed items, giving their bytes back to the queue at once (one wake of a waiting
 /// sender rather than one per item).
 pub fn release_all<T>(items: &mut Vec<Queued<T>>) {
-    let mut merged: Option<Held> = None;
+    let mut merged: Option<OwnedSemaphorePermit> = None;
     for queued in items.iter_mut() {
         merge(&mut merged, queued.budget.take());
     }
     items.clear();
 }
 
-fn merge(into: &mut Option<Held>, held: Option<Held>) {
-    match (into.as_mut(), held) {
-        (Some(into), Some(held)) => {
-            into.bytes.merge(held.bytes);
-            into.count.merge(held.count);
-        }
-        (None, held) => *into = held,
+fn merge(into: &mut Option<OwnedSemaphorePermit>, permit: Option<OwnedSemaphorePermit>) {
+    match (into.as_mut(), permit) {
+        (Some(held), Some(permit)) => held.merge(permit),
+        (None, permit) => *into = permit,
         (_, None) => {}
     }
 }
@@ -91,7 +92,7 @@ pub struct QueueReceiver<T> {
     taken: Vec<Queued<T>>,
     /// The bytes of the items `recv` handed out since it last took from `rx`: given back at
     /// once when it takes again, that is once the consumer has processed them all.
-    handed_out: Option<Held>,
+    handed_out: Option<OwnedSemaphorePermit>,
 }
 
 /// How many items one `recv` takes from the channel at most.
@@ -130,17 +131,14 @@ impl<T: Counted> QueueSender<T> {
         let Some(count) = take(&self.slots, count).await else {
             return Err(QueueClosed(item));
         };
-        let Some(bytes_held) = take(&self.budget, bytes.clamp(1, self.max_bytes) as u32).await
-        else {
+        let Some(budget) = take(&self.budget, bytes.clamp(1, self.max_bytes) as u32).await else {
             return Err(QueueClosed(item));
         };
         let queued = Queued {
             item,
             bytes,
-            budget: Some(Held {
-                bytes: bytes_held,
-                count,
-            }),
+            budget: Some(budget),
+            slots: Some(count),
         };
         match self.tx.try_send(queued) {
             Ok(()) => Ok(()),
@@ -182,6 +180,7 @@ impl<T> QueueReceiver<T> {
         if self.taken.is_empty() {
             self.handed_out = None;
             self.rx.recv_many(&mut self.taken, TAKE).await;
+            free_slots(&mut self.taken);
             self.taken.reverse();
         }
         let mut queued = self.taken.pop()?;
@@ -191,7 +190,11 @@ impl<T> QueueReceiver<T> {
 
     /// The next item if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> Option<Queued<T>> {
-        self.taken.pop().or_else(|| self.rx.try_recv().ok())
+        self.taken.pop().or_else(|| {
+            let mut queued = self.rx.try_recv().ok()?;
+            queued.slots = None;
+            Some(queued)
+        })
     }
 
     /// Waits for at least one item, then takes up to `limit` that are ready. Returns 0 when the
@@ -199,7 +202,10 @@ impl<T> QueueReceiver<T> {
     pub async fn recv_many(&mut self, into: &mut Vec<Queued<T>>, limit: usize) -> usize {
         self.handed_out = None;
         if self.taken.is_empty() {
-            return self.rx.recv_many(into, limit).await;
+            let before = into.len();
+            let count = self.rx.recv_many(into, limit).await;
+            free_slots(&mut into[before..]);
+            return count;
         }
         let before = into.len();
         while into.len() - before < limit {
@@ -302,11 +308,10 @@ mod tests {
     async fn a_waiting_sender_goes_on_when_a_slot_frees() {
         let (tx, mut rx) = queue(1, 1000);
         tx.send(1, 1).await.unwrap();
-        // The slot frees once the consumer has processed the first: when it asks for more.
-        let both = async { (rx.recv().await.unwrap().item, rx.recv().await.unwrap().item) };
-        let (sent, both) = tokio::join!(tx.send(2, 1), both);
+        let (sent, first) = tokio::join!(tx.send(2, 1), rx.recv());
         sent.unwrap();
-        assert_eq!(both, (1, 2));
+        assert_eq!(first.unwrap().item, 1);
+        assert_eq!(rx.recv().await.unwrap().item, 2);
     }
 
     /// An item carrying `.0` events.
@@ -331,13 +336,22 @@ mod tests {
             "6 + 5 events exceed the bound of 10"
         );
         assert!(tx.send(Carrying(4), 1).await.is_ok(), "6 + 4 fit");
+        // Taken, they count no more (their bytes do, until processed); one item carrying more
+        // than the whole bound passes alone.
         let mut taken = Vec::new();
         assert_eq!(rx.recv_many(&mut taken, 10).await, 2);
-        // One item carrying more than the whole bound passes alone.
-        let (sent, _) = tokio::join!(tx.send(Carrying(50), 1), async { release_all(&mut taken) });
-        assert!(sent.is_ok());
-        let held = rx.recv_many(&mut taken, 10).await;
-        assert_eq!((held, taken[0].item.0), (1, 50));
+        let at_once = tokio::time::timeout(Duration::from_secs(5), tx.send(Carrying(50), 1));
+        assert!(
+            matches!(at_once.await, Ok(Ok(()))),
+            "the bound was given back"
+        );
+        let blocked = tokio::time::timeout(Duration::from_millis(50), tx.send(Carrying(1), 1));
+        assert!(blocked.await.is_err(), "the bound is full");
+        assert_eq!(rx.recv_many(&mut taken, 10).await, 1);
+        assert_eq!(
+            taken.iter().map(|q| q.item.0).collect::<Vec<_>>(),
+            [6, 4, 50]
+        );
     }
 
     #[tokio::test]

@@ -294,37 +294,40 @@ impl Sink for Batches {
 
 #[tokio::test]
 async fn whole_transaction_batches_end_where_transactions_end() {
-    let (store, dir) = temp_store("whole");
-    let sizes = Arc::new(Mutex::new(Vec::new()));
-    let spec = SinkSpec {
-        whole_transactions: true,
-        name: "a".into(),
-        sink: Box::new(Batches(sizes.clone())),
-        tables: TableFilter::new(&[], &[]).unwrap(),
-        batch_max_events: 2,
-        schema_changes: false,
-        delivery: delivery("whole", DeliveryPolicy::default()),
-        transform: None,
-    };
-    let boundary = |pos| SourceRecord::Boundary(Position::new("b.1", pos));
-    let mut records = Vec::new();
-    for (n, pos) in [(3, 100), (3, 200), (1, 300)] {
-        records.extend((0..n).map(|_| change("x")));
-        records.push(boundary(pos));
+    // Batches smaller and larger than the sink's queue (4 events, `config()`); the second
+    // transaction holds a run.
+    for batch_max_events in [2, 10] {
+        let (store, dir) = temp_store(&format!("whole-{batch_max_events}"));
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let spec = SinkSpec {
+            whole_transactions: true,
+            name: "a".into(),
+            sink: Box::new(Batches(sizes.clone())),
+            tables: TableFilter::new(&[], &[]).unwrap(),
+            batch_max_events,
+            schema_changes: false,
+            delivery: delivery("whole", DeliveryPolicy::default()),
+            transform: None,
+        };
+        let boundary = |pos| SourceRecord::Boundary(Position::new("b.1", pos));
+        let mut records: Vec<SourceRecord> = (0..3).map(|_| change("x")).collect();
+        records.push(boundary(100));
+        records.extend([run_of("x", 1..=3, 110), change("x"), boundary(200)]);
+        records.extend([change("x"), boundary(300)]);
+        let report = run_all(config(), records, None, vec![spec], &store).await;
+        assert_eq!(report.checkpoint, Some(Position::new("b.1", 300)));
+        let sizes = sizes.lock().unwrap().clone();
+        let ends: Vec<usize> = sizes
+            .iter()
+            .scan(0, |sum, n| {
+                *sum += n;
+                Some(*sum)
+            })
+            .collect();
+        assert_eq!(ends.last(), Some(&8), "{sizes:?}");
+        assert!(ends.iter().all(|e| [3, 7, 8].contains(e)), "{sizes:?}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
-    let report = run_all(config(), records, None, vec![spec], &store).await;
-    assert_eq!(report.checkpoint, Some(Position::new("b.1", 300)));
-    let sizes = sizes.lock().unwrap().clone();
-    let ends: Vec<usize> = sizes
-        .iter()
-        .scan(0, |sum, n| {
-            *sum += n;
-            Some(*sum)
-        })
-        .collect();
-    assert_eq!(ends.last(), Some(&7), "{sizes:?}");
-    assert!(ends.iter().all(|e| [3, 6, 7].contains(e)), "{sizes:?}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
