@@ -687,9 +687,7 @@ async fn sink_worker(
         }
         counts.queued.fetch_sub(events as i64, Relaxed);
         let items = queued.iter().map(|q| &q.item.1);
-        let delivered = deliver_items(&mut spec, items, &mut batch, &stop).await;
-        counts.batches.fetch_add(1, Relaxed);
-        counts.batch_sizes.observe(events as u64);
+        let delivered = deliver_items(&mut spec, items, (&mut batch, counts), &stop).await;
         counts
             .failure_log_records
             .store(spec.delivery.log_len() as u64, Relaxed);
@@ -814,7 +812,7 @@ fn keep_events(
 async fn deliver_items(
     spec: &mut SinkSpec,
     items: impl Iterator<Item = &Item>,
-    batch: &mut Vec<Arc<ChangeEvent>>,
+    (batch, counts): (&mut Vec<Arc<ChangeEvent>>, &SinkMetrics),
     stop: &Stop,
 ) -> Result<(), PipelineError> {
     let mut outputs = Vec::new();
@@ -824,7 +822,8 @@ async fn deliver_items(
     };
     for item in items {
         if let Item::Rejected(e, error) = item {
-            deliver_then_reject(spec, batch, (e.clone(), error, "pipeline"), stop).await?;
+            let rejected = (e.clone(), &**error, "pipeline");
+            deliver_then_reject(spec, (batch, counts), rejected, stop).await?;
             continue;
         }
         for e in item.events() {
@@ -834,15 +833,27 @@ async fn deliver_items(
                     Ok(()) => batch.extend(outputs.drain(..).map(|o| o.event)),
                     Err(Rejected { event, error }) => {
                         let rejected = (event, &*error, "sink");
-                        deliver_then_reject(spec, batch, rejected, stop).await?;
+                        deliver_then_reject(spec, (batch, counts), rejected, stop).await?;
                     }
                 },
             }
             if batch.len() >= part {
-                spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
-                batch.clear();
+                write(spec, (batch, counts), stop).await?;
             }
         }
+    }
+    write(spec, (batch, counts), stop).await
+}
+
+/// Hands the sink the batch so far (counted as a batch when it holds any), and empties it.
+async fn write(
+    spec: &mut SinkSpec,
+    (batch, counts): (&mut Vec<Arc<ChangeEvent>>, &SinkMetrics),
+    stop: &Stop,
+) -> Result<(), PipelineError> {
+    if !batch.is_empty() {
+        counts.batches.fetch_add(1, Relaxed);
+        counts.batch_sizes.observe(batch.len() as u64);
     }
     spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
     batch.clear();
@@ -852,12 +863,11 @@ async fn deliver_items(
 /// Delivers the batch so far, then logs a change that failed at `stage` as rejected.
 async fn deliver_then_reject(
     spec: &mut SinkSpec,
-    batch: &mut Vec<Arc<ChangeEvent>>,
+    held: (&mut Vec<Arc<ChangeEvent>>, &SinkMetrics),
     (event, error, stage): (Arc<ChangeEvent>, &str, &str),
     stop: &Stop,
 ) -> Result<(), PipelineError> {
-    spec.delivery.deliver(&mut *spec.sink, batch, stop).await?;
-    batch.clear();
+    write(spec, held, stop).await?;
     let rejected = [(event, error.to_string())];
     spec.delivery.reject(&rejected, stage)?;
     Ok(())

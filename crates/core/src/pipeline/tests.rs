@@ -661,6 +661,17 @@ async fn runs_reach_the_sinks_that_take_their_table_in_order_in_parts_of_batch_m
         })
         .collect();
     assert_eq!(counted, [(5, 0), (9, 0)]);
+    // Each write to the sink is a batch: the run of 5 went to a in 3.
+    let writes = parts_a.lock().unwrap().len();
+    assert_eq!(writes, 3);
+    let text = metrics.prometheus(crate::event::now_ms());
+    for line in [
+        "rowbus_sink_batches_total{source=\"s\",sink=\"a\"} 3\n",
+        "rowbus_sink_batch_events_count{source=\"s\",sink=\"a\"} 3\n",
+        "rowbus_sink_batch_events_sum{source=\"s\",sink=\"a\"} 5\n",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
     assert_eq!(
         store.load("s").unwrap().unwrap().position,
         Position::new("b.1", 200)
