@@ -420,8 +420,9 @@ impl Fanout {
     }
 }
 
-/// Routes until the source closes its queue (the count of boundaries and changes), or until a drain is
-/// requested between two transactions (the count, and the queue, for the next configuration).
+/// Routes until the source closes its queue (the count of boundaries and changes), or until a
+/// drain is requested between two transactions (the count, and the queue, for the next
+/// configuration).
 async fn route(
     mut records: QueueReceiver<SourceRecord>,
     mut fanout: Fanout,

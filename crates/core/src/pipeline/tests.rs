@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::delivery::DeliveryPolicy;
-use crate::event::{Op, Row, SourceEvent, SourceInfo};
+use crate::event::{Op, Row};
 use crate::failure::FailureLog;
 use crate::sink::BoxFuture;
 
@@ -105,20 +105,7 @@ fn change(table: &str) -> SourceRecord {
         key: Row::default(),
         before: None,
         after: Some(Row::default()),
-        source: SourceInfo {
-            event: Arc::new(SourceEvent {
-                name: "s".into(),
-                server_id: 1,
-                file: "b.1".into(),
-                pos: 4,
-                gtid: None,
-                txn: "t".into(),
-                ts_ms: 0,
-                snapshot: false,
-                sinks: None,
-            }),
-            row: 0,
-        },
+        source: crate::fixture::source("b.1", 4, false),
         read_ts_ms: 0,
         ddl: None,
     }))
